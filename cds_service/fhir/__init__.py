@@ -1,0 +1,1 @@
+"""FHIR R4 access: models, client and pure extraction helpers."""

@@ -1,0 +1,71 @@
+"""Service configuration from ``CDS_`` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting of the service. Only main.py, __main__.py and api/ read this object."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CDS_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
+
+    # Content and storage
+    hooks_dir: Path = Path(__file__).resolve().parent.parent / "hooks"
+    database_url: SecretStr = SecretStr("sqlite:///./var/cds.db")
+    migrate_on_start: bool = True
+    patient_key_secret: SecretStr = SecretStr("dev-only-change-me")
+    retention_days: int = Field(default=365, ge=1)
+    store_user_comments: bool = False  # overrideReason.userComment is free text: may hold PHI
+
+    # HTTP surface
+    public_url: str | None = None  # e.g. https://cds.example.org (for JWT aud behind a proxy)
+    cors_origins: CommaList = Field(default_factory=list)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_json_depth: int = Field(default=64, ge=8)
+    strict_response_check: bool = False  # tests: raise on an invalid card instead of logging it
+
+    # Trust: JWT verification of EHR callers
+    auth: Literal["required", "optional", "off"] = "required"
+    clients_file: Path | None = None
+    jwt_leeway_s: int = Field(default=60, ge=0)
+    jwks_cache_ttl_s: int = Field(default=3600, ge=1)
+    admin_token: SecretStr | None = None
+
+    # FHIR access
+    fhir_servers: CommaList = Field(default_factory=list)  # allow-listed base URL prefixes
+    allow_insecure_fhir: bool = False  # send a token to http:// only when true
+    fhir_timeout_s: float = Field(default=0.8, gt=0)
+    fhir_budget_s: float = Field(default=1.5, gt=0)
+    fhir_max_pages: int = Field(default=10, ge=1)
+    fhir_max_entries: int = Field(default=5000, ge=1)
+
+    # Clinical evaluation
+    lookback_days: int | None = None  # overrides hooks/thresholds.toml when set
+
+    # Runtime
+    log_level: str = "INFO"
+    workers: int = Field(default=1, ge=1)
+
+    _split = field_validator("cors_origins", "fhir_servers", mode="before")(_split_commas)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
