@@ -1,0 +1,414 @@
+"""Content checks: the real hooks/valuesets/ and hooks/thresholds.toml load and say what we mean."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cds_service.valuesets import Coding, ValueSetLibrary, load_valuesets
+
+HOOKS = Path(__file__).resolve().parent.parent / "hooks"
+VALUESETS = HOOKS / "valuesets"
+BASE_URL = "https://glucocorticoid-cds.example.org/fhir/ValueSet/"
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+SNOMED = "http://snomed.info/sct"
+CVX = "http://hl7.org/fhir/sid/cvx"
+LOINC = "http://loinc.org"
+ATC = "http://www.whocc.no/atc"
+
+KNOWN_SYSTEMS = {
+    RXNORM,
+    ICD10CM,
+    SNOMED,
+    CVX,
+    LOINC,
+    ATC,
+    "http://www.ama-assn.org/go/cpt",
+}
+
+REQUIRED_IDS = [
+    "glucocorticoid-ingredients",
+    "glucocorticoid-products",
+    "glucocorticoid-excluded",
+    "nonsystemic-routes",
+    "intravenous-routes",
+    "inflammatory-myopathies",
+    "long-term-systemic-steroid-use",
+    "immunosuppressant-drugs",
+    "immunosuppression-conditions",
+    "osteoporosis",
+    "osteopenia",
+    "fragility-fracture",
+    "osteonecrosis",
+    "hip-prosthesis",
+    "knee-prosthesis",
+    "shoulder-prosthesis",
+    "bone-density",
+    "osteoporosis-drugs",
+    "bisphosphonate-use",
+    "pjp-prophylaxis-drugs",
+    "pjp-history",
+    "interstitial-lung-disease",
+    "tb-screening-tests",
+    "latent-tb",
+    "hbv-screening-tests",
+    "hepatitis-b",
+    "vaccines",
+    "muscle-enzymes",
+    "pulmonary-function",
+    "calcinosis",
+    "joint-pain",
+    "sulfonamide-allergy",
+]
+
+
+@pytest.fixture(scope="module")
+def lib() -> ValueSetLibrary:
+    return load_valuesets(VALUESETS)
+
+
+def _raw(vs_id: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((VALUESETS / f"{vs_id}.json").read_text(encoding="utf-8"))
+    return data
+
+
+@pytest.mark.parametrize("vs_id", REQUIRED_IDS)
+def test_required_value_set_present(lib: ValueSetLibrary, vs_id: str) -> None:
+    assert vs_id in lib
+
+
+@pytest.mark.parametrize("path", sorted(VALUESETS.glob("*.json")), ids=lambda p: p.stem)
+def test_file_metadata(path: Path) -> None:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["id"] == path.stem
+    assert data["url"] == BASE_URL + path.stem
+    assert data["status"] == "active"
+    assert data["date"] == "2026-11-24"
+    assert data["name"]
+    assert data["title"]
+    assert "Expanded" in data["description"]
+    for entry in data["expansion"]["contains"]:
+        assert entry["system"] in KNOWN_SYSTEMS
+        assert entry["display"]
+        if entry["system"] == ICD10CM and len(entry["code"]) > 3:
+            assert "." in entry["code"], "ICD-10-CM codes are written with the dot"
+
+
+@pytest.mark.parametrize(
+    ("vs_id", "system", "code", "expected"),
+    [
+        ("glucocorticoid-ingredients", RXNORM, "8640", True),
+        ("glucocorticoid-ingredients", ATC, "H02AB07", True),
+        ("glucocorticoid-ingredients", RXNORM, "19831", False),  # budesonide
+        ("glucocorticoid-ingredients", RXNORM, "4452", False),  # fludrocortisone
+        ("glucocorticoid-products", RXNORM, "312617", True),
+        ("glucocorticoid-products", RXNORM, "762675", True),  # Medrol dose pack
+        ("glucocorticoid-products", RXNORM, "313979", False),  # fludrocortisone
+        ("glucocorticoid-products", RXNORM, "1085728", False),  # triamcinolone dental paste
+        ("glucocorticoid-excluded", RXNORM, "313979", True),
+        ("glucocorticoid-excluded", RXNORM, "1085728", True),
+        ("glucocorticoid-excluded", RXNORM, "19831", True),
+        ("glucocorticoid-excluded", RXNORM, "8640", False),
+        ("inflammatory-myopathies", ICD10CM, "M33.11", True),
+        ("inflammatory-myopathies", ICD10CM, "M3311", True),
+        ("inflammatory-myopathies", ICD10CM, "m33.1", True),  # retired header, any case
+        ("inflammatory-myopathies", ICD10CM, "G72.49", True),
+        ("inflammatory-myopathies", ICD10CM, "G72.41", False),
+        ("inflammatory-myopathies", SNOMED, "396230008", True),
+        ("inflammatory-myopathies", SNOMED, "72315009", False),
+        ("inflammatory-myopathies", SNOMED, "1144926009", False),
+        ("long-term-systemic-steroid-use", ICD10CM, "Z79.52", True),
+        ("long-term-systemic-steroid-use", ICD10CM, "Z79.51", False),
+        ("osteonecrosis", ICD10CM, "M87.051", True),
+        ("osteonecrosis", ICD10CM, "M87.152", True),
+        ("osteonecrosis", ICD10CM, "M87.180", False),
+        ("osteonecrosis", ICD10CM, "M87.251", False),
+        ("osteonecrosis", ICD10CM, "M87.252", False),
+        ("osteonecrosis", ICD10CM, "M87.256", False),
+        ("osteonecrosis", SNOMED, "397758007", True),
+        ("hip-prosthesis", ICD10CM, "Z96.643", True),
+        ("hip-prosthesis", SNOMED, "62402000", True),  # revision keeps a prosthesis
+        ("hip-prosthesis", SNOMED, "7989006", False),  # removal
+        ("knee-prosthesis", ICD10CM, "Z96.653", True),
+        ("shoulder-prosthesis", ICD10CM, "Z96.611", True),
+        ("osteoporosis", ICD10CM, "M81.8", True),
+        ("osteoporosis", SNOMED, "390833005", True),
+        ("osteopenia", ICD10CM, "M85.851", True),
+        ("osteopenia", SNOMED, "40308000", True),
+        ("fragility-fracture", ICD10CM, "M80.08XA", True),
+        ("fragility-fracture", ICD10CM, "Z87.310", True),
+        ("fragility-fracture", ICD10CM, "M48.50XA", False),  # only a possible fracture
+        ("fragility-fracture-possible", ICD10CM, "M48.50XA", True),
+        ("immunosuppression-conditions", ICD10CM, "Z79.631", True),
+        ("immunosuppression-conditions", ICD10CM, "D84.821", True),
+        ("osteoporosis-drugs", ATC, "M05BA04", True),
+        ("osteoporosis-drugs", ATC, "M05BX04", True),
+        ("bisphosphonate-use", ICD10CM, "Z79.83", True),
+        ("pjp-prophylaxis-drugs", RXNORM, "198335", True),
+        ("pjp-prophylaxis-drugs", ATC, "D10AX05", False),  # topical dapsone
+        ("interstitial-lung-disease", ICD10CM, "J84.112", True),
+        ("interstitial-lung-disease", ICD10CM, "M33.11", True),
+        ("tb-screening-tests", LOINC, "71773-6", True),
+        ("tb-screening-tests", LOINC, "45323-3", False),  # mitogen control
+        ("calcinosis", ICD10CM, "M61.49", True),
+    ],
+)
+def test_code_membership(
+    lib: ValueSetLibrary, vs_id: str, system: str, code: str, expected: bool
+) -> None:
+    assert (lib[vs_id].match_code(system, code) is not None) is expected
+
+
+@pytest.mark.parametrize(
+    ("vs_id", "text", "expected"),
+    [
+        ("glucocorticoid-ingredients", "Methylprednisolone 4 mg tablet", True),
+        ("glucocorticoid-ingredients", "fludrocortisone 0.1 mg", False),
+        ("glucocorticoid-ingredients", "Triamcinolone 0.1% cream", False),
+        ("glucocorticoid-ingredients", "budesonide inhaler", False),
+        ("glucocorticoid-excluded", "Hydrocortisone rectal foam", True),
+        ("glucocorticoid-excluded", "prednisone 5 mg oral tablet", False),
+        ("nonsystemic-routes", "Ophthalmic", True),
+        ("nonsystemic-routes", "Subcutaneous", False),
+        ("nonsystemic-routes", "Oral", False),
+        ("intravenous-routes", "Intravenous", True),
+        ("intravenous-routes", "IV push", True),
+        ("intravenous-routes", "Oral", False),
+        ("inflammatory-myopathies", "Dermatomyositis", True),
+        ("inflammatory-myopathies", "Anti-synthetase syndrome", True),
+        ("inflammatory-myopathies", "Inclusion body myositis", False),
+        ("osteonecrosis", "Avascular necrosis of femoral head", True),
+        ("osteonecrosis", "Osteonecrosis of the jaw", False),
+        ("immunosuppressant-drugs", "IVIG 2 g/kg", True),
+        ("immunosuppressant-drugs", "tacrolimus 0.1% ointment", False),
+        ("pjp-prophylaxis-drugs", "pentamidine inhaled", True),
+        ("pjp-prophylaxis-drugs", "trimethoprim 100 mg", False),
+        ("tb-screening-tests", "QuantiFERON-TB Gold Plus", True),
+        ("joint-pain", "Right knee pain", True),
+        ("sulfonamide-allergy", "Sulfa drugs", True),
+        ("sulfonamide-allergy", "Morphine sulfate", False),
+        ("hip-prosthesis", "Removal of hip prosthesis", False),
+    ],
+)
+def test_text_fallback(lib: ValueSetLibrary, vs_id: str, text: str, expected: bool) -> None:
+    assert lib[vs_id].match_text(text) is expected
+
+
+def test_ingredient_pattern_names_methylprednisolone_not_prednisolone(lib: ValueSetLibrary) -> None:
+    pattern = lib["glucocorticoid-ingredients"].text_pattern
+    assert pattern is not None
+    assert [m.group(0).lower() for m in pattern.finditer("methylprednisolone 500 mg IV")] == [
+        "methylprednisolone"
+    ]
+    assert [m.group(0).lower() for m in pattern.finditer("hydrocortisone 10 mg")] == [
+        "hydrocortisone"
+    ]
+    # A prednisolone-only pattern built the same way does not fire inside methylprednisolone.
+    assert re.search(r"\bprednisolone\b", "methylprednisolone", re.IGNORECASE) is None
+
+
+def test_prednisone_ingredient_and_product(lib: ValueSetLibrary) -> None:
+    ingredient = lib["glucocorticoid-ingredients"].match_code(RXNORM, "8640")
+    assert ingredient is not None
+    assert ingredient.properties["ingredient"] == "8640"
+    assert ingredient.properties["ingredient-name"] == "prednisone"
+    product = lib["glucocorticoid-products"].match_code(RXNORM, "312617")
+    assert product is not None
+    assert product.properties["ingredient"] == "8640"
+    assert product.properties["dose-form"] == "tablet"
+    strength = product.properties["strength"]
+    assert strength["numerator"]["value"] == 5
+    assert strength["numerator"]["code"] == "mg"
+    assert strength["denominator"] == {
+        "value": 1,
+        "unit": "{tbl}",
+        "system": "http://unitsofmeasure.org",
+        "code": "{tbl}",
+    }
+
+
+def test_products_map_to_known_ingredients(lib: ValueSetLibrary) -> None:
+    ingredients = lib["glucocorticoid-ingredients"]
+    for concept in lib["glucocorticoid-products"].concepts.values():
+        props = concept.properties
+        assert ingredients.match_code(RXNORM, props["ingredient"]) is not None
+        assert props["dose-form"] in {"tablet", "solution", "pack"}
+        assert ("pack-units" in props) is (props["dose-form"] == "pack")
+        assert props["strength"]["numerator"]["unit"] == "mg"
+
+
+def test_atc_entries_map_to_rxnorm_ingredient(lib: ValueSetLibrary) -> None:
+    vs = lib["glucocorticoid-ingredients"]
+    for concept in vs.concepts.values():
+        assert vs.match_code(RXNORM, concept.properties["ingredient"]) is not None
+    atc = vs.match_code(ATC, "h02ab04")
+    assert atc is not None
+    assert atc.properties["ingredient"] == "6902"
+
+
+def test_myositis_ild_and_ibm_veto(lib: ValueSetLibrary) -> None:
+    vs = lib["inflammatory-myopathies"]
+    for code in ("M33.11", "M3311"):
+        concept = vs.match_code(ICD10CM, code)
+        assert concept is not None
+        assert concept.properties["ild"] is True
+    plain = vs.match_code(ICD10CM, "M33.10")
+    assert plain is not None
+    assert "ild" not in plain.properties
+    # A coded IBM diagnosis is vetoed even though its display says "myositis".
+    ibm = [Coding(ICD10CM, "G72.41", "Inclusion body myositis")]
+    assert vs.match(ibm, "Inclusion body myositis") is None
+    assert vs.match([Coding(SNOMED, "72315009", "Inclusion body myositis")]) is None
+
+
+def test_osteonecrosis_sites(lib: ValueSetLibrary) -> None:
+    vs = lib["osteonecrosis"]
+    expected = {"M87.051": "hip", "M87.161": "knee", "M87.111": "shoulder", "M87.171": "ankle"}
+    for code, site in expected.items():
+        concept = vs.match_code(ICD10CM, code)
+        assert concept is not None
+        assert concept.properties["site"] == site
+
+
+def test_hip_prosthesis_laterality(lib: ValueSetLibrary) -> None:
+    vs = lib["hip-prosthesis"]
+    bilateral = vs.match_code(ICD10CM, "Z96.643")
+    assert bilateral is not None
+    assert bilateral.properties["laterality"] == "bilateral"
+    allowed = {"right", "left", "bilateral", "unknown"}
+    for name in ("hip-prosthesis", "knee-prosthesis", "shoulder-prosthesis"):
+        for concept in lib[name].concepts.values():
+            assert concept.properties["laterality"] in allowed
+    assert vs.match([Coding(SNOMED, "7989006", "Removal of prosthesis of joint of hip")]) is None
+
+
+def test_vaccines_have_group_and_live(lib: ValueSetLibrary) -> None:
+    groups = {
+        "zoster-recombinant",
+        "zoster-live",
+        "zoster-unspecified",
+        "pneumococcal",
+        "influenza",
+        "influenza-high-dose",
+        "influenza-adjuvanted",
+        "influenza-live",
+        "hepatitis-b",
+        "mmr",
+        "varicella",
+        "other-live",
+    }
+    for concept in lib["vaccines"].concepts.values():
+        assert concept.properties["group"] in groups
+        if concept.code == "188":
+            assert "live" not in concept.properties
+        else:
+            assert isinstance(concept.properties["live"], bool)
+    shingrix = lib["vaccines"].match_code(CVX, "187")
+    zostavax = lib["vaccines"].match_code(CVX, "121")
+    assert shingrix is not None
+    assert zostavax is not None
+    assert shingrix.properties["live"] is False
+    assert zostavax.properties["live"] is True
+
+
+@pytest.mark.parametrize(
+    ("vs_id", "prop", "allowed"),
+    [
+        (
+            "bone-density",
+            "site",
+            {"hip", "femur", "spine", "forearm", "calcaneus", "whole-body", "other"},
+        ),
+        ("bone-density", "score", {"t", "z", "bmd", "other", "procedure"}),
+        ("hbv-screening-tests", "marker", {"hbsag", "anti-hbc", "anti-hbs"}),
+        ("muscle-enzymes", "analyte", {"ck", "ldh", "aldolase"}),
+        ("pjp-prophylaxis-drugs", "agent", {"tmp-smx", "dapsone", "atovaquone", "pentamidine"}),
+        ("immunosuppressant-drugs", "ingredient-name", None),
+        ("pulmonary-function", "analyte", None),
+    ],
+)
+def test_property_on_every_entry(
+    lib: ValueSetLibrary, vs_id: str, prop: str, allowed: set[str] | None
+) -> None:
+    for concept in lib[vs_id].concepts.values():
+        value = concept.properties[prop]
+        assert allowed is None or value in allowed, (vs_id, concept.code, value)
+
+
+def test_unverified_codes_stay_out(lib: ValueSetLibrary) -> None:
+    absent = [
+        ("osteoporosis-drugs", RXNORM, "46041"),  # alendronate RxCUI: UNVERIFIED
+        ("pjp-prophylaxis-drugs", RXNORM, "7994"),  # pentamidine: UNVERIFIED
+        ("glucocorticoid-ingredients", ATC, "H02AB01"),  # betamethasone ATC: UNVERIFIED
+        ("glucocorticoid-ingredients", ATC, "H02AB10"),  # cortisone ATC: UNVERIFIED
+        ("inflammatory-myopathies", SNOMED, "410795001"),  # JIA, not JDM
+        ("bone-density", "http://www.ama-assn.org/go/cpt", "77086"),
+    ]
+    for vs_id, system, code in absent:
+        assert lib[vs_id].match_code(system, code) is None, (vs_id, code)
+
+
+def test_text_only_sets_have_no_codes() -> None:
+    for vs_id in ("nonsystemic-routes", "intravenous-routes", "joint-pain", "sulfonamide-allergy"):
+        data = _raw(vs_id)
+        assert data["expansion"]["contains"] == []
+        assert "unverified" in data["description"].lower() or "UNVERIFIED" in data["description"]
+
+
+def _leaves(table: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    out: list[tuple[str, dict[str, Any]]] = []
+    for key, value in table.items():
+        here = f"{path}.{key}" if path else key
+        if isinstance(value, dict) and "value" in value:
+            out.append((here, value))
+        elif isinstance(value, dict):
+            out.extend(_leaves(value, here))
+        else:
+            pytest.fail(f"{here}: every threshold must be a table with value, unit and source")
+    return out
+
+
+def test_thresholds_parse_and_cite() -> None:
+    data = tomllib.loads((HOOKS / "thresholds.toml").read_text(encoding="utf-8"))
+    leaves = _leaves(data)
+    assert leaves
+    units = {"mg", "mg/d", "d", "a", "%", "1", "[iU]/d"}
+    for path, leaf in leaves:
+        assert {"value", "unit", "source"} <= leaf.keys(), path
+        assert isinstance(leaf["value"], int | float), path
+        assert leaf["unit"] in units, path
+        assert leaf["source"].strip(), path
+    keys = {path for path, _ in leaves}
+    for required in (
+        "exposure.lookback_days",
+        "exposure.long_term_min_daily_mg",
+        "exposure.iv_pulse_min_daily_peq_mg",
+        "exposure.very_high_cumulative_mg",
+        "bone.t_score_very_high",
+        "bone.z_score_moderate",
+        "osteonecrosis.cumulative_mg",
+        "infection.pjp_min_daily_mg",
+        "infection.live_vaccine_wait_days",
+        "prednisone_equivalents.8640",
+        "prednisone_equivalents.22396",
+    ):
+        assert required in keys, required
+
+
+def test_every_peq_factor_is_a_glucocorticoid_ingredient(lib: ValueSetLibrary) -> None:
+    data = tomllib.loads((HOOKS / "thresholds.toml").read_text(encoding="utf-8"))
+    factors = data["prednisone_equivalents"]
+    assert factors["8640"]["value"] == 1.0
+    assert factors["1514"]["value"] == pytest.approx(8.33)
+    vs = lib["glucocorticoid-ingredients"]
+    for code, row in factors.items():
+        concept = vs.match_code(RXNORM, code)
+        assert concept is not None, code
+        assert concept.properties["ingredient-name"] == row["name"]
