@@ -1,0 +1,1 @@
+"""Persistence of issued cards and clinician feedback (see store.base for the contract)."""

@@ -1,0 +1,155 @@
+"""The feedback store contract: issued cards, clinician feedback, snooze and analytics."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+Outcome = Literal["accepted", "overridden"]
+
+
+class StoreError(Exception):
+    """The database failed or is unreachable. The message never holds data or parameters."""
+
+
+@dataclass(frozen=True)
+class IssuedSuggestion:
+    """A suggestion on an issued card: its wire ``uuid`` and its stable content ``key``."""
+
+    uuid: str
+    key: str  # from hooks/, e.g. "dxa": the same advice has the same key on every card
+
+
+@dataclass(frozen=True)
+class CardIssued:
+    """One card returned to the EHR. ``patient_key`` comes from ``patient_key()``, never a raw id.
+
+    ``issued_at`` must be timezone-aware; it is stored in UTC. ``draft_key`` is a hash of the
+    draft order(s) on order hooks, used to skip repeating a card from order-select at order-sign.
+    """
+
+    card_uuid: str
+    service_id: str
+    hook: str
+    hook_instance: str
+    rule_id: str
+    rule_version: int
+    topic: str
+    indicator: str
+    issued_at: datetime
+    patient_key: str
+    suggestions: tuple[IssuedSuggestion, ...] = ()
+    draft_key: str | None = None
+
+
+@dataclass(frozen=True)
+class FeedbackItem:
+    """One CDS Hooks 2.0 feedback item, already validated by the caller.
+
+    ``accepted_suggestions`` holds suggestion uuids. ``override_system``/``override_code`` are
+    the ``overrideReason.reason`` coding (either may be None). ``outcome_timestamp`` must be
+    timezone-aware.
+    """
+
+    card_uuid: str
+    outcome: Outcome
+    accepted_suggestions: tuple[str, ...]
+    override_system: str | None
+    override_code: str | None
+    user_comment: str | None
+    outcome_timestamp: datetime
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    """What one ``record_feedback`` call did.
+
+    ``stored + duplicates`` is the number of items; ``unknown_cards`` counts the items (stored or
+    not) whose card uuid was never recorded by this service.
+    """
+
+    stored: int
+    duplicates: int
+    unknown_cards: int
+
+
+@dataclass(frozen=True)
+class StatRow:
+    """Outcomes of the cards issued by one (service, rule, topic).
+
+    Each card is counted once: ``accepted`` if any feedback accepted it, else ``overridden`` if
+    any feedback overrode it, else ``no_feedback``; so the three add up to ``issued``.
+    ``acceptance_rate`` is ``accepted / issued`` (None when nothing was issued).
+    ``override_reasons`` maps a reason code (``"unspecified"`` when none was given) to the number
+    of overridden cards that carried it.
+    """
+
+    service_id: str
+    rule_id: str
+    topic: str
+    issued: int
+    accepted: int
+    overridden: int
+    no_feedback: int
+    acceptance_rate: float | None
+    override_reasons: Mapping[str, int] = field(default_factory=dict)
+
+
+class FeedbackStore(Protocol):
+    """Persistence for cards and feedback. Methods are synchronous: run them in a thread.
+
+    Every datetime argument must be timezone-aware. Every method except ``ping`` raises
+    ``StoreError`` when the database fails.
+    """
+
+    def record_cards(self, cards: Sequence[CardIssued]) -> None:
+        """Store issued cards; recording a card uuid again is a no-op."""
+        ...
+
+    def record_feedback(
+        self, service_id: str, items: Sequence[FeedbackItem], received_at: datetime
+    ) -> FeedbackResult:
+        """Store feedback idempotently.
+
+        The same (card, outcome, outcome_timestamp, accepted suggestions, reason coding) is
+        stored once, however often or concurrently it arrives. Items for unknown card uuids are
+        stored and flagged.
+        """
+        ...
+
+    def silenced_topics(
+        self, patient_key: str, now: datetime, snooze_days: Mapping[str, int]
+    ) -> frozenset[str]:
+        """Topics of this patient's cards overridden with a reason code in ``snooze_days``
+        whose ``outcome_timestamp`` is less than that many days before ``now``."""
+        ...
+
+    def silenced_suggestions(
+        self, patient_key: str, now: datetime, intervals_days: Mapping[str, int]
+    ) -> frozenset[str]:
+        """Suggestion keys in ``intervals_days`` accepted for this patient less than that many
+        days before ``now``."""
+        ...
+
+    def recently_issued(
+        self, patient_key: str, topic: str, draft_key: str, since: datetime
+    ) -> bool:
+        """Whether a card on ``topic`` for the same draft order(s) was issued at or after
+        ``since``."""
+        ...
+
+    def stats(self, since: datetime | None) -> list[StatRow]:
+        """Per (service, rule, topic) outcomes of cards issued at or after ``since`` (all when
+        None), sorted by service, rule and topic."""
+        ...
+
+    def purge(self, before: datetime) -> int:
+        """Delete cards issued and feedback received before ``before``, with the feedback on
+        those cards. Returns the number of cards plus feedback items deleted."""
+        ...
+
+    def ping(self) -> bool:
+        """Whether the database answers. Never raises."""
+        ...

@@ -1,0 +1,69 @@
+"""Render analytics rows (store.base.StatRow) as JSON or a plain-text table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Literal
+
+from cds_service.store.base import StatRow
+
+_COLUMNS = (
+    "service",
+    "rule",
+    "topic",
+    "issued",
+    "accepted",
+    "overridden",
+    "no feedback",
+    "acceptance",
+    "override reasons",
+)
+
+
+def _rate(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.1%}"
+
+
+def _reasons(row: StatRow) -> str:
+    ranked = sorted(row.override_reasons.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{code}={count}" for code, count in ranked) or "-"
+
+
+def render_report(rows: Sequence[StatRow], fmt: Literal["json", "table"]) -> str:
+    """``json``: a list of objects with the StatRow field names (rate as a float or null).
+    ``table``: aligned columns with a header, one line per row, the rate as a percentage.
+    The result has no trailing newline. Raises ValueError on another ``fmt``."""
+    if fmt == "json":
+        return json.dumps(
+            [{**asdict(row), "override_reasons": dict(row.override_reasons)} for row in rows],
+            indent=2,
+        )
+    if fmt != "table":
+        raise ValueError("report format must be 'json' or 'table'")
+    lines = [_COLUMNS] + [
+        (
+            row.service_id,
+            row.rule_id,
+            row.topic,
+            str(row.issued),
+            str(row.accepted),
+            str(row.overridden),
+            str(row.no_feedback),
+            _rate(row.acceptance_rate),
+            _reasons(row),
+        )
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(_COLUMNS))]
+    numeric = range(3, 8)  # right-aligned columns
+
+    def render(line: Sequence[str]) -> str:
+        cells = [
+            cell.rjust(width) if i in numeric else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(line, widths, strict=True))
+        ]
+        return "  ".join(cells).rstrip()
+
+    return "\n".join(render(line) for line in lines)

@@ -1,0 +1,364 @@
+"""FeedbackStore on SQLAlchemy Core for sqlite:/// (file) and postgresql+psycopg:// URLs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from cds_service.store.base import (
+    CardIssued,
+    FeedbackItem,
+    FeedbackResult,
+    FeedbackStore,
+    StatRow,
+    StoreError,
+)
+from cds_service.store.connect import READ_ONLY, create_store_engine, migrate
+from cds_service.store.tables import feedback, feedback_suggestion, issued_card, issued_suggestion
+
+__all__ = ["SQLFeedbackStore", "feedback_key", "migrate"]
+
+
+def feedback_key(
+    card_uuid: str,
+    outcome: str,
+    outcome_timestamp: datetime,
+    accepted_suggestions: Sequence[str],
+    override_system: str | None,
+    override_code: str | None,
+) -> str:
+    """SHA-256 hex of what makes two feedback items the same; user comments don't count."""
+    identity = [
+        card_uuid,
+        outcome,
+        outcome_timestamp.astimezone(UTC).isoformat(timespec="microseconds"),
+        sorted(set(accepted_suggestions)),
+        override_system,
+        override_code,
+    ]
+    return hashlib.sha256(json.dumps(identity, separators=(",", ":")).encode()).hexdigest()
+
+
+def _utc(value: datetime) -> datetime:
+    if value.utcoffset() is None:
+        raise ValueError("naive datetime: the store needs timezone-aware datetimes")
+    return value.astimezone(UTC)
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        # hide_parameters=True keeps values (e.g. user comments) out of the chained message.
+        raise StoreError(f"feedback store failed: {type(exc).__name__}") from exc
+
+
+class SQLFeedbackStore(FeedbackStore):
+    """FeedbackStore on SQLite or PostgreSQL. Thread-safe; create one per process.
+
+    The schema must exist: call ``migrate(url)`` first. ``user_comment`` is stored only when
+    ``store_user_comments`` is true (it is free text and may hold PHI).
+    """
+
+    def __init__(self, url: str, *, store_user_comments: bool = False) -> None:
+        self._engine = create_store_engine(url)
+        self._reader = self._engine.execution_options(**{READ_ONLY: True})
+        self._dialect = self._engine.dialect.name
+        self._store_user_comments = store_user_comments
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    def _insert_ignore(self, table: sa.Table) -> sa.Insert:
+        if self._dialect == "postgresql":
+            return postgresql.insert(table).on_conflict_do_nothing()
+        return sqlite.insert(table).on_conflict_do_nothing()
+
+    def record_cards(self, cards: Sequence[CardIssued]) -> None:
+        if not cards:
+            return
+        # Sorted so that concurrent transactions take row locks in the same order (no deadlock).
+        card_rows = sorted(
+            (
+                {
+                    "card_uuid": card.card_uuid,
+                    "service_id": card.service_id,
+                    "hook": card.hook,
+                    "hook_instance": card.hook_instance,
+                    "rule_id": card.rule_id,
+                    "rule_version": card.rule_version,
+                    "topic": card.topic,
+                    "indicator": card.indicator,
+                    "issued_at": _utc(card.issued_at),
+                    "patient_key": card.patient_key,
+                    "draft_key": card.draft_key,
+                }
+                for card in cards
+            ),
+            key=lambda row: str(row["card_uuid"]),
+        )
+        suggestion_rows = sorted(
+            {
+                (card.card_uuid, suggestion.uuid): suggestion.key
+                for card in cards
+                for suggestion in card.suggestions
+            }.items()
+        )
+        with _store_errors(), self._engine.begin() as conn:
+            conn.execute(self._insert_ignore(issued_card), card_rows)
+            if suggestion_rows:
+                conn.execute(
+                    self._insert_ignore(issued_suggestion),
+                    [
+                        {"card_uuid": card_uuid, "suggestion_uuid": uuid, "suggestion_key": key}
+                        for (card_uuid, uuid), key in suggestion_rows
+                    ],
+                )
+
+    def record_feedback(
+        self, service_id: str, items: Sequence[FeedbackItem], received_at: datetime
+    ) -> FeedbackResult:
+        received = _utc(received_at)
+        rows: list[tuple[dict[str, Any], tuple[str, ...]]] = []
+        for item in items:
+            suggestions = tuple(sorted(set(item.accepted_suggestions)))
+            key = feedback_key(
+                item.card_uuid,
+                item.outcome,
+                _utc(item.outcome_timestamp),
+                suggestions,
+                item.override_system,
+                item.override_code,
+            )
+            row = {
+                "feedback_key": key,
+                "service_id": service_id,
+                "card_uuid": item.card_uuid,
+                "outcome": item.outcome,
+                "outcome_timestamp": _utc(item.outcome_timestamp),
+                "received_at": received,
+                "override_system": item.override_system,
+                "override_code": item.override_code,
+                "user_comment": item.user_comment if self._store_user_comments else None,
+            }
+            rows.append((row, suggestions))
+        if not rows:
+            return FeedbackResult(stored=0, duplicates=0, unknown_cards=0)
+        rows.sort(key=lambda pair: str(pair[0]["feedback_key"]))
+        stored = 0
+        with _store_errors(), self._engine.begin() as conn:
+            uuids = {str(row["card_uuid"]) for row, _ in rows}
+            known = set(
+                conn.scalars(
+                    sa.select(issued_card.c.card_uuid).where(issued_card.c.card_uuid.in_(uuids))
+                )
+            )
+            # RETURNING, not rowcount: SQLAlchemy leaves rowcount at -1 for a PostgreSQL INSERT.
+            insert_feedback = self._insert_ignore(feedback).returning(feedback.c.feedback_key)
+            for row, suggestions in rows:
+                row["unknown_card"] = row["card_uuid"] not in known
+                if conn.execute(insert_feedback, row).first() is None:
+                    continue  # the same feedback is already stored
+                stored += 1
+                if suggestions:
+                    conn.execute(
+                        sa.insert(feedback_suggestion),
+                        [
+                            {
+                                "feedback_key": row["feedback_key"],
+                                "suggestion_uuid": uuid,
+                                "card_uuid": row["card_uuid"],
+                            }
+                            for uuid in suggestions
+                        ],
+                    )
+        unknown = sum(1 for row, _ in rows if row["unknown_card"])
+        return FeedbackResult(stored=stored, duplicates=len(rows) - stored, unknown_cards=unknown)
+
+    def silenced_topics(
+        self, patient_key: str, now: datetime, snooze_days: Mapping[str, int]
+    ) -> frozenset[str]:
+        days = {code: n for code, n in snooze_days.items() if n > 0}
+        if not days:
+            return frozenset()
+        now = _utc(now)
+        query = (
+            sa.select(
+                issued_card.c.topic,
+                feedback.c.override_code,
+                sa.func.max(feedback.c.outcome_timestamp),
+            )
+            .select_from(
+                feedback.join(issued_card, feedback.c.card_uuid == issued_card.c.card_uuid)
+            )
+            .where(
+                issued_card.c.patient_key == patient_key,
+                feedback.c.outcome == "overridden",
+                feedback.c.override_code.in_(sorted(days)),
+                feedback.c.outcome_timestamp > now - timedelta(days=max(days.values())),
+            )
+            .group_by(issued_card.c.topic, feedback.c.override_code)
+        )
+        with _store_errors(), self._reader.connect() as conn:
+            found = conn.execute(query).all()
+        return frozenset(
+            topic for topic, code, latest in found if latest + timedelta(days=days[code]) > now
+        )
+
+    def silenced_suggestions(
+        self, patient_key: str, now: datetime, intervals_days: Mapping[str, int]
+    ) -> frozenset[str]:
+        days = {key: n for key, n in intervals_days.items() if n > 0}
+        if not days:
+            return frozenset()
+        now = _utc(now)
+        joined = (
+            feedback_suggestion.join(
+                feedback, feedback_suggestion.c.feedback_key == feedback.c.feedback_key
+            )
+            .join(
+                issued_suggestion,
+                sa.and_(
+                    issued_suggestion.c.card_uuid == feedback_suggestion.c.card_uuid,
+                    issued_suggestion.c.suggestion_uuid == feedback_suggestion.c.suggestion_uuid,
+                ),
+            )
+            .join(issued_card, issued_card.c.card_uuid == issued_suggestion.c.card_uuid)
+        )
+        query = (
+            sa.select(issued_suggestion.c.suggestion_key, sa.func.max(feedback.c.outcome_timestamp))
+            .select_from(joined)
+            .where(
+                issued_card.c.patient_key == patient_key,
+                feedback.c.outcome == "accepted",
+                issued_suggestion.c.suggestion_key.in_(sorted(days)),
+                feedback.c.outcome_timestamp > now - timedelta(days=max(days.values())),
+            )
+            .group_by(issued_suggestion.c.suggestion_key)
+        )
+        with _store_errors(), self._reader.connect() as conn:
+            found = conn.execute(query).all()
+        return frozenset(key for key, latest in found if latest + timedelta(days=days[key]) > now)
+
+    def recently_issued(
+        self, patient_key: str, topic: str, draft_key: str, since: datetime
+    ) -> bool:
+        query = (
+            sa.select(issued_card.c.card_uuid)
+            .where(
+                issued_card.c.patient_key == patient_key,
+                issued_card.c.topic == topic,
+                issued_card.c.draft_key == draft_key,
+                issued_card.c.issued_at >= _utc(since),
+            )
+            .limit(1)
+        )
+        with _store_errors(), self._reader.connect() as conn:
+            return conn.execute(query).first() is not None
+
+    def stats(self, since: datetime | None) -> list[StatRow]:
+        group = (issued_card.c.service_id, issued_card.c.rule_id, issued_card.c.topic)
+        window = [] if since is None else [issued_card.c.issued_at >= _utc(since)]
+        per_card = (
+            sa.select(
+                feedback.c.card_uuid,
+                sa.func.max(sa.case((feedback.c.outcome == "accepted", 1), else_=0)).label("acc"),
+                sa.func.max(sa.case((feedback.c.outcome == "overridden", 1), else_=0)).label("ovr"),
+            )
+            .group_by(feedback.c.card_uuid)
+            .subquery()
+        )
+        accepted = sa.func.coalesce(per_card.c.acc, 0)
+        overridden = sa.and_(accepted == 0, sa.func.coalesce(per_card.c.ovr, 0) == 1)
+        counts = (
+            sa.select(
+                *group,
+                sa.func.count(),
+                sa.func.sum(accepted),
+                sa.func.sum(sa.case((overridden, 1), else_=0)),
+            )
+            .select_from(
+                issued_card.outerjoin(per_card, per_card.c.card_uuid == issued_card.c.card_uuid)
+            )
+            .where(*window)
+            .group_by(*group)
+        )
+        # Grouped by the raw code: a bound "unspecified" default in both SELECT and GROUP BY
+        # would be two parameters to PostgreSQL, which then rejects the query.
+        reasons = (
+            sa.select(
+                *group, feedback.c.override_code, sa.func.count(sa.distinct(feedback.c.card_uuid))
+            )
+            .select_from(
+                feedback.join(issued_card, feedback.c.card_uuid == issued_card.c.card_uuid)
+            )
+            .where(feedback.c.outcome == "overridden", *window)
+            .group_by(*group, feedback.c.override_code)
+        )
+        with _store_errors(), self._reader.connect() as conn:
+            count_rows = conn.execute(counts).all()
+            reason_rows = conn.execute(reasons).all()
+        by_group: dict[tuple[str, str, str], dict[str, int]] = {}
+        for service_id, rule_id, topic, code, n in reason_rows:
+            tally = by_group.setdefault((service_id, rule_id, topic), {})
+            name = code if code is not None else "unspecified"
+            tally[name] = tally.get(name, 0) + int(n)
+        result = []
+        for service_id, rule_id, topic, n_issued, n_accepted, n_overridden in count_rows:
+            issued, acc, ovr = int(n_issued), int(n_accepted or 0), int(n_overridden or 0)
+            result.append(
+                StatRow(
+                    service_id=service_id,
+                    rule_id=rule_id,
+                    topic=topic,
+                    issued=issued,
+                    accepted=acc,
+                    overridden=ovr,
+                    no_feedback=issued - acc - ovr,
+                    acceptance_rate=acc / issued if issued else None,
+                    override_reasons=dict(
+                        sorted(by_group.get((service_id, rule_id, topic), {}).items())
+                    ),
+                )
+            )
+        result.sort(key=lambda row: (row.service_id, row.rule_id, row.topic))
+        return result
+
+    def purge(self, before: datetime) -> int:
+        cutoff = _utc(before)
+        old_cards = sa.select(issued_card.c.card_uuid).where(issued_card.c.issued_at < cutoff)
+        old_feedback = sa.or_(feedback.c.received_at < cutoff, feedback.c.card_uuid.in_(old_cards))
+        with _store_errors(), self._engine.begin() as conn:
+            conn.execute(
+                sa.delete(feedback_suggestion).where(
+                    feedback_suggestion.c.feedback_key.in_(
+                        sa.select(feedback.c.feedback_key).where(old_feedback)
+                    )
+                )
+            )
+            n_feedback = conn.execute(sa.delete(feedback).where(old_feedback)).rowcount
+            conn.execute(
+                sa.delete(issued_suggestion).where(issued_suggestion.c.card_uuid.in_(old_cards))
+            )
+            n_cards = conn.execute(
+                sa.delete(issued_card).where(issued_card.c.issued_at < cutoff)
+            ).rowcount
+        return int(n_feedback) + int(n_cards)
+
+    def ping(self) -> bool:
+        try:
+            with self._reader.connect() as conn:
+                conn.execute(sa.select(1))
+        except SQLAlchemyError:
+            return False
+        return True
