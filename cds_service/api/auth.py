@@ -1,0 +1,564 @@
+"""Verify the EHR's CDS Hooks JWT: issuer allow-list, pinned jku, JWKS cache, aud, exp, jti.
+
+Implements CDS Hooks 2.0 "Trusting CDS Clients" (https://cds-hooks.hl7.org/2.0/#trusting-cds-clients)
+with joserfc for every cryptographic step. Only issuers listed in the clients file
+(``CDS_CLIENTS_FILE``, see :func:`load_clients`) are trusted, and for each one only its own
+``jwks_url`` may appear as ``jku``: any other ``jku`` is refused before anything is fetched.
+
+**The CDS Hooks Sandbox issuer (``https://sandbox.cds-hooks.org``) is never trusted by default.**
+Its signing key is committed to the public sandbox repository, so anyone can mint "sandbox"
+tokens. List it in a clients file only for development and testing, never in production.
+
+Every failure raises the same :class:`~cds_service.errors.Unauthorized` (one generic detail, so a
+caller learns nothing about which check failed); the specific reason is logged as a constant
+string in ``extra["reason"]``. Tokens are never logged, stored or put in an exception message.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+import math
+import re
+import time
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+import anyio
+import httpx
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, Key, RSAKey, import_key
+
+from cds_service.errors import Unauthorized
+
+logger = logging.getLogger(__name__)
+
+SANDBOX_ISSUER = "https://sandbox.cds-hooks.org"
+
+# Asymmetric JWS algorithms a clients file may list. "none" and HS* are never accepted (spec,
+# "JWT Signing Algorithm"); EdDSA is left out because joserfc flags it deprecated (RFC 9864).
+SUPPORTED_ALGORITHMS = frozenset(
+    {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+)
+DEFAULT_ALGORITHMS = ("ES384", "RS384")  # the spec's RECOMMENDED pair
+
+# Sandbox tokens live 5 min, Epic's 15 min. A longer lifetime would make the replay cache hold
+# entries for that long, so such tokens are refused rather than remembered indefinitely.
+MAX_TOKEN_LIFETIME_S = 3600
+MAX_TOKEN_CHARS = 8192
+MAX_JWKS_BYTES = 256 * 1024
+JWKS_TIMEOUT_S = 2.0
+
+_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)")
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class ClientsFileError(ValueError):
+    """The clients file is unreadable or invalid; the message names the entry, never a secret."""
+
+
+@dataclass(frozen=True)
+class TrustedClient:
+    """One EHR allowed to call the service.
+
+    ``jwks_url`` is the only ``jku`` accepted for ``iss`` and where its keys are fetched; ``jwks``
+    pins keys inline (tried first). ``tenants`` empty means any tenant. ``audience`` lists extra
+    accepted ``aud`` values besides the URL called (Epic's ``aud`` is configured by hand).
+    """
+
+    iss: str
+    jwks_url: str | None
+    jwks: dict[str, Any] | None
+    algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
+    tenants: tuple[str, ...] = ()
+    audience: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class VerifiedClient:
+    """Who called: the verified issuer, Epic-style ``sub`` and ``tenant`` when sent, and ``jti``."""
+
+    iss: str
+    sub: str | None
+    tenant: str | None
+    jti: str
+
+
+class ReplayCache(Protocol):
+    """Remembers ``(iss, jti)`` pairs until the token expires."""
+
+    def seen(self, iss: str, jti: str, exp: int) -> bool:
+        """True if the pair was already seen; otherwise record it until ``exp`` and return False."""
+        ...
+
+
+class MemoryReplayCache:
+    """In-process replay cache, bounded to ``max_entries``; entries expire at ``exp + leeway_s``.
+
+    When full of unexpired entries it fails closed (reports every new token as seen) rather than
+    forgetting tokens that could then be replayed. One process only: with several workers, plug
+    in a shared implementation of :class:`ReplayCache`.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_entries: int = 100_000,
+        leeway_s: int = 60,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._max_entries = max_entries
+        self._leeway_s = leeway_s
+        self._clock = clock
+        self._until: dict[tuple[str, str], float] = {}
+        self._heap: list[tuple[float, str, str]] = []
+
+    def __len__(self) -> int:
+        self._purge(self._clock())
+        return len(self._until)
+
+    def seen(self, iss: str, jti: str, exp: int) -> bool:
+        self._purge(self._clock())
+        if (iss, jti) in self._until:
+            return True
+        if len(self._until) >= self._max_entries:
+            logger.warning("replay cache full", extra={"iss": iss, "count": len(self._until)})
+            return True
+        until = float(exp + self._leeway_s)
+        self._until[(iss, jti)] = until
+        heapq.heappush(self._heap, (until, iss, jti))
+        return False
+
+    def _purge(self, now: float) -> None:
+        while self._heap and self._heap[0][0] < now:
+            until, iss, jti = heapq.heappop(self._heap)
+            if self._until.get((iss, jti)) == until:
+                del self._until[(iss, jti)]
+
+
+def audience_for(public_url: str | None, request_url: str) -> str:
+    """The URL the client called, which its JWT ``aud`` must name.
+
+    Behind a proxy ``public_url`` (``CDS_PUBLIC_URL``: scheme, host and any path prefix) replaces
+    the request's own scheme and host, and the request path is appended. Without it the request
+    URL is used as is, minus query and fragment: then the Host header decides, so production
+    should set ``CDS_PUBLIC_URL``.
+    """
+    request = urlsplit(request_url)
+    if public_url:
+        base = urlsplit(public_url)
+        return urlunsplit((base.scheme, base.netloc, base.path.rstrip("/") + request.path, "", ""))
+    return urlunsplit((request.scheme, request.netloc, request.path, "", ""))
+
+
+def _normalise_url(url: str) -> str:
+    """Comparable form of a URL: lower-case scheme and host, no default port, no empty path
+    segments, no trailing slash. The sandbox calls ``…/cds-services//id`` when its discovery URL
+    was typed with a trailing slash, and puts that same URL in ``aud``.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+    path = re.sub("/{2,}", "/", parts.path).rstrip("/")
+    return urlunsplit((scheme, netloc, path, parts.query, ""))
+
+
+# ---------------------------------------------------------------- clients file
+
+
+def _is_allowed_jwks_url(url: str) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    # Plain http only on loopback, for tests and local development.
+    return parts.scheme == "http" and parts.hostname in {"127.0.0.1", "localhost", "::1"}
+
+
+def _string_tuple(value: object, where: str, *, allow_str: bool = False) -> tuple[str, ...]:
+    if allow_str and isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ClientsFileError(f"{where}: expected a list of non-empty strings")
+    return tuple(value)
+
+
+def _public_keys(jwks: object, where: str) -> dict[str, Key]:
+    """Import a JWK Set's public signing keys by ``kid``; raise on anything unusable."""
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
+        raise ClientsFileError(f'{where}: expected {{"keys": [...]}} with at least one key')
+    keys: dict[str, Key] = {}
+    for index, entry in enumerate(jwks["keys"]):
+        at = f"{where}.keys[{index}]"
+        if not isinstance(entry, dict):
+            raise ClientsFileError(f"{at}: expected an object")
+        if _PRIVATE_MEMBERS & entry.keys():
+            raise ClientsFileError(
+                f"{at}: holds private or symmetric key material; list public keys"
+            )
+        key = _import_public_key(entry)
+        if key is None:
+            raise ClientsFileError(f"{at}: not an EC or RSA signing key with a kid")
+        if key.kid in keys:
+            raise ClientsFileError(f"{at}: duplicate kid")
+        keys[str(key.kid)] = key
+    return keys
+
+
+def _import_public_key(entry: dict[str, Any]) -> Key | None:
+    """Import one public EC or RSA signing JWK with a string ``kid``, or None."""
+    if entry.get("kty") not in {"EC", "RSA"} or entry.get("use", "sig") != "sig":
+        return None
+    kid = entry.get("kid")
+    if not isinstance(kid, str) or not kid:
+        return None
+    public = {k: v for k, v in entry.items() if k not in _PRIVATE_MEMBERS}
+    try:
+        key = import_key(public)
+    except (JoseError, ValueError, TypeError, KeyError):
+        return None
+    return key if isinstance(key, ECKey | RSAKey) else None
+
+
+def _parse_client(raw: object, where: str) -> TrustedClient:
+    if not isinstance(raw, dict):
+        raise ClientsFileError(f"{where}: expected an object")
+    iss = raw.get("iss")
+    if not isinstance(iss, str) or not iss:
+        raise ClientsFileError(f"{where}.iss: required non-empty string")
+    jwks_url = raw.get("jwks_url")
+    if jwks_url is not None and (
+        not isinstance(jwks_url, str) or not _is_allowed_jwks_url(jwks_url)
+    ):
+        raise ClientsFileError(f"{where}.jwks_url: must be an https URL (http only on loopback)")
+    jwks = raw.get("jwks")
+    if jwks is None and jwks_url is None:
+        raise ClientsFileError(f"{where}: needs jwks_url or jwks")
+    if jwks is not None:
+        _public_keys(jwks, f"{where}.jwks")
+    algorithms = _string_tuple(
+        raw.get("algorithms", list(DEFAULT_ALGORITHMS)), f"{where}.algorithms"
+    )
+    for alg in algorithms:
+        if alg.lower() == "none" or alg.upper().startswith("HS"):
+            raise ClientsFileError(f"{where}.algorithms: {alg} is refused (none or symmetric)")
+        if alg not in SUPPORTED_ALGORITHMS:
+            raise ClientsFileError(f"{where}.algorithms: {alg} is not supported")
+    if not algorithms:
+        raise ClientsFileError(f"{where}.algorithms: empty")
+    return TrustedClient(
+        iss=iss,
+        jwks_url=jwks_url,
+        jwks=jwks,
+        algorithms=algorithms,
+        tenants=_string_tuple(raw.get("tenants", []), f"{where}.tenants"),
+        audience=_string_tuple(raw.get("audience", []), f"{where}.audience", allow_str=True),
+    )
+
+
+def load_clients(path: Path) -> tuple[TrustedClient, ...]:
+    """Read the trusted-client registry from a ``.json`` or ``.toml`` file.
+
+    Shape: ``{"clients": [{"iss", "jwks_url" and/or "jwks", "algorithms"?, "tenants"?,
+    "audience"?}]}``; other keys are ignored. Raises :class:`ClientsFileError` (a ValueError)
+    naming the offending entry, never echoing key material.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in {".json", ".toml"}:
+        raise ClientsFileError(f"clients file {path.name}: expected a .json or .toml file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ClientsFileError(f"clients file {path.name}: cannot be read") from error
+    try:
+        data: object = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError):
+        # from None: the decoder's message can quote the file's content.
+        raise ClientsFileError(
+            f"clients file {path.name}: not valid {suffix[1:].upper()}"
+        ) from None
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("clients"), list)
+        or not data["clients"]
+    ):
+        raise ClientsFileError(f'clients file {path.name}: expected a non-empty "clients" list')
+    clients = tuple(_parse_client(raw, f"clients[{i}]") for i, raw in enumerate(data["clients"]))
+    issuers = [client.iss for client in clients]
+    if len(set(issuers)) != len(issuers):
+        raise ClientsFileError(f"clients file {path.name}: an iss is listed twice")
+    for client in clients:
+        if client.iss.rstrip("/") == SANDBOX_ISSUER:
+            logger.warning("sandbox issuer trusted: its key is public", extra={"iss": client.iss})
+    return clients
+
+
+# ---------------------------------------------------------------- verification
+
+
+class _Rejected(Exception):
+    """Internal: why a token was refused (logged, never sent to the caller)."""
+
+    def __init__(self, reason: str, iss: str | None = None, jti: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.iss, self.jti = reason, iss, jti
+
+
+@dataclass
+class _JWKSState:
+    """The fetched key set of one ``jwks_url``: keys, when fetched, when last tried."""
+
+    lock: anyio.Lock = field(default_factory=anyio.Lock)
+    keys: dict[str, Key] = field(default_factory=dict)
+    fetched_at: float | None = None
+    attempted_at: float | None = None
+
+
+def _number(claims: dict[str, Any], name: str, iss: str) -> float:
+    """A NumericDate claim; NaN, booleans and strings are refused (NaN compares False)."""
+    value = claims.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _Rejected(f"{name} missing or not a number", iss)
+    return float(value)
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    def no_constants(_: str) -> None:
+        raise ValueError("NaN and Infinity are not JSON")
+
+    try:
+        value = json.loads(raw, parse_constant=no_constants)
+    except (ValueError, UnicodeDecodeError):
+        raise _Rejected("payload not json") from None
+    if not isinstance(value, dict):
+        raise _Rejected("payload not an object")
+    return value
+
+
+class JWTVerifier:
+    """Checks ``Authorization: Bearer <JWT>`` against the trusted clients.
+
+    Keys are looked up by ``kid``: first in the client's inline ``jwks``, then in its ``jwks_url``
+    key set, cached for ``jwks_ttl_s`` and refetched on an unknown ``kid`` at most once per
+    ``min_refetch_interval_s``. Fetches use the shared ``http`` client, 2 s timeout, no redirects.
+    """
+
+    def __init__(
+        self,
+        clients: Sequence[TrustedClient],
+        http: httpx.AsyncClient,
+        *,
+        leeway_s: int = 60,
+        jwks_ttl_s: int = 3600,
+        min_refetch_interval_s: float = 30.0,
+        replay_cache: ReplayCache | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._clients = {client.iss: client for client in clients}
+        if len(self._clients) != len(clients):
+            raise ValueError("an iss is listed twice")
+        self._inline = {
+            client.iss: _public_keys(client.jwks, client.iss) if client.jwks is not None else {}
+            for client in clients
+        }
+        self._http = http
+        self._leeway_s = leeway_s
+        self._jwks_ttl_s = jwks_ttl_s
+        self._min_refetch_s = min_refetch_interval_s
+        if replay_cache is None:  # not `or`: an empty cache is falsy (__len__)
+            replay_cache = MemoryReplayCache(leeway_s=leeway_s, clock=clock)
+        self._replay = replay_cache
+        self._clock = clock
+        self._jwks: dict[str, _JWKSState] = {}
+
+    async def verify(self, authorization_header: str | None, audience_url: str) -> VerifiedClient:
+        """Verify the header's JWT for a call to ``audience_url`` (see :func:`audience_for`).
+
+        Raises :class:`Unauthorized` with the same detail whatever failed.
+        """
+        try:
+            return await self._verify(authorization_header, audience_url)
+        except _Rejected as rejected:
+            self._fail(rejected)
+
+    @staticmethod
+    def _fail(rejected: _Rejected) -> NoReturn:
+        iss = rejected.iss[:200] if rejected.iss else None
+        extra = {"reason": rejected.reason, "iss": iss, "jti": rejected.jti}
+        logger.warning("jwt rejected", extra=extra)
+        raise Unauthorized() from None
+
+    async def _verify(self, authorization_header: str | None, audience_url: str) -> VerifiedClient:
+        if not authorization_header:
+            raise _Rejected("authorization header missing")
+        header_value = authorization_header.strip()
+        if len(header_value) > MAX_TOKEN_CHARS:
+            raise _Rejected("token too long")
+        match = _BEARER.fullmatch(header_value)
+        if match is None:
+            raise _Rejected("authorization header malformed")
+        token = match.group(1).encode("ascii")
+        registry = jws.JWSRegistry(
+            algorithms=sorted(SUPPORTED_ALGORITHMS), strict_check_header=False
+        )
+        registry.max_header_length = 2048  # Epic's jku URLs are long
+        try:
+            obj = jws.extract_compact(token, registry=registry)
+        except (JoseError, ValueError):
+            raise _Rejected("token malformed") from None
+        header = obj.headers()
+        claims = _json_object(obj.payload or b"")
+
+        alg = header.get("alg")
+        if alg not in SUPPORTED_ALGORITHMS:
+            raise _Rejected("alg not allowed")
+        if "crit" in header or "b64" in header:
+            raise _Rejected("unsupported header")  # no JWS extensions (e.g. RFC 7797) accepted
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise _Rejected("kid missing")
+        typ = header.get("typ")
+        if typ is not None and (not isinstance(typ, str) or typ.lower() != "jwt"):
+            raise _Rejected("typ not jwt")
+
+        iss = claims.get("iss")
+        client = self._clients.get(iss) if isinstance(iss, str) else None
+        if client is None:
+            raise _Rejected("unknown issuer", iss if isinstance(iss, str) else None)
+        if alg not in client.algorithms:
+            raise _Rejected("alg not allowed for issuer", client.iss)
+        # Never follow a jku that is not this issuer's registered one (SSRF, forged keys).
+        if "jku" in header and header["jku"] != client.jwks_url:
+            raise _Rejected("jku not registered", client.iss)
+
+        key = await self._key(client, kid)
+        try:
+            verifier = jws.JWSRegistry(algorithms=[alg], strict_check_header=False)
+            if not jws.validate_compact(obj, key, registry=verifier):
+                raise _Rejected("bad signature", client.iss)
+        except JoseError:
+            raise _Rejected("key does not fit alg", client.iss) from None
+        return self._check_claims(client, claims, audience_url)
+
+    def _check_claims(
+        self, client: TrustedClient, claims: dict[str, Any], audience_url: str
+    ) -> VerifiedClient:
+        iss = client.iss
+        aud = claims.get("aud")
+        auds = [aud] if isinstance(aud, str) else aud
+        if not isinstance(auds, list) or not auds or not all(isinstance(a, str) for a in auds):
+            raise _Rejected("aud missing or malformed", iss)
+        accepted = {_normalise_url(u) for u in (audience_url, *client.audience)}
+        if not accepted & {_normalise_url(a) for a in auds}:
+            raise _Rejected("aud mismatch", iss)
+
+        now = self._clock()
+        exp = _number(claims, "exp", iss)
+        iat = _number(claims, "iat", iss)
+        nbf = _number(claims, "nbf", iss) if "nbf" in claims else None
+        if now > exp + self._leeway_s:
+            raise _Rejected("jwt expired", iss)
+        if iat > now + self._leeway_s:
+            raise _Rejected("iat in the future", iss)
+        if nbf is not None and nbf > now + self._leeway_s:
+            raise _Rejected("jwt not yet valid", iss)
+        if exp - iat > MAX_TOKEN_LIFETIME_S:
+            raise _Rejected("jwt lifetime too long", iss)
+
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti or len(jti) > 256:
+            raise _Rejected("jti missing or malformed", iss)
+        tenant = claims.get("tenant")
+        if tenant is not None and not isinstance(tenant, str):
+            raise _Rejected("tenant malformed", iss, jti)
+        if client.tenants and tenant not in client.tenants:
+            raise _Rejected("tenant not allowed", iss, jti)
+        sub = claims.get("sub")
+        if sub is not None and not isinstance(sub, str):
+            raise _Rejected("sub malformed", iss, jti)
+        if self._replay.seen(iss, jti, math.ceil(exp)):
+            raise _Rejected("jti replayed", iss, jti)
+        logger.debug("jwt accepted", extra={"iss": iss, "jti": jti})
+        return VerifiedClient(iss=iss, sub=sub, tenant=tenant, jti=jti)
+
+    async def _key(self, client: TrustedClient, kid: str) -> Key:
+        """The client's key ``kid``: inline first, then its cached or refetched JWKS."""
+        inline = self._inline[client.iss].get(kid)
+        if inline is not None:
+            return inline
+        url = client.jwks_url
+        if url is None:
+            raise _Rejected("unknown kid", client.iss)
+        state = self._jwks.setdefault(url, _JWKSState())
+        if self._fresh(state) and kid in state.keys:
+            return state.keys[kid]
+        async with state.lock:  # one fetch at a time per URL; waiters reuse its result
+            now = self._clock()
+            if self._fresh(state) and kid in state.keys:
+                return state.keys[kid]
+            if state.attempted_at is not None and now - state.attempted_at < self._min_refetch_s:
+                reason = "unknown kid" if self._fresh(state) else "jwks refetch rate limited"
+                raise _Rejected(reason, client.iss)
+            state.attempted_at = now
+            state.keys = await self._fetch(client.iss, url)
+            state.fetched_at = now
+        if kid not in state.keys:
+            raise _Rejected("unknown kid", client.iss)
+        return state.keys[kid]
+
+    def _fresh(self, state: _JWKSState) -> bool:
+        return state.fetched_at is not None and self._clock() - state.fetched_at < self._jwks_ttl_s
+
+    async def _fetch(self, iss: str, url: str) -> dict[str, Key]:
+        """GET the JWK Set at ``url`` (no redirects, bounded size) and import its signing keys."""
+        try:
+            async with self._http.stream(
+                "GET",
+                url,
+                headers={"Accept": "application/json"},
+                timeout=JWKS_TIMEOUT_S,
+                follow_redirects=False,
+            ) as response:
+                if response.status_code != httpx.codes.OK:
+                    logger.warning(
+                        "jwks fetch failed", extra={"iss": iss, "status": response.status_code}
+                    )
+                    raise _Rejected("jwks fetch failed", iss)
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_JWKS_BYTES:
+                        raise _Rejected("jwks too large", iss)
+        except httpx.HTTPError as error:
+            logger.warning(
+                "jwks fetch failed", extra={"iss": iss, "error_type": type(error).__name__}
+            )
+            raise _Rejected("jwks fetch failed", iss) from None
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise _Rejected("jwks not json", iss) from None
+        entries = data.get("keys") if isinstance(data, dict) else None
+        if not isinstance(entries, list):
+            raise _Rejected("jwks malformed", iss)
+        keys: dict[str, Key] = {}
+        for entry in entries:
+            # Keys we cannot use (enc, oct, OKP, no kid) are skipped, not fatal: a JWKS may mix.
+            key = _import_public_key(entry) if isinstance(entry, dict) else None
+            if key is not None and key.kid not in keys:
+                keys[str(key.kid)] = key
+        logger.info("jwks fetched", extra={"iss": iss, "count": len(keys)})
+        return keys
