@@ -62,6 +62,9 @@ _RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
 def _slug(value: str, allowed: frozenset[str] | None = None) -> str:
     if allowed is not None:
         return value if value in allowed else OTHER
+    # Reasons are constant strings in code ("unknown kid"); spaces become hyphens, case is kept,
+    # so a capitalised name still fails the pattern.
+    value = value.replace(" ", "-")
     return value if _SLUG.fullmatch(value) else OTHER
 
 

@@ -146,6 +146,11 @@ def test_restrict_ids_limits_content_labels(metrics: Metrics) -> None:
     assert samples[("cds_cards_total", (("indicator", "info"), ("topic", "other")))] == 1
 
 
+def test_reason_phrases_become_slugs(metrics: Metrics) -> None:
+    metrics.observe_jwt_rejection("unknown kid")
+    assert _samples(metrics)[("cds_jwt_rejections_total", (("reason", "unknown-kid"),))] == 1
+
+
 def test_bad_status_and_negative_time(metrics: Metrics) -> None:
     metrics.observe_call("glucocorticoid-safety", "patient-view", 9999, -1.0)
     samples = _samples(metrics)
