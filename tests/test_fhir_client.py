@@ -240,6 +240,29 @@ async def test_outcome_entries_are_dropped(make_client) -> None:
     assert "meta" not in result["c"]
 
 
+async def test_operations_and_history_reads(make_client) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("$everything"):
+            return fhir(searchset(["e1"], rtype="Observation"))
+        return fhir(patient("1"))
+
+    client, _ = make_client(handler)
+    result = await client.fetch_all(
+        BASE, {"all": "Patient/1/$everything", "v": "Patient/1/_history/2"}, token=None
+    )
+    assert ids_of(result["all"]) == ["e1"]
+    assert result["v"] == patient("1")
+
+
+@pytest.mark.parametrize("query", ["Patient/a\x00b", "Patient/../../admin", "Patient/1#x"])
+async def test_unsafe_queries_are_not_sent(make_client, query) -> None:
+    client, server = make_client(lambda _r: fhir(patient()))
+    result = await client.fetch_all(BASE, {"p": query}, token=None)
+    assert isinstance(result["p"], FHIRNotAllowed)
+    assert result["p"].resource_type == "Patient"
+    assert server.requests == []
+
+
 # -- concurrency and budget ------------------------------------------------------------------------
 
 
@@ -409,6 +432,15 @@ async def test_read_references_dedupes_and_runs_concurrently(make_client) -> Non
         "/r4/Medication/m1",
         "/r4/Medication/m2",
     ]
+
+
+async def test_complete_bundle_rejects_a_non_bundle(make_client) -> None:
+    client, server = make_client(paged(3))
+    result = await client.complete_bundle(
+        BASE, {"resourceType": "OperationOutcome"}, token=None, resource_type="Condition"
+    )
+    assert isinstance(result, FHIRUnavailable)
+    assert server.requests == []
 
 
 # -- token handling --------------------------------------------------------------------------------

@@ -191,9 +191,13 @@ def _reference_type(ref: str) -> str:
 
 
 def _is_read(query: str) -> bool:
-    path = query.split("?", 1)[0].strip("/")
-    segments = path.split("/")
-    return "?" not in query and len(segments) >= 2 and not segments[1].startswith(("$", "_"))
+    """ "Type/id" or "Type/id/_history/vid"; anything else ("?", "$op") answers with a Bundle."""
+    if "?" in query:
+        return False
+    segments = query.strip("/").split("/")
+    if any(seg.startswith("$") for seg in segments):
+        return False
+    return len(segments) == 2 or (len(segments) == 4 and segments[2] == "_history")
 
 
 def _next_link(bundle: Mapping[str, Any]) -> str | None:
@@ -258,7 +262,9 @@ class FHIRClient:
         deadline = anyio.current_time() + self._config.budget_s
         refusal = self._refusal(base, token)
         if refusal is not None:
-            return {key: self._failed(refusal, key) for key in queries}
+            return {
+                key: self._failed(refusal, key, _resource_type(q)) for key, q in queries.items()
+            }
         jobs = {
             key: partial(self._fetch_query, base, query, token=token, deadline=deadline)
             for key, query in queries.items()
@@ -276,6 +282,8 @@ class FHIRClient:
         """
         deadline = anyio.current_time() + self._config.budget_s
         rtype = resource_type if _RESOURCE_TYPE.fullmatch(resource_type) else "Resource"
+        if bundle.get("resourceType") != "Bundle":
+            return self._failed(FHIRUnavailable(rtype, kind=INVALID), None)
         if _next_link(bundle) is None:
             return self._merge(bundle, _data_entries(bundle), subsetted=False)
         refusal = self._refusal(base, token)
@@ -478,7 +486,12 @@ class FHIRClient:
         headers = {"Accept": "application/fhir+json"}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
-        request = self._http.build_request("GET", url, headers=headers, timeout=limit)
+        try:
+            request = self._http.build_request("GET", url, headers=headers, timeout=limit)
+        except (httpx.InvalidURL, ValueError):  # e.g. control characters in an id
+            request = None
+        if request is None:
+            raise FHIRNotAllowed(rtype, kind=BAD_QUERY)
         # Cookies a FHIR server set for an earlier caller must not ride along with this token.
         request.headers.pop("Cookie", None)
         kind: str | None = None
