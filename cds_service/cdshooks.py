@@ -8,9 +8,20 @@ never set (``Card`` fields default to None), so the JSON has no null or empty va
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# CDS Hooks 2.0 "Prefetch tokens": {{context.<field>}} plus the four user tokens, each mapped to
+# the resource type that ``context.userId`` must carry for the token to resolve.
+PREFETCH_TOKEN = re.compile(r"\{\{\s*([^}]+?)\s*\}\}")
+USER_TOKENS = {
+    "userPractitionerId": "Practitioner",
+    "userPractitionerRoleId": "PractitionerRole",
+    "userPatientId": "Patient",
+    "userRelatedPersonId": "RelatedPerson",
+}
 
 # ---------------------------------------------------------------------------------------------
 # Inbound

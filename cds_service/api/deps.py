@@ -1,0 +1,38 @@
+"""The per-process Runtime (catalog, HTTP client, store, verifier, metrics) and its dependency."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+import httpx
+from fastapi import Depends, Request
+
+from cds_service.api.auth import JWTVerifier
+from cds_service.catalog import Catalog
+from cds_service.fhir.client import FHIRClient
+from cds_service.metrics import Metrics
+from cds_service.settings import Settings
+from cds_service.store.base import FeedbackStore
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    catalog: Catalog
+    http: httpx.AsyncClient
+    fhir: FHIRClient
+    store: FeedbackStore | None
+    verifier: JWTVerifier | None
+    metrics: Metrics
+    clock: Callable[[], datetime]
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -1,0 +1,356 @@
+"""HTTP routes: discovery, service calls, feedback, health and admin statistics."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import orjson
+from fastapi import APIRouter, BackgroundTasks, Request, Response
+from pydantic import ValidationError
+
+from cds_service.api.auth import audience_for
+from cds_service.api.body import check_depth, read_json
+from cds_service.api.deps import Runtime, RuntimeDep
+from cds_service.api.orders import draft_orders_for
+from cds_service.catalog import Service
+from cds_service.cdshooks import (
+    CDSRequest,
+    Discovery,
+    FeedbackRequest,
+    ServiceDescriptor,
+    dump,
+)
+from cds_service.engine import Evaluation, evaluate
+from cds_service.errors import CDSError, InvalidRequest, Unauthorized, UnknownService
+from cds_service.store.base import CardIssued, FeedbackItem, IssuedSuggestion
+from cds_service.store.patient_key import patient_key
+
+logger = logging.getLogger(__name__)
+router = APIRouter()
+
+
+def json_response(content: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(content), status_code=status, media_type="application/json")
+
+
+def validation_paths(exc: ValidationError) -> str:
+    """Field paths only: pydantic's messages would echo the input (tokens included)."""
+    paths = sorted({".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()})
+    return "invalid or missing fields: " + ", ".join(paths)
+
+
+async def authenticate(request: Request, runtime: Runtime) -> None:
+    """Verify the EHR's JWT per CDS_AUTH (off | optional | required)."""
+    mode = runtime.settings.auth
+    header = request.headers.get("authorization")
+    if mode == "off" or (mode == "optional" and header is None):
+        return
+    if runtime.verifier is None:
+        raise Unauthorized()
+    audience = audience_for(runtime.settings.public_url, str(request.url))
+    try:
+        await runtime.verifier.verify(header, audience)
+    except Unauthorized:
+        runtime.metrics.observe_jwt_rejection("invalid")
+        raise
+
+
+@router.get("/cds-services")
+async def discovery(request: Request, runtime: RuntimeDep) -> Response:
+    await authenticate(request, runtime)
+    services = [
+        ServiceDescriptor(
+            hook=hook,
+            id=service.id,
+            title=service.definition.title,
+            description=service.definition.description,
+            prefetch=dict(service.definition.prefetch) or None,
+            usageRequirements=service.definition.usage_requirements,
+        )
+        for service in runtime.catalog.services
+        for hook in service.definition.hooks
+    ]
+    return json_response(dump(Discovery(services=services)))
+
+
+def _service(runtime: Runtime, service_id: str) -> Service:
+    service = runtime.catalog.find(service_id)
+    if service is None:
+        raise UnknownService("no such CDS service")
+    return service
+
+
+def _patient_key(runtime: Runtime, request: CDSRequest) -> str:
+    return patient_key(
+        runtime.settings.patient_key_secret.get_secret_value(),
+        request.fhirServer,
+        str(request.context.get("patientId")),
+    )
+
+
+async def _silenced(
+    runtime: Runtime, service: Service, key: str, now: datetime
+) -> tuple[frozenset[str], frozenset[str]]:
+    store = runtime.store
+    if store is None:
+        return frozenset(), frozenset()
+    try:
+        topics = await anyio.to_thread.run_sync(
+            store.silenced_topics, key, now, service.snooze_days
+        )
+        suggestions = await anyio.to_thread.run_sync(
+            store.silenced_suggestions, key, now, service.suggestion_intervals
+        )
+    except Exception:  # a storage outage must not fail the hook call
+        logger.exception(
+            "feedback store unavailable: snooze not applied", extra={"component": "store"}
+        )
+        runtime.metrics.observe_store_error()
+        return frozenset(), frozenset()
+    return topics, suggestions
+
+
+def _record_issued(
+    runtime: Runtime,
+    service: Service,
+    request: CDSRequest,
+    key: str,
+    evaluation: Evaluation,
+    now: datetime,
+    draft_key: str | None,
+) -> None:
+    store = runtime.store
+    if store is None or not evaluation.rendered:
+        return
+    cards = [
+        CardIssued(
+            card_uuid=str(r.card.uuid),
+            service_id=service.id,
+            hook=request.hook,
+            hook_instance=request.hookInstance,
+            rule_id=r.rule.definition.id,
+            rule_version=r.rule.definition.version,
+            topic=r.rule.definition.topic,
+            indicator=r.card.indicator,
+            issued_at=now,
+            patient_key=key,
+            suggestions=tuple(IssuedSuggestion(uuid=u, key=k) for u, k in r.suggestion_keys),
+            draft_key=draft_key,
+        )
+        for r in evaluation.rendered
+    ]
+    try:
+        store.record_cards(cards)
+    except Exception:  # recorded after the response: an outage is logged and counted
+        logger.exception("issued cards not recorded", extra={"component": "store"})
+        runtime.metrics.observe_store_error()
+
+
+@router.post("/cds-services/{service_id}")
+async def call_service(
+    service_id: str, request: Request, runtime: RuntimeDep, background: BackgroundTasks
+) -> Response:
+    started = time.perf_counter()
+    hook = "unknown"
+    status = 500
+    try:
+        await authenticate(request, runtime)
+        service = _service(runtime, service_id)
+        body = await read_json(request, max_bytes=runtime.settings.max_body_bytes)
+        try:
+            cds_request = CDSRequest.model_validate(body)
+        except ValidationError as exc:
+            raise InvalidRequest(validation_paths(exc)) from None
+        check_depth(cds_request.context, runtime.settings.max_json_depth, "context")
+        hook = cds_request.hook if cds_request.hook in service.definition.hooks else "other"
+        now = runtime.clock()
+        key = _patient_key(runtime, cds_request)
+        drafts, draft_key = draft_orders_for(cds_request)
+        topics, suggestions = await _silenced(runtime, service, key, now)
+        evaluation = await evaluate(
+            cds_request,
+            service,
+            runtime.catalog,
+            now=now,
+            fetcher=runtime.fhir,
+            lookback_days=runtime.settings.lookback_days,
+            draft_orders=drafts,
+            silenced_topics=topics,
+            silenced_suggestions=suggestions,
+            strict=runtime.settings.strict_response_check,
+            on_rule_error=runtime.metrics.observe_rule_error,
+        )
+        _observe(runtime, evaluation)
+        background.add_task(
+            _record_issued, runtime, service, cds_request, key, evaluation, now, draft_key
+        )
+        status = 200
+        logger.info(
+            "hook call answered",
+            extra={
+                "service_id": service.id,
+                "hook": hook,
+                "hook_instance": cds_request.hookInstance,
+                "card_count": len(evaluation.response.cards),
+                "status": 200,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+        return json_response(dump(evaluation.response))
+    except CDSError as error:
+        status = error.status
+        raise
+    finally:
+        runtime.metrics.observe_call(service_id, hook, status, time.perf_counter() - started)
+
+
+def _observe(runtime: Runtime, evaluation: Evaluation) -> None:
+    metrics = runtime.metrics
+    for rendered in evaluation.rendered:
+        metrics.observe_card(rendered.rule.definition.topic, rendered.card.indicator)
+    if evaluation.prefetch is not None:
+        p = evaluation.prefetch
+        for source, keys in (
+            ("provided", p.provided),
+            ("fetched", p.fetched),
+            ("missing", p.missing),
+            ("null", p.null),
+        ):
+            if keys:
+                metrics.observe_prefetch_key(source, len(keys))  # type: ignore[arg-type]
+    for rtype, count in evaluation.skipped_entries.items():
+        metrics.observe_prefetch_skipped(rtype, count)
+    for _ in range(evaluation.violations):
+        metrics.observe_response_violation()
+
+
+def _timestamp(value: str, where: str) -> datetime:
+    """RFC 3339 date-time with an offset (``Z`` or ``+hh:mm``)."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidRequest(f"{where} must be an RFC 3339 date-time") from None
+    if "T" not in value.upper() or parsed.tzinfo is None:
+        raise InvalidRequest(f"{where} must be an RFC 3339 date-time with an offset")
+    return parsed.astimezone(UTC)
+
+
+@router.post("/cds-services/{service_id}/feedback")
+async def feedback(service_id: str, request: Request, runtime: RuntimeDep) -> Response:
+    await authenticate(request, runtime)
+    service = _service(runtime, service_id)
+    body = await read_json(request, max_bytes=runtime.settings.max_body_bytes)
+    try:
+        parsed = FeedbackRequest.model_validate(body)
+    except ValidationError as exc:
+        raise InvalidRequest(validation_paths(exc)) from None
+    items = []
+    for index, entry in enumerate(parsed.feedback):
+        reason = entry.overrideReason.reason if entry.overrideReason else None
+        items.append(
+            FeedbackItem(
+                card_uuid=entry.card,
+                outcome=entry.outcome,
+                accepted_suggestions=tuple(s.id for s in entry.acceptedSuggestions or ()),
+                override_system=reason.system if reason else None,
+                override_code=reason.code if reason else None,
+                user_comment=entry.overrideReason.userComment if entry.overrideReason else None,
+                outcome_timestamp=_timestamp(
+                    entry.outcomeTimestamp, f"feedback.{index}.outcomeTimestamp"
+                ),
+            )
+        )
+    store = runtime.store
+    if store is None:
+        raise CDSError("feedback storage is not configured")
+    result = await anyio.to_thread.run_sync(
+        store.record_feedback, service.id, items, runtime.clock()
+    )
+    for item in items:
+        runtime.metrics.observe_feedback(item.outcome)
+    logger.info(
+        "feedback stored",
+        extra={"service_id": service.id, "count": result.stored, "status": 200},
+    )
+    return json_response({})
+
+
+@router.get("/healthz")
+async def healthz() -> Response:
+    return json_response({"status": "ok"})
+
+
+@router.get("/readyz")
+async def readyz(runtime: RuntimeDep) -> Response:
+    store_ok = True
+    if runtime.store is not None:
+        store = runtime.store
+        try:
+            store_ok = await anyio.to_thread.run_sync(store.ping)
+        except Exception:
+            logger.exception("storage ping failed", extra={"component": "store"})
+            store_ok = False
+    ready = bool(runtime.catalog.services) and store_ok
+    body = {
+        "status": "ready" if ready else "unavailable",
+        "services": len(runtime.catalog.services),
+        "storage": "ok" if store_ok else "unreachable",
+    }
+    return json_response(body, 200 if ready else 503)
+
+
+@router.get("/metrics")
+async def metrics(runtime: RuntimeDep) -> Response:
+    payload, content_type = runtime.metrics.render()
+    return Response(payload, media_type=content_type)
+
+
+@router.get("/admin/stats")
+async def admin_stats(request: Request, runtime: RuntimeDep, since: str | None = None) -> Response:
+    expected = runtime.settings.admin_token
+    header = request.headers.get("authorization", "")
+    if expected is None or not _constant_time_equal(
+        header, f"Bearer {expected.get_secret_value()}"
+    ):
+        raise Unauthorized()
+    since_dt = None
+    if since:
+        try:
+            since_dt = (
+                datetime.fromisoformat(since).replace(tzinfo=UTC)
+                if "T" not in since
+                else datetime.fromisoformat(since)
+            )
+        except ValueError:
+            raise InvalidRequest("since must be an ISO date") from None
+    store = runtime.store
+    if store is None:
+        raise CDSError("feedback storage is not configured")
+    rows = await anyio.to_thread.run_sync(store.stats, since_dt)
+    return json_response(
+        {
+            "rows": [
+                {
+                    "service_id": r.service_id,
+                    "rule_id": r.rule_id,
+                    "topic": r.topic,
+                    "issued": r.issued,
+                    "accepted": r.accepted,
+                    "overridden": r.overridden,
+                    "no_feedback": r.no_feedback,
+                    "acceptance_rate": r.acceptance_rate,
+                    "override_reasons": dict(r.override_reasons),
+                }
+                for r in rows
+            ]
+        }
+    )
+
+
+def _constant_time_equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())

@@ -1,0 +1,270 @@
+"""Load and validate hooks/ at startup: services, rules, value sets, thresholds, card text.
+
+A content error (typo, unknown kind or value set, missing threshold, template placeholder the
+rule kind does not provide, summary of 140 characters or more) stops startup, never a request.
+"""
+
+from __future__ import annotations
+
+import string
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from cds_service.cdshooks import PREFETCH_TOKEN as TOKEN
+from cds_service.cdshooks import USER_TOKENS
+from cds_service.errors import ContentError
+from cds_service.record import Selector
+from cds_service.rules import KINDS, RuleKind
+from cds_service.thresholds import Thresholds, load_thresholds
+from cds_service.valuesets import ValueSet, ValueSetLibrary, load_valuesets
+
+SUMMARY_MAX = 140  # CDS Hooks 2.0: summary SHALL be fewer than 140 characters
+SUPPORTED_HOOKS = frozenset({"patient-view", "order-select", "order-sign"})
+SUGGESTION_FIELDS = frozenset({"patient_reference", "patient_id", "today", "encounter_reference"})
+
+
+class _Content(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceDef(_Content):
+    label: str = Field(min_length=1)
+    url: str | None = None
+
+
+class ActionDef(_Content):
+    type: Literal["create", "update", "delete"]
+    description: str = Field(min_length=1)
+    resource: dict[str, Any] | None = None
+
+
+class SuggestionDef(_Content):
+    label: str = Field(min_length=1)
+    recommended: bool = False
+    interval_days: int | None = None  # an accepted suggestion silences itself this long
+    actions: list[ActionDef] = Field(min_length=1)
+
+
+class LinkDef(_Content):
+    label: str
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("https://"):
+            raise ValueError("links must be absolute https URLs")
+        return value
+
+
+class RuleDef(_Content):
+    id: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
+    kind: str
+    version: int = Field(ge=1)
+    topic: str
+    hooks: list[str] = Field(default_factory=lambda: ["patient-view"])
+    needs: list[str] = Field(default_factory=list)
+    source: SourceDef
+    summaries: dict[str, str]
+    details: dict[str, str]
+    suggestions: dict[str, SuggestionDef] = Field(default_factory=dict)
+    links: list[LinkDef] = Field(default_factory=list)
+
+
+class OverrideReasonDef(_Content):
+    code: str
+    display: str = Field(min_length=1)
+    snooze_days: int | None = None  # overriding with this reason silences the topic this long
+
+
+class ServiceDef(_Content):
+    id: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
+    hooks: list[str] = Field(min_length=1)
+    title: str
+    description: str
+    version: int = Field(ge=1)
+    usage_requirements: str | None = None
+    topic_system: str
+    override_reason_system: str
+    prefetch: dict[str, str]
+    valuesets: dict[str, str]
+    override_reasons: list[OverrideReasonDef] = Field(min_length=1)
+    rule: list[RuleDef] = Field(min_length=1)
+    selection: dict[str, list[str]]  # resource type -> value set roles that make it relevant
+
+
+@dataclass(frozen=True)
+class Rule:
+    definition: RuleDef
+    kind: RuleKind
+
+
+@dataclass(frozen=True)
+class Service:
+    """One service id with its validated rules and resolved value sets."""
+
+    definition: ServiceDef
+    rules: tuple[Rule, ...]
+    valuesets: Mapping[str, ValueSet]  # role -> value set
+    selector: Selector
+
+    @property
+    def id(self) -> str:
+        return self.definition.id
+
+    def needs(self, hook: str) -> frozenset[str]:
+        return frozenset(
+            key
+            for rule in self.rules
+            if hook in rule.definition.hooks
+            for key in rule.definition.needs
+        )
+
+    @property
+    def snooze_days(self) -> dict[str, int]:
+        return {r.code: r.snooze_days for r in self.definition.override_reasons if r.snooze_days}
+
+    @property
+    def suggestion_intervals(self) -> dict[str, int]:
+        return {
+            f"{rule.definition.topic}/{key}": s.interval_days
+            for rule in self.rules
+            for key, s in rule.definition.suggestions.items()
+            if s.interval_days
+        }
+
+
+@dataclass(frozen=True)
+class Catalog:
+    services: tuple[Service, ...]
+    thresholds: Thresholds
+    valuesets: ValueSetLibrary
+
+    def find(self, service_id: str) -> Service | None:
+        return next((s for s in self.services if s.id == service_id), None)
+
+
+def _placeholders(template: str, where: str) -> set[str]:
+    try:
+        return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+    except ValueError as exc:
+        raise ContentError(f"{where}: malformed template") from exc
+
+
+def _check_text(rule: RuleDef, kind: RuleKind, where: str) -> None:
+    unknown_summaries = set(rule.summaries) ^ set(kind.summaries)
+    if unknown_summaries:
+        raise ContentError(f"{where}: summaries must be exactly {sorted(kind.summaries)}")
+    missing_details = set(kind.details) - set(rule.details)
+    extra_details = set(rule.details) - set(kind.details)
+    if missing_details or extra_details:
+        raise ContentError(f"{where}: details must be exactly {sorted(kind.details)}")
+    if set(rule.suggestions) ^ set(kind.suggestions):
+        raise ContentError(f"{where}: suggestions must be exactly {sorted(kind.suggestions)}")
+    for name, template in [*rule.summaries.items(), *rule.details.items()]:
+        unknown = _placeholders(template, f"{where}.{name}") - set(kind.sample_facts)
+        if unknown:
+            raise ContentError(f"{where}.{name}: unknown placeholders {sorted(unknown)}")
+    for name, template in rule.summaries.items():
+        text = template.format(**kind.sample_facts)
+        if len(text) >= SUMMARY_MAX:
+            raise ContentError(f"{where}.{name}: summary must be under {SUMMARY_MAX} characters")
+    for name, suggestion in rule.suggestions.items():
+        for action in suggestion.actions:
+            for value in _strings(action.resource):
+                unknown = _placeholders(value, f"{where}.{name}") - SUGGESTION_FIELDS
+                if unknown:
+                    raise ContentError(
+                        f"{where}.suggestions.{name}: unknown fields {sorted(unknown)}"
+                    )
+            if action.type == "create" and not action.resource:
+                raise ContentError(f"{where}.suggestions.{name}: create needs a resource")
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _check_prefetch(service: ServiceDef, where: str) -> None:
+    allowed = {"context.patientId", "context.userId", "context.encounterId", *USER_TOKENS}
+    for key, template in service.prefetch.items():
+        for token in TOKEN.findall(template):
+            if token not in allowed:
+                raise ContentError(f"{where}.prefetch.{key}: token {token!r} is not allowed")
+        if "/{{context.userId}}" in template or "sort:" in template or "today()" in template:
+            raise ContentError(f"{where}.prefetch.{key}: not CDS Hooks 2.0 / R4 search syntax")
+
+
+def build_service(
+    data: Mapping[str, Any], where: str, valuesets: ValueSetLibrary, thresholds: Thresholds
+) -> Service:
+    try:
+        definition = ServiceDef.model_validate(data)
+    except ValidationError as exc:
+        fields = sorted({".".join(map(str, e["loc"])) for e in exc.errors()})
+        raise ContentError(f"{where}: invalid service definition at {fields}") from None
+    for hook in definition.hooks:
+        if hook not in SUPPORTED_HOOKS:
+            raise ContentError(f"{where}: unsupported hook {hook!r}")
+    _check_prefetch(definition, where)
+    resolved = {role: valuesets[vs_id] for role, vs_id in definition.valuesets.items()}
+    rules = []
+    seen: set[str] = set()
+    for rule_def in definition.rule:
+        rwhere = f"{where}:{rule_def.id}"
+        if rule_def.id in seen:
+            raise ContentError(f"{rwhere}: duplicate rule id")
+        seen.add(rule_def.id)
+        kind = KINDS.get(rule_def.kind)
+        if kind is None:
+            raise ContentError(f"{rwhere}: unknown rule kind {rule_def.kind!r}")
+        for hook in rule_def.hooks:
+            if hook not in definition.hooks:
+                raise ContentError(f"{rwhere}: hook {hook!r} is not served by {definition.id}")
+        for key in rule_def.needs:
+            if key not in definition.prefetch:
+                raise ContentError(f"{rwhere}: needs unknown prefetch key {key!r}")
+        for role in kind.roles:
+            if role not in resolved:
+                raise ContentError(f"{rwhere}: service lacks value set role {role!r}")
+        for path in kind.thresholds:
+            thresholds[path]  # raises ContentError when missing
+        _check_text(rule_def, kind, rwhere)
+        rules.append(Rule(rule_def, kind))
+    by_type: dict[str, list[ValueSet]] = {}
+    for rtype, roles in definition.selection.items():
+        for role in roles:
+            if role not in resolved:
+                raise ContentError(f"{where}: selection uses unknown role {role!r}")
+        by_type[rtype] = [resolved[role] for role in roles]
+    return Service(definition, tuple(rules), resolved, Selector(by_type))
+
+
+def load_catalog(hooks_dir: Path) -> Catalog:
+    """Load hooks/: valuesets/, thresholds.toml and every ``<service-id>/service.toml``."""
+    valuesets = load_valuesets(hooks_dir / "valuesets")
+    thresholds = load_thresholds(hooks_dir / "thresholds.toml")
+    services = []
+    for path in sorted(hooks_dir.glob("*/service.toml")):
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ContentError(f"{path.parent.name}/service.toml: not readable TOML") from exc
+        service = build_service(data, f"{path.parent.name}/service.toml", valuesets, thresholds)
+        if service.id != path.parent.name:
+            raise ContentError(f"{path.parent.name}: service id must equal the folder name")
+        services.append(service)
+    if not services:
+        raise ContentError("no services found in hooks/")
+    return Catalog(tuple(services), thresholds, valuesets)

@@ -1,0 +1,189 @@
+"""evaluate(): prefetch -> record -> exposure and facts -> rules -> cards, one hook call."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cds_service.cards import EXTENSION_PREFIX, CardContext, RenderedCard, check_card, render_card
+from cds_service.catalog import Catalog, Service
+from cds_service.cdshooks import CDSRequest, CDSResponse
+from cds_service.errors import InvalidRequest
+from cds_service.exposure import ExposureParams, GlucocorticoidKnowledge, summarize_exposure
+from cds_service.facts import collect_facts
+from cds_service.fhir.models import MedicationRequest
+from cds_service.prefetch import Fetcher, PrefetchResult, resolve
+from cds_service.record import MEDICATION_USE_TYPES, build_record
+from cds_service.rules import Finding
+
+logger = logging.getLogger(__name__)
+
+
+class ResponseCheckFailed(Exception):
+    """A card broke the CDS Hooks card rules (raised only when strict checking is on)."""
+
+
+@dataclass
+class Evaluation:
+    """The response plus what the caller records (issued cards) and reports (metrics)."""
+
+    response: CDSResponse
+    rendered: list[RenderedCard] = field(default_factory=list)
+    prefetch: PrefetchResult | None = None
+    failed_rules: list[str] = field(default_factory=list)
+    skipped_entries: dict[str, int] = field(default_factory=dict)
+    violations: int = 0
+    silenced_topics: list[str] = field(default_factory=list)
+
+
+def glucocorticoid_knowledge(service: Service, catalog: Catalog) -> GlucocorticoidKnowledge:
+    """The drug knowledge the exposure engine needs, from the service's value-set roles."""
+    vs = service.valuesets
+    return GlucocorticoidKnowledge(
+        ingredients=vs["gc_ingredients"],
+        products=vs["gc_products"],
+        excluded=vs["gc_excluded"],
+        nonsystemic_routes=vs["nonsystemic_routes"],
+        intravenous_routes=vs["intravenous_routes"],
+        peq_factor={
+            k: v.value for k, v in catalog.thresholds.section("prednisone_equivalents").items()
+        },
+    )
+
+
+def exposure_params(catalog: Catalog, lookback_days: int | None) -> ExposureParams:
+    t = catalog.thresholds
+    return ExposureParams(
+        lookback_days=int(lookback_days or t.value("exposure.lookback_days")),
+        open_course_cap_days=int(t.value("exposure.open_course_cap_days")),
+        iv_pulse_min_daily_peq_mg=t.value("exposure.iv_pulse_min_daily_peq_mg"),
+    )
+
+
+def check_hook(request: CDSRequest, service: Service) -> None:
+    """400 unless the service serves this hook and the context carries what the hook requires."""
+    if request.hook not in service.definition.hooks:
+        raise InvalidRequest(f"service does not serve hook {request.hook!r}")
+    context = request.context
+    required = ["patientId", "userId"]
+    if request.hook in ("order-select", "order-sign"):
+        required.append("draftOrders")
+    if request.hook == "order-select":
+        required.append("selections")
+    missing = [name for name in required if context.get(name) in (None, "", [], {})]
+    if missing:
+        raise InvalidRequest("context is missing: " + ", ".join(f"context.{m}" for m in missing))
+    if not isinstance(context["patientId"], str):
+        raise InvalidRequest("context.patientId must be a string")
+
+
+async def evaluate(
+    request: CDSRequest,
+    service: Service,
+    catalog: Catalog,
+    *,
+    now: datetime,
+    fetcher: Fetcher | None,
+    lookback_days: int | None = None,
+    draft_orders: Sequence[MedicationRequest] = (),
+    silenced_topics: frozenset[str] = frozenset(),
+    silenced_suggestions: frozenset[str] = frozenset(),
+    strict: bool = False,
+    on_rule_error: Callable[[str], None] | None = None,
+) -> Evaluation:
+    """Run one hook call. Raises MissingData (412) when a needed key cannot be had."""
+    check_hook(request, service)
+    token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
+    prefetched = await resolve(
+        service.definition.prefetch,
+        service.needs(request.hook),
+        request.context,
+        request.prefetch,
+        fhir_server=request.fhirServer,
+        token=token,
+        fetcher=fetcher,
+    )
+    record = build_record(prefetched.entries, service.selector)
+    medication_use = [r for t in MEDICATION_USE_TYPES for r in record.by_type.get(t, [])]
+    exposure = summarize_exposure(
+        medication_use,
+        record.medications,
+        glucocorticoid_knowledge(service, catalog),
+        exposure_params(catalog, lookback_days),
+        now,
+        draft_orders=draft_orders,
+    )
+    roles_by_type = {
+        rtype: [(role, service.valuesets[role]) for role in roles]
+        for rtype, roles in service.definition.selection.items()
+    }
+    facts = collect_facts(
+        record,
+        roles_by_type,
+        exposure,
+        now,
+        recent_medication_days=catalog.thresholds.value("exposure.recent_use_days"),
+        draft_orders=draft_orders,
+    )
+    evaluation = Evaluation(response=CDSResponse(cards=[]), prefetch=prefetched)
+    evaluation.skipped_entries = dict(record.skipped)
+    context = CardContext(
+        patient_id=str(request.context["patientId"]),
+        encounter_id=request.context.get("encounterId")
+        if isinstance(request.context.get("encounterId"), str)
+        else None,
+        today=now.date().isoformat(),
+    )
+    for rule in service.rules:
+        definition = rule.definition
+        if request.hook not in definition.hooks:
+            continue
+        try:
+            finding: Finding | None = rule.kind.evaluate(facts, catalog.thresholds)
+        except Exception:  # one failing rule must not take the others down (logged, counted)
+            logger.exception(
+                "rule failed",
+                extra={
+                    "rule_id": definition.id,
+                    "rule_version": definition.version,
+                    "service_id": service.id,
+                },
+            )
+            evaluation.failed_rules.append(definition.id)
+            if on_rule_error is not None:
+                on_rule_error(definition.id)
+            continue
+        if finding is None:
+            continue
+        if definition.topic in silenced_topics:
+            evaluation.silenced_topics.append(definition.topic)
+            continue
+        rendered = render_card(
+            finding, rule, service, context, silenced_suggestions=silenced_suggestions
+        )
+        problems = check_card(rendered.card)
+        if problems:
+            evaluation.violations += 1
+            logger.error(
+                "card failed the CDS Hooks self-check",
+                extra={"rule_id": definition.id, "count": len(problems)},
+            )
+            if strict:
+                raise ResponseCheckFailed("; ".join(problems))
+            continue  # never send a card silently broken
+        evaluation.rendered.append(rendered)
+    extension: dict[str, Any] = {}
+    if evaluation.failed_rules:
+        extension[f"{EXTENSION_PREFIX}.failed-rules"] = evaluation.failed_rules
+    unjudged = sorted(set(prefetched.missing) | set(prefetched.incomplete))
+    if unjudged:
+        extension[f"{EXTENSION_PREFIX}.missing-data"] = unjudged
+    if evaluation.silenced_topics:
+        extension[f"{EXTENSION_PREFIX}.snoozed-topics"] = sorted(evaluation.silenced_topics)
+    evaluation.response = CDSResponse(
+        cards=[r.card for r in evaluation.rendered], extension=extension or None
+    )
+    return evaluation

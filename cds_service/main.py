@@ -1,0 +1,227 @@
+"""create_app(): lifespan (catalog, HTTP client, store, verifier), middleware, error handlers."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cds_service import __version__
+from cds_service.api.auth import JWTVerifier, load_clients
+from cds_service.api.deps import Runtime
+from cds_service.api.routes import json_response, router
+from cds_service.catalog import load_catalog
+from cds_service.errors import (
+    CDSError,
+    InvalidRequest,
+    MethodNotAllowed,
+    UnknownService,
+    operation_outcome,
+)
+from cds_service.fhir.client import FHIRClient, FHIRClientConfig
+from cds_service.metrics import Metrics
+from cds_service.settings import Settings, get_settings
+from cds_service.store.base import FeedbackStore
+from cds_service.store.connect import migrate
+from cds_service.store.sql import SQLFeedbackStore
+
+logger = logging.getLogger(__name__)
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-store"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+]
+_SLASHES = re.compile(r"/{2,}")
+
+
+class EdgeMiddleware:
+    """Collapse doubled slashes (the sandbox builds ``…/cds-services//id`` from a trailing
+    slash), add security headers, and log each request with its route template only."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if "//" in scope["path"]:
+            scope = dict(scope)
+            scope["path"] = _SLASHES.sub("/", scope["path"])
+            scope["raw_path"] = scope["path"].encode()
+        started = time.perf_counter()
+        status_holder: dict[str, int] = {}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"server"]
+                message = {**message, "headers": headers + SECURITY_HEADERS}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            logger.info(
+                "http request",
+                extra={
+                    "route": getattr(route, "path", "unmatched"),
+                    "method": scope.get("method"),
+                    "status": status_holder.get("status", 500),
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+
+
+def _error_response(error: CDSError) -> Response:
+    response = json_response(operation_outcome(error), error.status)
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+async def _cds_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CDSError)  # noqa: S101 - registered for CDSError only
+    if exc.status >= 500:
+        logger.error("request failed", extra={"error_code": exc.code, "status": exc.status})
+    return _error_response(exc)
+
+
+async def _http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+    if exc.status_code == 404:
+        return _error_response(UnknownService("no such endpoint"))
+    if exc.status_code == 405:
+        response = _error_response(MethodNotAllowed("method not allowed on this endpoint"))
+        if exc.headers and "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    error = CDSError("request failed")
+    error.status = exc.status_code  # type: ignore[misc]
+    return _error_response(error)
+
+
+async def _validation_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101
+    # FastAPI's default 422 body echoes the input (tokens included): report field paths only.
+    paths = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
+    return _error_response(InvalidRequest("invalid or missing fields: " + ", ".join(paths)))
+
+
+async def _unexpected(_: Request, exc: Exception) -> Response:
+    logger.error("unhandled error", exc_info=exc, extra={"error_type": type(exc).__name__})
+    return _error_response(CDSError("internal error"))
+
+
+def _build_store(settings: Settings) -> FeedbackStore:
+    url = settings.database_url.get_secret_value()
+    if settings.migrate_on_start:
+        migrate(url)
+    return SQLFeedbackStore(url, store_user_comments=settings.store_user_comments)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    fhir_transport: httpx.AsyncBaseTransport | None = None,
+    clock: Callable[[], datetime] | None = None,
+    metrics: Metrics | None = None,
+) -> FastAPI:
+    """Build the app; nothing is created at import time (tests pass their own settings)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        catalog = load_catalog(settings.hooks_dir)  # ContentError stops startup
+        app_metrics = metrics or Metrics()
+        app_metrics.restrict_ids(
+            [s.id for s in catalog.services]
+            + [h for s in catalog.services for h in s.definition.hooks]
+            + [r.definition.id for s in catalog.services for r in s.rules]
+            + [r.definition.topic for s in catalog.services for r in s.rules]
+        )
+        store = _build_store(settings)
+        async with httpx.AsyncClient(
+            transport=fhir_transport,
+            follow_redirects=False,
+            headers={"User-Agent": f"cds-service/{__version__}"},
+        ) as http:
+            verifier = None
+            if settings.auth != "off":
+                if settings.clients_file is None:
+                    raise RuntimeError("CDS_AUTH requires CDS_CLIENTS_FILE (trusted EHR clients)")
+                verifier = JWTVerifier(
+                    load_clients(settings.clients_file),
+                    http,
+                    leeway_s=settings.jwt_leeway_s,
+                    jwks_ttl_s=settings.jwks_cache_ttl_s,
+                )
+            fhir = FHIRClient(
+                http,
+                FHIRClientConfig(
+                    allowed_prefixes=tuple(settings.fhir_servers),
+                    allow_insecure=settings.allow_insecure_fhir,
+                    timeout_s=settings.fhir_timeout_s,
+                    budget_s=settings.fhir_budget_s,
+                    max_pages=settings.fhir_max_pages,
+                    max_entries=settings.fhir_max_entries,
+                ),
+            )
+            app.state.runtime = Runtime(
+                settings=settings,
+                catalog=catalog,
+                http=http,
+                fhir=fhir,
+                store=store,
+                verifier=verifier,
+                metrics=app_metrics,
+                clock=clock or (lambda: datetime.now(tz=UTC)),
+            )
+            try:
+                yield
+            finally:
+                close = getattr(store, "close", None)
+                if callable(close):
+                    close()
+
+    app = FastAPI(
+        title="Glucocorticoid safety CDS Hooks service",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.include_router(router)
+    handlers: dict[Any, Any] = {
+        CDSError: _cds_error,
+        StarletteHTTPException: _http_error,
+        RequestValidationError: _validation_error,
+        Exception: _unexpected,
+    }
+    for exc_type, handler in handlers.items():
+        app.add_exception_handler(exc_type, handler)
+    # CORS answers preflights before any route (and so before auth) runs.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type"],
+        max_age=600,
+    )
+    app.add_middleware(EdgeMiddleware)
+    return app

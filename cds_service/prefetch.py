@@ -1,0 +1,240 @@
+"""Prefetch semantics in one place: sort out each declared key, fetch what is missing.
+
+| ``prefetch[key]``                          | meaning                 | action                        |
+|--------------------------------------------|-------------------------|-------------------------------|
+| absent                                     | not provided            | fetch from ``fhirServer``     |
+| ``null``                                   | the client has no data  | empty; never fetched again    |
+| OperationOutcome, or a Bundle of errors    | the client's fetch failed | same as absent              |
+| not a FHIR resource (e.g. an HTML string)  | garbage                 | same as absent                |
+| ``{"resource": {...}}`` (pre-1.0 wrapper)  | data                    | unwrapped                     |
+| a resource or a Bundle                     | data                    | used; ``next`` links followed |
+
+Keys a rule ``needs`` that end up neither provided nor fetched raise ``MissingData`` (HTTP 412);
+other missing keys are reported so the response can say what could not be judged.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cds_service.cdshooks import PREFETCH_TOKEN as TOKEN
+from cds_service.cdshooks import USER_TOKENS
+from cds_service.errors import MissingData
+
+logger = logging.getLogger(__name__)
+
+MEDICATION_REFS_KEY = "_medication-references"
+
+
+class Fetcher(Protocol):
+    """What prefetch needs from the FHIR client (cds_service.fhir.client.FHIRClient)."""
+
+    async def fetch_all(
+        self, base: str, queries: Mapping[str, str], *, token: str | None
+    ) -> Mapping[str, object]: ...
+
+    async def complete_bundle(
+        self, base: str, bundle: dict[str, Any], *, token: str | None, resource_type: str
+    ) -> object: ...
+
+    async def read_references(
+        self, base: str, refs: Sequence[str], *, token: str | None
+    ) -> Mapping[str, object]: ...
+
+
+@dataclass
+class PrefetchResult:
+    """Raw resources per key and where each key came from (keys only: no data in logs)."""
+
+    entries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    provided: list[str] = field(default_factory=list)
+    fetched: list[str] = field(default_factory=list)
+    null: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)  # paging could not be completed
+
+
+def render_template(template: str, context: Mapping[str, Any]) -> str | None:
+    """Fill ``{{context.x}}`` and user tokens; None when a token cannot be resolved."""
+    user_id = context.get("userId")
+    user_type, _, user_bare = user_id.partition("/") if isinstance(user_id, str) else ("", "", "")
+    failed = False
+
+    def substitute(match: re.Match[str]) -> str:
+        nonlocal failed
+        name = match.group(1)
+        value: Any = None
+        if name.startswith("context."):
+            value = context.get(name.removeprefix("context."))
+        elif name in USER_TOKENS and USER_TOKENS[name] == user_type:
+            value = user_bare
+        if not isinstance(value, str | int) or isinstance(value, bool) or value == "":
+            failed = True
+            return ""
+        return str(value)
+
+    rendered = TOKEN.sub(substitute, template)
+    return None if failed else rendered
+
+
+def _is_error_outcome(resource: Mapping[str, Any]) -> bool:
+    return resource.get("resourceType") == "OperationOutcome"
+
+
+def _unwrap(value: Any) -> Any:
+    # Pre-1.0 clients wrapped values: {"response": {"status": "200 OK"}, "resource": {...}}.
+    if isinstance(value, Mapping) and "resourceType" not in value and "resource" in value:
+        return value["resource"]
+    return value
+
+
+def interpret(value: Any) -> tuple[str, list[dict[str, Any]], dict[str, Any] | None]:
+    """Classify one prefetch value: ("null" | "absent" | "data", resources, bundle to page)."""
+    if value is None:
+        return "null", [], None
+    value = _unwrap(value)
+    if not isinstance(value, Mapping) or not isinstance(value.get("resourceType"), str):
+        return "absent", [], None
+    if _is_error_outcome(value):
+        return "absent", [], None
+    if value["resourceType"] != "Bundle":
+        return "data", [dict(value)], None
+    resources: list[dict[str, Any]] = []
+    outcomes = 0
+    for entry in value.get("entry") or ():
+        resource = entry.get("resource") if isinstance(entry, Mapping) else None
+        if not isinstance(resource, Mapping) or not isinstance(resource.get("resourceType"), str):
+            continue
+        if _is_error_outcome(resource):
+            outcomes += 1
+            continue
+        resources.append(dict(resource))
+    if outcomes and not resources and _has_error_issue(value):
+        return "absent", [], None
+    has_next = any(
+        isinstance(link, Mapping) and link.get("relation") == "next" and link.get("url")
+        for link in value.get("link") or ()
+    )
+    return "data", resources, dict(value) if has_next else None
+
+
+def _has_error_issue(bundle: Mapping[str, Any]) -> bool:
+    for entry in bundle.get("entry") or ():
+        resource = entry.get("resource") if isinstance(entry, Mapping) else None
+        if isinstance(resource, Mapping) and _is_error_outcome(resource):
+            for issue in resource.get("issue") or ():
+                if isinstance(issue, Mapping) and issue.get("severity") in ("error", "fatal"):
+                    return True
+    return False
+
+
+def _missing_medication_refs(entries: Mapping[str, list[dict[str, Any]]]) -> list[str]:
+    present = {
+        f"Medication/{r.get('id')}"
+        for resources in entries.values()
+        for r in resources
+        if r.get("resourceType") == "Medication"
+    }
+    wanted: set[str] = set()
+    for resources in entries.values():
+        for r in resources:
+            ref = r.get("medicationReference")
+            target = ref.get("reference") if isinstance(ref, Mapping) else None
+            if isinstance(target, str) and target.startswith("Medication/"):
+                relative = "/".join(target.split("/")[:2])
+                if relative not in present:
+                    wanted.add(relative)
+    return sorted(wanted)
+
+
+async def resolve(
+    templates: Mapping[str, str],
+    needs: frozenset[str],
+    context: Mapping[str, Any],
+    prefetch: Mapping[str, Any] | None,
+    *,
+    fhir_server: str | None,
+    token: str | None,
+    fetcher: Fetcher | None,
+) -> PrefetchResult:
+    """Gather the data for every declared key; raise MissingData when a needed key is lost."""
+    result = PrefetchResult()
+    prefetch = prefetch or {}
+    absent: dict[str, str] = {}
+    to_page: dict[str, dict[str, Any]] = {}
+    for key, template in templates.items():
+        state, resources, bundle = (
+            interpret(prefetch[key]) if key in prefetch else ("absent", [], None)
+        )
+        if state == "null":
+            result.null.append(key)
+            result.entries[key] = []
+        elif state == "data":
+            result.provided.append(key)
+            result.entries[key] = resources
+            if bundle is not None:
+                to_page[key] = bundle
+        else:
+            query = render_template(template, context)
+            if query is not None:
+                absent[key] = query
+            else:
+                result.missing.append(key)
+
+    can_fetch = fetcher is not None and bool(fhir_server)
+    if can_fetch and fetcher is not None and fhir_server:
+        if absent:
+            fetched = await fetcher.fetch_all(fhir_server, absent, token=token)
+            for key in absent:
+                state, resources, _ = interpret(fetched.get(key))
+                if state == "data":
+                    result.fetched.append(key)
+                    result.entries[key] = resources
+                else:
+                    result.missing.append(key)
+        for key, bundle in to_page.items():
+            rtype = _bundle_type(result.entries[key])
+            completed = await fetcher.complete_bundle(
+                fhir_server, bundle, token=token, resource_type=rtype
+            )
+            state, resources, _ = interpret(completed)
+            if state == "data":
+                result.entries[key] = resources
+            else:
+                result.incomplete.append(key)
+        refs = _missing_medication_refs(result.entries)
+        if refs:
+            read = await fetcher.read_references(fhir_server, refs, token=token)
+            result.entries[MEDICATION_REFS_KEY] = [
+                dict(value)
+                for value in read.values()
+                if isinstance(value, Mapping) and value.get("resourceType") == "Medication"
+            ]
+    else:
+        result.missing.extend(absent)
+        result.incomplete.extend(to_page)
+
+    lost = sorted(set(result.missing) & needs)
+    logger.info(
+        "prefetch resolved",
+        extra={
+            "prefetch_keys_provided": sorted(result.provided),
+            "prefetch_keys_fetched": sorted(result.fetched),
+            "count": len(result.missing),
+        },
+    )
+    if lost:
+        raise MissingData(lost)
+    return result
+
+
+def _bundle_type(resources: Sequence[Mapping[str, Any]]) -> str:
+    for resource in resources:
+        rtype = resource.get("resourceType")
+        if isinstance(rtype, str):
+            return rtype
+    return "Bundle"

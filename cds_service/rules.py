@@ -1,0 +1,579 @@
+"""Rule kinds: pure functions (ClinicalFacts, Thresholds) -> Finding | None.
+
+A kind decides *whether* a card is due and *which* pieces of content apply; the words, codes and
+suggestions live in hooks/<service>/service.toml. Each kind declares the value-set roles, the
+thresholds, the summary variants, detail fragments, suggestion ids and template placeholders it
+uses, and catalog.py checks the content against that declaration at startup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
+
+from cds_service.facts import ClinicalFacts, Hit
+from cds_service.thresholds import Thresholds
+
+Indicator = Literal["info", "warning", "critical"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What a rule concluded; cards.py renders it with the rule's content."""
+
+    summary: str  # summary variant id
+    details: tuple[str, ...]  # detail fragment ids, in order
+    indicator: Indicator
+    facts: Mapping[str, str]  # template placeholder values
+    evidence: tuple[str, ...]  # relative references of the triggering resources
+    suggestions: tuple[str, ...] = ()
+    recommended: tuple[str, ...] = ()
+
+
+Evaluate = Callable[[ClinicalFacts, Thresholds], "Finding | None"]
+
+
+@dataclass(frozen=True)
+class RuleKind:
+    name: str
+    roles: tuple[str, ...]
+    thresholds: tuple[str, ...]
+    summaries: tuple[str, ...]
+    details: tuple[str, ...]
+    suggestions: tuple[str, ...]
+    sample_facts: Mapping[str, str]  # longest realistic values: used to check summary length
+    evaluate: Evaluate = field(repr=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared glucocorticoid status
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.1f}".rstrip("0").rstrip(".") if value % 1 else f"{value:.0f}"
+
+
+def _fmt_date(day: date | None) -> str:
+    return day.isoformat() if day else "unknown date"
+
+
+@dataclass(frozen=True)
+class SteroidStatus:
+    """Glucocorticoid exposure judged against the thresholds (ACR 2022 long-term definition)."""
+
+    long_term: bool
+    current_mg: float
+    days_long_term_dose: int
+    planned_long_term_days: int
+    cumulative_mg: float
+    max_mg: float
+    coded_long_term: tuple[str, ...]
+    any_systemic: bool
+    evidence: tuple[str, ...]
+
+    @staticmethod
+    def of(facts: ClinicalFacts, t: Thresholds) -> SteroidStatus:
+        exp = facts.exposure
+        low = t.value("exposure.long_term_min_daily_mg")
+        min_days = t.value("exposure.long_term_min_days")
+        days = exp.days_at_or_above(low)
+        planned = exp.planned_days_at_or_above(low)
+        past_run = exp.current_run_at_or_above(low, include_planned=False)
+        coded = facts.refs("long_term_steroid", active_only=True)
+        # ACR 2022: ">3 months at >=2.5 mg/day", summed so intermittent courses count, or an
+        # order planned for that long at initiation, or an explicit long-term-use code (Z79.52).
+        long_term = days >= min_days or past_run + planned >= min_days or bool(coded)
+        evidence = exp.sources_for_days_at_or_above(low)
+        return SteroidStatus(
+            long_term=long_term,
+            current_mg=exp.current_daily_peq_mg(),
+            days_long_term_dose=days,
+            planned_long_term_days=planned,
+            cumulative_mg=exp.cumulative_peq_mg(),
+            max_mg=exp.max_daily_peq_mg(),
+            coded_long_term=coded,
+            any_systemic=bool(exp.courses),
+            evidence=tuple(sorted(set(evidence) | set(coded))),
+        )
+
+    def facts(self, t: Thresholds) -> dict[str, str]:
+        return {
+            "current_mg": _fmt(self.current_mg),
+            "days_long_term_dose": str(self.days_long_term_dose),
+            "cumulative_g": _fmt(round(self.cumulative_mg / 1000, 1)),
+            "max_mg": _fmt(self.max_mg),
+            "lookback_months": _fmt(round(t.value("exposure.lookback_days") / 30.4)),
+            "long_term_min_daily_mg": _fmt(t.value("exposure.long_term_min_daily_mg")),
+        }
+
+
+COMMON_SAMPLE = {
+    "current_mg": "1250",
+    "days_long_term_dose": "365",
+    "cumulative_g": "12.5",
+    "max_mg": "1250",
+    "lookback_months": "12",
+    "long_term_min_daily_mg": "2.5",
+}
+COMMON_THRESHOLDS = (
+    "exposure.long_term_min_daily_mg",
+    "exposure.long_term_min_days",
+    "exposure.lookback_days",
+)
+
+
+def _hips_replaced(facts: ClinicalFacts) -> set[str]:
+    sides: set[str] = set()
+    for hit in facts.of("hip_prosthesis"):
+        laterality = str(hit.properties.get("laterality", "unknown"))
+        if laterality == "bilateral":
+            sides |= {"left", "right"}
+        elif laterality in ("left", "right"):
+            sides.add(laterality)
+    return sides
+
+
+def _newest(hits: list[Hit]) -> date | None:
+    days = [h.day for h in hits if h.day is not None]
+    return max(days) if days else None
+
+
+# ---------------------------------------------------------------------------------------------
+# bone-health: glucocorticoid-induced osteoporosis (ACR 2022)
+
+
+def _bone_risk(facts: ClinicalFacts, t: Thresholds, status: SteroidStatus) -> tuple[str, list[str]]:
+    """ACR 2022 fracture-risk category from the record: (category, evidence refs)."""
+    exp = facts.exposure
+    very_high_dose = (
+        exp.longest_run_at_or_above(t.value("exposure.very_high_daily_mg"))
+        > t.value("exposure.very_high_days")
+    ) or status.cumulative_mg >= t.value("exposure.very_high_cumulative_mg")
+    fractures = facts.refs("fragility_fracture")
+    evidence: list[str] = list(fractures)
+    t_scores = [
+        h
+        for h in facts.of("bone_density")
+        if h.properties.get("score") == "t" and h.value is not None
+    ]
+    z_scores = [
+        h
+        for h in facts.of("bone_density")
+        if h.properties.get("score") == "z" and h.value is not None
+    ]
+    lowest_t = min((h.value for h in t_scores if h.value is not None), default=None)
+    lowest_z = min((h.value for h in z_scores if h.value is not None), default=None)
+    if fractures or very_high_dose:
+        return "very high", evidence
+    adult_frax = facts.age is not None and facts.age >= t.value("bone.frax_min_age")
+    if adult_frax:
+        if lowest_t is not None and lowest_t <= t.value("bone.t_score_very_high"):
+            return "very high", [h.ref for h in t_scores]
+        if (lowest_t is not None and lowest_t <= t.value("bone.t_score_osteoporosis")) or facts.of(
+            "osteoporosis"
+        ):
+            return "high", [h.ref for h in t_scores] + list(facts.refs("osteoporosis"))
+        if (lowest_t is not None and lowest_t < t.value("bone.t_score_low")) or facts.of(
+            "osteopenia"
+        ):
+            return "moderate", [h.ref for h in t_scores] + list(facts.refs("osteopenia"))
+        return "to be determined (FRAX)", []
+    # Under 40: FRAX is not validated; ACR 2022 uses dose, fractures and Z-scores.
+    sustained = facts.exposure.longest_run_at_or_above(t.value("bone.under40_moderate_daily_mg"))
+    if (
+        lowest_z is not None
+        and lowest_z < t.value("bone.z_score_moderate")
+        and sustained >= t.value("bone.under40_moderate_days")
+    ):
+        return "moderate", [h.ref for h in z_scores]
+    if facts.of("osteoporosis"):
+        return "moderate", list(facts.refs("osteoporosis"))
+    return "low unless BMD shows otherwise", []
+
+
+def evaluate_bone_health(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
+    status = SteroidStatus.of(facts, t)
+    if not status.long_term:
+        return None
+    dxa_hits = facts.of("bone_density")
+    last_dxa = _newest(dxa_hits)
+    dxa_current = last_dxa is not None and (facts.today - last_dxa).days <= t.value(
+        "bone.dxa_interval_days"
+    )
+    therapy = facts.refs("osteoporosis_drugs", active_only=True) + facts.refs(
+        "bisphosphonate_use", active_only=True
+    )
+    if dxa_current and therapy:
+        return None  # assessed within the interval and treated: nothing to add
+    risk, risk_refs = _bone_risk(facts, t, status)
+    hips = _hips_replaced(facts)
+    adult_frax = facts.age is not None and facts.age >= t.value("bone.frax_min_age")
+    details = ["exposure", "frax" if adult_frax else "under-40"]
+    known = facts.refs("osteoporosis") + facts.refs("osteopenia") + facts.refs("fragility_fracture")
+    if known:
+        details.append("known-bone-disease")
+    suggestions: list[str] = []
+    if not dxa_current:
+        details.append("dxa-due" if last_dxa else "dxa-none")
+        if hips >= {"left", "right"}:
+            details.append("hips-replaced")
+            suggestions.append("dxa-spine-forearm")
+        else:
+            suggestions.append("dxa")
+    treat = risk in ("moderate", "high", "very high") and not therapy
+    details.append("risk")
+    if treat:
+        details.append("treatment")
+    details.append("calcium-vitamin-d")
+    if not dxa_current:
+        summary = "dxa-due" if last_dxa else "dxa-none"
+    elif treat:
+        summary = "treat"
+    else:
+        summary = "supplements"
+    indicator: Indicator = "warning" if treat or not last_dxa else "info"
+    values = status.facts(t) | {
+        "age": str(facts.age) if facts.age is not None else "unknown",
+        "last_dxa": _fmt_date(last_dxa),
+        "risk": risk,
+        "dxa_interval_months": _fmt(round(t.value("bone.dxa_interval_days") / 30.4)),
+        "calcium_mg": f"{_fmt(t.value('bone.calcium_mg_low'))}-{_fmt(t.value('bone.calcium_mg_high'))}",
+        "vitamin_d_iu": f"{_fmt(t.value('bone.vitamin_d_iu_low'))}-{_fmt(t.value('bone.vitamin_d_iu_high'))}",
+        "frax_adjust_mg": _fmt(t.value("bone.frax_gc_adjust_above_mg")),
+    }
+    evidence = set(status.evidence) | set(risk_refs) | set(known) | {h.ref for h in dxa_hits}
+    evidence |= set(facts.refs("hip_prosthesis"))
+    return Finding(
+        summary=summary,
+        details=tuple(details),
+        indicator=indicator,
+        facts=values,
+        evidence=tuple(sorted(evidence)),
+        suggestions=tuple(suggestions),
+        recommended=tuple(suggestions[:1]),
+    )
+
+
+BONE_HEALTH = RuleKind(
+    name="glucocorticoid-bone-health",
+    roles=(
+        "long_term_steroid",
+        "osteoporosis",
+        "osteopenia",
+        "fragility_fracture",
+        "bone_density",
+        "osteoporosis_drugs",
+        "bisphosphonate_use",
+        "hip_prosthesis",
+    ),
+    thresholds=(
+        *COMMON_THRESHOLDS,
+        "exposure.very_high_daily_mg",
+        "exposure.very_high_days",
+        "exposure.very_high_cumulative_mg",
+        "bone.frax_min_age",
+        "bone.dxa_interval_days",
+        "bone.t_score_osteoporosis",
+        "bone.t_score_very_high",
+        "bone.t_score_low",
+        "bone.z_score_moderate",
+        "bone.under40_moderate_daily_mg",
+        "bone.under40_moderate_days",
+        "bone.frax_gc_adjust_above_mg",
+        "bone.calcium_mg_low",
+        "bone.calcium_mg_high",
+        "bone.vitamin_d_iu_low",
+        "bone.vitamin_d_iu_high",
+    ),
+    summaries=("dxa-none", "dxa-due", "treat", "supplements"),
+    details=(
+        "exposure",
+        "frax",
+        "under-40",
+        "known-bone-disease",
+        "dxa-none",
+        "dxa-due",
+        "hips-replaced",
+        "risk",
+        "treatment",
+        "calcium-vitamin-d",
+    ),
+    suggestions=("dxa", "dxa-spine-forearm"),
+    sample_facts=COMMON_SAMPLE
+    | {
+        "age": "120",
+        "last_dxa": "unknown date",
+        "risk": "low unless BMD shows otherwise",
+        "dxa_interval_months": "24",
+        "calcium_mg": "1000-1200",
+        "vitamin_d_iu": "600-800",
+        "frax_adjust_mg": "7.5",
+    },
+    evaluate=evaluate_bone_health,
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# osteonecrosis
+
+
+def evaluate_osteonecrosis(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
+    status = SteroidStatus.of(facts, t)
+    exp = facts.exposure
+    if not (status.any_systemic or status.coded_long_term):
+        return None  # no steroid evidence: not this service's business
+    cumulative = status.cumulative_mg > t.value("osteonecrosis.cumulative_mg")
+    high_run = exp.longest_run_at_or_above(t.value("osteonecrosis.daily_mg")) >= t.value(
+        "osteonecrosis.high_dose_min_days"
+    )
+    pulses = exp.iv_pulse_days()
+    prior = facts.of("osteonecrosis")
+    if not (cumulative or high_run or pulses or prior):
+        return None
+    hips = _hips_replaced(facts)
+    pain = facts.of("joint_pain", active_only=True)
+    details = ["exposure"]
+    if prior:
+        details.append("prior")
+    if hips >= {"left", "right"}:
+        details.append("hips-replaced")
+        suggestions = ["mri-knee", "mri-other-joint"]
+    else:
+        details.append("hips-native" if not hips else "one-hip-replaced")
+        suggestions = ["mri-hip", "mri-other-joint"]
+    prior_sites = {str(h.properties.get("site")) for h in prior}
+    if prior_sites & {"hip", "knee"} or (prior and hips):
+        details.append("multifocal")
+    details.append("minimise")
+    if pain:
+        details.insert(1, "pain")
+    summary = "pain" if pain else ("both-hips-replaced" if hips >= {"left", "right"} else "risk")
+    values = status.facts(t) | {
+        "pulse_count": str(len(pulses)),
+        "cumulative_threshold_g": _fmt(t.value("osteonecrosis.cumulative_mg") / 1000),
+        "daily_threshold_mg": _fmt(t.value("osteonecrosis.daily_mg")),
+    }
+    evidence = (
+        set(status.evidence)
+        | {h.ref for h in prior}
+        | {h.ref for h in pain}
+        | set(facts.refs("hip_prosthesis"))
+        | {src for _, _, src in pulses}
+    )
+    return Finding(
+        summary=summary,
+        details=tuple(details),
+        indicator="warning" if pain else "info",
+        facts=values,
+        evidence=tuple(sorted(evidence)),
+        suggestions=tuple(suggestions),
+    )
+
+
+OSTEONECROSIS = RuleKind(
+    name="glucocorticoid-osteonecrosis",
+    roles=("osteonecrosis", "hip_prosthesis", "joint_pain", "long_term_steroid"),
+    thresholds=(
+        *COMMON_THRESHOLDS,
+        "osteonecrosis.cumulative_mg",
+        "osteonecrosis.daily_mg",
+        "osteonecrosis.high_dose_min_days",
+    ),
+    summaries=("pain", "both-hips-replaced", "risk"),
+    details=(
+        "exposure",
+        "pain",
+        "prior",
+        "hips-replaced",
+        "one-hip-replaced",
+        "hips-native",
+        "multifocal",
+        "minimise",
+    ),
+    suggestions=("mri-hip", "mri-knee", "mri-other-joint"),
+    sample_facts=COMMON_SAMPLE
+    | {"pulse_count": "99", "cumulative_threshold_g": "2", "daily_threshold_mg": "20"},
+    evaluate=evaluate_osteonecrosis,
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# infection-prevention
+
+
+def evaluate_infection(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
+    status = SteroidStatus.of(facts, t)
+    exp = facts.exposure
+    if not (status.long_term or status.current_mg >= t.value("infection.pjp_min_daily_mg")):
+        return None
+    pjp_mg = t.value("infection.pjp_min_daily_mg")
+    pjp_run = exp.current_run_at_or_above(pjp_mg, include_planned=True)
+    high_dose = (
+        pjp_run >= t.value("infection.pjp_min_days") and exp.current_daily_peq_mg() >= pjp_mg
+    )
+    live_run = exp.current_run_at_or_above(
+        t.value("infection.live_vaccine_min_daily_mg"), include_planned=False
+    )
+    live_contraindicated = live_run >= t.value("infection.live_vaccine_min_days")
+    second_agent = facts.refs("immunosuppressant_drugs", active_only=True) + facts.refs(
+        "immunosuppression_conditions", active_only=True
+    )
+    ild = facts.refs("ild", active_only=True) + tuple(
+        h.ref for h in facts.of("myositis", active_only=True) if h.properties.get("ild")
+    )
+    on_prophylaxis = facts.refs("pjp_drugs", active_only=True)
+    sulfa = facts.refs("sulfa_allergy", active_only=True)
+
+    details: list[str] = ["exposure"]
+    suggestions: list[str] = []
+    recommended: list[str] = []
+    todo: list[str] = []
+    if high_dose and not on_prophylaxis:
+        details.append("pjp")
+        if second_agent or ild:
+            details.append("pjp-stronger")
+        if sulfa:
+            details.append("pjp-sulfa")
+            suggestions += ["dapsone", "atovaquone"]
+        else:
+            suggestions += ["tmp-smx", "dapsone", "atovaquone"]
+            recommended.append("tmp-smx")
+        todo.append("pjp")
+    tb_tests = facts.of("tb_tests")
+    latent = facts.refs("latent_tb")
+    tb_dose = exp.current_run_at_or_above(
+        t.value("infection.tb_min_daily_mg"), include_planned=True
+    ) >= t.value("infection.tb_min_days")
+    if latent:
+        details.append("tb-known")
+    elif not tb_tests and (status.long_term or tb_dose or second_agent):
+        details.append("tb")
+        suggestions.append("igra")
+        todo.append("tb")
+    hbv_markers = {str(h.properties.get("marker")) for h in facts.of("hbv_tests")}
+    if facts.refs("hepatitis_b"):
+        details.append("hbv-known")
+    elif not {"hbsag", "anti-hbc", "anti-hbs"} <= hbv_markers:
+        details.append("hbv")
+        suggestions.append("hbv-panel")
+        todo.append("hbv")
+    groups = {str(h.properties.get("group")) for h in facts.of("vaccines")}
+    recent_flu = [
+        h
+        for h in facts.within("vaccines", t.value("infection.influenza_interval_days"))
+        if str(h.properties.get("group", "")).startswith("influenza")
+        and h.properties.get("live") is not True
+    ]
+    due: list[str] = []
+    if "zoster-recombinant" not in groups:
+        due.append("recombinant zoster")
+        suggestions.append("zoster")
+    if "pneumococcal" not in groups:
+        due.append("pneumococcal")
+        suggestions.append("pneumococcal")
+    if not recent_flu:
+        due.append("influenza")
+        suggestions.append("influenza")
+    if due:
+        details.append("vaccines")
+        todo.append("vaccines")
+        if status.current_mg >= t.value("infection.live_vaccine_min_daily_mg"):
+            details.append("vaccines-defer")
+    if live_contraindicated:
+        details.append("live-vaccines")
+    if not todo:
+        return None  # screening, prophylaxis and vaccines are all on file
+    if high_dose or second_agent or ild:
+        details.append("lung-vigilance")
+    summary = "pjp" if "pjp" in todo else ("screening" if {"tb", "hbv"} & set(todo) else "vaccines")
+    values = status.facts(t) | {
+        "pjp_run_days": str(pjp_run),
+        "pjp_min_mg": _fmt(pjp_mg),
+        "pjp_min_days": _fmt(t.value("infection.pjp_min_days")),
+        "vaccines_due": ", ".join(due) if due else "none",
+        "live_min_mg": _fmt(t.value("infection.live_vaccine_min_daily_mg")),
+        "live_min_days": _fmt(t.value("infection.live_vaccine_min_days")),
+        "live_wait_days": _fmt(t.value("infection.live_vaccine_wait_days")),
+    }
+    evidence = set(status.evidence) | set(second_agent) | set(ild) | set(sulfa) | set(latent)
+    evidence |= set(facts.refs("hepatitis_b"))
+    return Finding(
+        summary=summary,
+        details=tuple(details),
+        indicator="warning" if "pjp" in todo else "info",
+        facts=values,
+        evidence=tuple(sorted(evidence)),
+        suggestions=tuple(suggestions),
+        recommended=tuple(recommended),
+    )
+
+
+INFECTION = RuleKind(
+    name="glucocorticoid-infection-prevention",
+    roles=(
+        "long_term_steroid",
+        "pjp_drugs",
+        "immunosuppressant_drugs",
+        "immunosuppression_conditions",
+        "ild",
+        "myositis",
+        "tb_tests",
+        "latent_tb",
+        "hbv_tests",
+        "hepatitis_b",
+        "vaccines",
+        "sulfa_allergy",
+    ),
+    thresholds=(
+        *COMMON_THRESHOLDS,
+        "infection.pjp_min_daily_mg",
+        "infection.pjp_min_days",
+        "infection.tb_min_daily_mg",
+        "infection.tb_min_days",
+        "infection.live_vaccine_min_daily_mg",
+        "infection.live_vaccine_min_days",
+        "infection.live_vaccine_wait_days",
+        "infection.influenza_interval_days",
+    ),
+    summaries=("pjp", "screening", "vaccines"),
+    details=(
+        "exposure",
+        "pjp",
+        "pjp-stronger",
+        "pjp-sulfa",
+        "tb",
+        "tb-known",
+        "hbv",
+        "hbv-known",
+        "vaccines",
+        "vaccines-defer",
+        "live-vaccines",
+        "lung-vigilance",
+    ),
+    suggestions=(
+        "tmp-smx",
+        "dapsone",
+        "atovaquone",
+        "igra",
+        "hbv-panel",
+        "zoster",
+        "pneumococcal",
+        "influenza",
+    ),
+    sample_facts=COMMON_SAMPLE
+    | {
+        "pjp_run_days": "365",
+        "pjp_min_mg": "20",
+        "pjp_min_days": "28",
+        "vaccines_due": "recombinant zoster, pneumococcal, influenza",
+        "live_min_mg": "20",
+        "live_min_days": "14",
+        "live_wait_days": "30",
+    },
+    evaluate=evaluate_infection,
+)
+
+
+KINDS: dict[str, RuleKind] = {kind.name: kind for kind in (BONE_HEALTH, OSTEONECROSIS, INFECTION)}
