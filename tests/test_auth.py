@@ -281,6 +281,13 @@ def tampered(ehr: SignedClient) -> str:
     return f"Bearer {header}.{b64url_json(claims)}.{signature}"
 
 
+def reheadered(ehr: SignedClient, **fields: Any) -> str:
+    """A signed token whose header was then changed (joserfc refuses to sign such headers)."""
+    _, payload, signature = ehr.mint(AUD).split(".")
+    header = {"alg": ehr.alg, "typ": "JWT", "kid": ehr.kid, **fields}
+    return f"Bearer {b64url_json(header)}.{payload}.{signature}"
+
+
 def other_key_same_kid(ehr: SignedClient) -> str:
     return ehr.authorization(AUD, key=generate_key(kid=ehr.kid))
 
@@ -314,6 +321,7 @@ ATTACKS: dict[str, tuple[Callable[[SignedClient], str | None], str]] = {
     "oversized": (lambda _: "Bearer " + "a" * 9000, "token too long"),
     "alg none unsigned": (unsigned, "authorization header malformed"),
     "alg none with junk signature": (lambda e: unsigned(e, "AAAA"), "alg not allowed"),
+    "alg not a string": (lambda e: reheadered(e, alg=["ES384"]), "alg not allowed"),
     "hs256 public key as secret": (hs256_with_public_key, "alg not allowed"),
     "rs384 not registered for issuer": (rs384_not_registered, "alg not allowed for issuer"),
     "tampered payload": (tampered, "bad signature"),

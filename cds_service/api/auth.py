@@ -422,8 +422,8 @@ class JWTVerifier:
         header = obj.headers()
         claims = _json_object(obj.payload or b"")
 
-        alg = header.get("alg")
-        if alg not in SUPPORTED_ALGORITHMS:
+        alg: object = header.get("alg")  # untrusted JSON: may be any type
+        if not isinstance(alg, str) or alg not in SUPPORTED_ALGORITHMS:
             raise _Rejected("alg not allowed")
         if "crit" in header or "b64" in header:
             raise _Rejected("unsupported header")  # no JWS extensions (e.g. RFC 7797) accepted
