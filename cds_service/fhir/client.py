@@ -293,7 +293,7 @@ class FHIRClient:
         async def job() -> dict[str, Any]:
             return await self._page(base, bundle, token=token, rtype=rtype, deadline=deadline)
 
-        results = await self._run_all({"bundle": job}, {"bundle": rtype}, deadline, log_keys=True)
+        results = await self._run_all({"bundle": job}, {"bundle": rtype}, deadline, log_keys=False)
         return results["bundle"]
 
     async def read_references(
