@@ -6,6 +6,10 @@ Usage in any test module::
         clients_file = ehr.write_clients_file(tmp_path)    # CDS_CLIENTS_FILE for the app
         headers = {"Authorization": ehr.authorization("http://test/cds-services/x")}
 
+``aud`` is the full URL the request goes to, e.g. ``http://test/cds-services/<id>`` with an
+``httpx.ASGITransport`` client on ``base_url="http://test"`` and no ``CDS_PUBLIC_URL``.
+Each call mints a new ``jti``: reuse a header value only to test replay.
+
 ``mint(aud=..., **overrides)`` sets or (with ``None``) removes payload claims; ``header=``
 overrides JOSE header fields the same way. All keys are generated per run: nothing is secret.
 """

@@ -281,6 +281,15 @@ def tampered(ehr: SignedClient) -> str:
     return f"Bearer {header}.{b64url_json(claims)}.{signature}"
 
 
+def b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def odd_header(raw: bytes) -> str:
+    """A header that is JSON containing "alg" but not an object."""
+    return f"Bearer {b64(raw)}.{b64(b'{}')}.AAAA"
+
+
 def reheadered(ehr: SignedClient, **fields: Any) -> str:
     """A signed token whose header was then changed (joserfc refuses to sign such headers)."""
     _, payload, signature = ehr.mint(AUD).split(".")
@@ -314,6 +323,8 @@ ATTACKS: dict[str, tuple[Callable[[SignedClient], str | None], str]] = {
     "bearer alone": (lambda _: "Bearer", "authorization header malformed"),
     "bearer garbage": (lambda _: "Bearer not-a-jwt!", "authorization header malformed"),
     "bearer three junk segments": (lambda _: "Bearer a.b.c", "token malformed"),
+    "header a json list": (lambda _: odd_header(b'["alg"]'), "token malformed"),
+    "header a json string": (lambda _: odd_header(b'"alg"'), "token malformed"),
     "token twice": (
         lambda e: f"{e.authorization(AUD)} {e.mint(AUD)}",
         "authorization header malformed",

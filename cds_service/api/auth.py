@@ -419,7 +419,9 @@ class JWTVerifier:
             obj = jws.extract_compact(token, registry=registry)
         except (JoseError, ValueError):
             raise _Rejected("token malformed") from None
-        header = obj.headers()
+        header: object = obj.headers()  # joserfc accepts any JSON that contains "alg"
+        if not isinstance(header, dict):
+            raise _Rejected("token malformed")
         claims = _json_object(obj.payload or b"")
 
         alg: object = header.get("alg")  # untrusted JSON: may be any type
