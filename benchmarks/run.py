@@ -1,0 +1,487 @@
+"""``make bench``: the service and the parse-only ceiling, side by side, on the same bodies.
+
+Both run as ``uvicorn`` subprocesses with identical flags (one worker, no access log) on free
+loopback ports. For each body (seed case; 100, ~660, 1,000 and ~4,200-resource prefetch built from
+the Synthea bundles in ``../shared/fhir-data``) the load generator (``wrk`` if installed, else an
+async httpx loop) posts it for a fixed time to the ceiling, then to the service, and the table
+gives p50/p95/p99, requests/s, the server's peak RSS during the run, and our p50 over the
+ceiling's. ``--write-docs`` also writes docs/performance.md.
+
+    python -m benchmarks.run [--duration 5] [--only seed,ebony-5712] [--write-docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import httpx
+
+from benchmarks.bodies import ROOT, SERVICE_ID, Body, build_bodies
+from benchmarks.load import (
+    WRK_INSTALL_HINT,
+    LoadResult,
+    run_httpx,
+    run_wrk,
+    wrk_path,
+)
+
+DOCS = ROOT / "docs" / "performance.md"
+SERVICE_APP = "cds_service.main:create_app"
+CEILING_APP = "benchmarks.ceiling:app"
+UVICORN_FLAGS = ("--host", "127.0.0.1", "--no-access-log", "--log-level", "warning")
+LARGE = ("wendell-1116", "ebony-5712")
+CURVE = ("slice-100", "wendell-1116", "slice-1000", "ebony-5712")
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident set size of ``pid`` in MB, from /proc/<pid>/status (None if unavailable)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    except OSError:
+        return None
+    match = re.search(r"^VmRSS:\s+(\d+)\s+kB", text, re.MULTILINE)
+    return int(match.group(1)) / 1024 if match else None
+
+
+class Server:
+    """One uvicorn subprocess on a free loopback port, its output in a log file."""
+
+    def __init__(self, name: str, target: list[str], env: dict[str, str], workdir: Path) -> None:
+        self.name = name
+        self.port = free_port()
+        self.log_path = workdir / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        command = [sys.executable, "-m", "uvicorn", *target, "--port", str(self.port)]
+        self.proc = subprocess.Popen(
+            [*command, *UVICORN_FLAGS],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 60.0) -> str | None:
+        """Wait for ``GET /healthz`` to answer 200; returns None, or why it did not start."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return f"exited with code {self.proc.returncode}: {self.tail()}"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.base}/healthz", timeout=1.0).status_code == 200:
+                    return None
+            time.sleep(0.2)
+        return f"no 200 from /healthz within {timeout:.0f} s"
+
+    def tail(self, lines: int = 3) -> str:
+        self._log.flush()
+        text = self.log_path.read_text(encoding="utf-8", errors="replace").strip()
+        return " | ".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._log.close()
+
+
+@contextlib.contextmanager
+def sample_rss(pid: int, interval: float = 0.1) -> Iterator[list[float]]:
+    """Sample the RSS of ``pid`` in a thread while the block runs; yields the samples (MB)."""
+    samples: list[float] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            value = rss_mb(pid)
+            if value is not None:
+                samples.append(value)
+            stop.wait(interval)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield samples
+    finally:
+        stop.set()
+        thread.join()
+
+
+@dataclass
+class Row:
+    """One (body, target) measurement."""
+
+    body: Body
+    target: str
+    result: LoadResult | None = None
+    rss_peak_mb: float | None = None
+    note: str = ""
+    ratio: float | None = None
+
+
+@dataclass
+class Run:
+    """Everything one benchmark run measured, for the console and the docs."""
+
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    tool: str = ""
+    duration: float = 0.0
+    started: str = ""
+
+
+def _connections(body: Body) -> int:
+    # As in shared/real-components.md part 3: c=8 for small bodies, c=4 for large ones.
+    return 8 if len(body.data) < 200_000 else 4
+
+
+def _load(
+    url: str, body: Body, body_file: Path, seconds: float, tool: str, tmp: Path
+) -> LoadResult:
+    if tool == "wrk":
+        return run_wrk(url, body_file, connections=_connections(body), seconds=seconds, workdir=tmp)
+    return run_httpx(url, body.data, connections=_connections(body), seconds=seconds)
+
+
+def _preflight(url: str, body: Body) -> str | None:
+    """POST once; None when the answer is 200, else a short reason."""
+    try:
+        response = httpx.post(
+            url, content=body.data, headers={"Content-Type": "application/json"}, timeout=60.0
+        )
+    except httpx.HTTPError as error:
+        return f"request failed: {type(error).__name__}"
+    return None if response.status_code == 200 else f"HTTP {response.status_code}"
+
+
+def measure(
+    servers: dict[str, Server], bodies: list[Body], args: argparse.Namespace, tmp: Path, run: Run
+) -> None:
+    """Warm up and measure every body against every running server, ceiling first."""
+    for body in bodies:
+        body_file = tmp / f"{body.name}.json"
+        body_file.write_bytes(body.data)
+        rows: dict[str, Row] = {}
+        for name, server in servers.items():
+            row = Row(body, name)
+            rows[name] = row
+            run.rows.append(row)
+            url = f"{server.base}/cds-services/{SERVICE_ID}"
+            problem = _preflight(url, body)
+            if problem is not None:
+                row.note = problem
+                continue
+            if args.warmup > 0:
+                _load(url, body, body_file, args.warmup, run.tool, tmp)
+            with sample_rss(server.proc.pid) as samples:
+                row.result = _load(url, body, body_file, args.duration, run.tool, tmp)
+            row.rss_peak_mb = max(samples) if samples else None
+            print(f"  {body.name:>13} {name:>8}: {_short(row)}", flush=True)
+        ceiling, service = rows.get("ceiling"), rows.get("service")
+        if ceiling and service and ceiling.result and service.result:
+            service.ratio = service.result.p50_ms / ceiling.result.p50_ms
+
+
+def _short(row: Row) -> str:
+    r = row.result
+    if r is None:
+        return row.note
+    return f"{r.rps:,.0f} req/s, p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, {r.errors} errors"
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def results_table(run: Run) -> str:
+    """The results as a Markdown table."""
+    lines = [
+        "| body | resources | size | app | req/s | p50 ms | p95 ms | p99 ms | errors | peak RSS MB | p50 / ceiling |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in run.rows:
+        r = row.result
+        size = f"{len(row.body.data) / 1024:,.0f} KB"
+        if r is None:
+            cells = ["-"] * 5 + [_fmt(row.rss_peak_mb, ".0f"), row.note or "-"]
+        else:
+            cells = [
+                f"{r.rps:,.0f}",
+                f"{r.p50_ms:.2f}",
+                f"{r.p95_ms:.2f}",
+                f"{r.p99_ms:.2f}",
+                str(r.errors),
+                _fmt(row.rss_peak_mb, ".0f"),
+                _fmt(row.ratio, ".2f") + ("x" if row.ratio is not None else ""),
+            ]
+        lines.append(
+            f"| {row.body.name} | {row.body.resources:,} | {size} | {row.target} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def cost_curve(run: Run) -> str:
+    """Service p50 per resource at each prefetch size (linear growth keeps it flat)."""
+    lines = [
+        "| body | resources | service p50 ms | ceiling p50 ms | service µs / resource | ceiling µs / resource |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    by_key = {(row.body.name, row.target): row for row in run.rows}
+    for name in CURVE:
+        service, ceiling = by_key.get((name, "service")), by_key.get((name, "ceiling"))
+        if ceiling is None or ceiling.result is None:
+            continue
+        n = ceiling.body.resources
+        s = service.result.p50_ms if service and service.result else None
+        c = ceiling.result.p50_ms
+        lines.append(
+            f"| {name} | {n:,} | {_fmt(s, '.2f')} | {c:.2f} | "
+            f"{_fmt(None if s is None else s * 1000 / n, '.0f')} | {c * 1000 / n:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def target_checks(run: Run) -> list[str]:
+    """The issue's targets, each as a PASS/FAIL/n.a. line."""
+    by_key = {(row.body.name, row.target): row for row in run.rows}
+
+    def service(name: str) -> Row | None:
+        row = by_key.get((name, "service"))
+        return row if row is not None and row.result is not None else None
+
+    checks: list[str] = []
+    seed = service("seed")
+    if seed is not None and seed.result is not None:
+        ok = seed.result.rps >= 1000
+        checks.append(f"{'PASS' if ok else 'FAIL'} seed ≥ 1,000 req/s: {seed.result.rps:,.0f}")
+        if seed.ratio is not None:
+            ok = seed.ratio <= 5
+            checks.append(f"{'PASS' if ok else 'FAIL'} seed p50 ≤ 5x ceiling: {seed.ratio:.2f}x")
+    else:
+        checks.append("n.a. seed targets: no service measurement")
+    for name in LARGE:
+        row = service(name)
+        if row is not None and row.ratio is not None:
+            ok = row.ratio <= 2
+            checks.append(f"{'PASS' if ok else 'FAIL'} {name} p50 ≤ 2x ceiling: {row.ratio:.2f}x")
+        else:
+            checks.append(f"n.a. {name} ratio: no service measurement")
+    big = service("ebony-5712")
+    if big is not None and big.rss_peak_mb is not None:
+        ok = big.rss_peak_mb < 200
+        checks.append(
+            f"{'PASS' if ok else 'FAIL'} ebony-5712 RSS < 200 MB: {big.rss_peak_mb:.0f} MB"
+        )
+    else:
+        checks.append("n.a. RSS target: no service measurement on ebony-5712")
+    return checks
+
+
+def machine() -> list[str]:
+    """A description of this machine and the software versions that matter."""
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    mem = "unknown"
+    with contextlib.suppress(OSError, AttributeError, IndexError):
+        total_kb = int(Path("/proc/meminfo").read_text(encoding="ascii").split()[1])
+        mem = f"{total_kb / 1024 / 1024:.1f} GiB"
+    versions = []
+    for package in ("uvicorn", "fastapi", "starlette", "orjson", "pydantic", "fhir.resources"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions.append(f"{package} {metadata.version(package)}")
+    wrk = wrk_path()
+    wrk_version = "not installed"
+    if wrk is not None:
+        out = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False, timeout=10)
+        wrk_version = (out.stdout or out.stderr).split("[")[0].strip() or "installed"
+    return [
+        f"- CPU: {model}, {nproc} cores available (nproc)",
+        f"- Memory: {mem}",
+        f"- OS: {platform.system()} {platform.release()}",
+        f"- Python {platform.python_version()} ({platform.python_implementation()})",
+        f"- {', '.join(versions)}",
+        f"- Load generator: {wrk_version}; it shares the cores with the server",
+    ]
+
+
+def report(run: Run) -> str:
+    """The console report (also the body of docs/performance.md)."""
+    parts = [
+        results_table(run),
+        "",
+        "Cost curve (p50 against prefetch size):",
+        "",
+        cost_curve(run),
+        "",
+        "Targets (issue 8):",
+        "",
+        *[f"- {line}" for line in target_checks(run)],
+    ]
+    if run.notes:
+        parts += ["", "Notes:", "", *[f"- {note}" for note in run.notes]]
+    return "\n".join(parts)
+
+
+def write_docs(run: Run, path: Path) -> None:
+    """Write docs/performance.md: how to run, the machine, method, results."""
+    text = f"""# Performance
+
+Measured by `make bench` (`python -m benchmarks.run --write-docs`) on {run.started}.
+This file is generated; rerun the command to refresh it.
+
+## Machine
+
+{chr(10).join(machine())}
+
+## Method
+
+- The service (`uvicorn --factory {SERVICE_APP}`, `CDS_AUTH=off`, SQLite in a temporary
+  directory, bundled `hooks/`) and the **ceiling** (`{CEILING_APP}`: a FastAPI POST that only
+  reads the body and `orjson`-parses it) run side by side as subprocesses, each with one uvicorn
+  worker and the same flags (`{" ".join(UVICORN_FLAGS)}`), on free loopback ports.
+- For each body: one POST must answer 200, then {run.tool} loads the ceiling and then the
+  service for {run.duration:g} s each (after a short warm-up), with 8 connections for bodies under
+  200 KB and 4 above. Peak RSS is `VmRSS` from `/proc/<pid>/status`, sampled every 100 ms while
+  the load runs. "p50 / ceiling" is the service's p50 over the ceiling's on the same body.
+- Bodies: `seed` is `fixtures/{SERVICE_ID}/seed-dermatomyositis/request.json` (full prefetch).
+  The others are Synthea transaction bundles from `../shared/fhir-data/` turned into a
+  patient-view request whose prefetch fills every key the service declares (Patient, and
+  searchset Bundles of Condition, MedicationRequest + Medication, Observation, Procedure,
+  Immunization): `wendell-1116` and `ebony-5712` are the whole 1,116- and 5,712-entry bundles
+  (their other resource types, such as Claim or Encounter, are not prefetched), `slice-100` and
+  `slice-1000` the first 100 and 1,000 of those resources from the 5,712-entry bundle.
+
+## Results
+
+{report(run)}
+
+## Reading the numbers
+
+- The ceiling is what one worker can do with the body at all: with a few MB of JSON, parsing
+  and garbage collection dominate, not HTTP. A ratio close to 1x means the service adds little
+  on top of reading its input.
+- The load generator runs on the same cores as the server, so absolute req/s are lower than on
+  a dedicated machine; the ratios compare like with like.
+- Scale out with replicas (deploy/k8s): throughput grows with cores, one worker per core.
+"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def _server_env(tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDS_")}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.update(
+        {
+            "CDS_AUTH": "off",
+            "CDS_DATABASE_URL": f"sqlite:///{tmp}/bench.db",
+            "CDS_HOOKS_DIR": str(ROOT / "hooks"),
+            "CDS_LOG_LEVEL": "INFO",  # production default: per-request log lines included
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up per body")
+    parser.add_argument("--only", default="", help="comma-separated body names")
+    parser.add_argument("--loadgen", choices=("auto", "wrk", "httpx"), default="auto")
+    parser.add_argument("--no-service", action="store_true", help="measure the ceiling only")
+    parser.add_argument("--write-docs", action="store_true", help=f"write {DOCS.relative_to(ROOT)}")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target fails")
+    args = parser.parse_args(argv)
+    args.duration = min(max(args.duration, 1.0), 30.0)  # bounded: total stays in minutes
+    args.warmup = min(max(args.warmup, 0.0), 5.0)
+
+    run = Run(duration=args.duration, started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
+    if args.loadgen == "wrk" or (args.loadgen == "auto" and wrk_path() is not None):
+        if wrk_path() is None:
+            print(f"wrk is not installed: {WRK_INSTALL_HINT}", file=sys.stderr)
+            return 2
+        run.tool = "wrk"
+        args.warmup = max(args.warmup, 1.0) if args.warmup else 0.0  # wrk runs whole seconds
+    else:
+        run.tool = "httpx"
+        print(
+            f"wrk not found, using the slower httpx load generator; to install: {WRK_INSTALL_HINT}"
+        )
+
+    only = {name.strip() for name in args.only.split(",") if name.strip()} or None
+    bodies, run.notes = build_bodies(only)
+    if not bodies:
+        print("no bodies to measure: " + "; ".join(run.notes), file=sys.stderr)
+        return 2
+
+    with tempfile.TemporaryDirectory(prefix="cds-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        env = _server_env(tmp)
+        servers: dict[str, Server] = {"ceiling": Server("ceiling", [CEILING_APP], env, tmp)}
+        if not args.no_service:
+            servers["service"] = Server("service", ["--factory", SERVICE_APP], env, tmp)
+        try:
+            for name, server in list(servers.items()):
+                problem = server.wait_ready()
+                if problem is not None:
+                    run.notes.append(f"{name} did not start ({problem}); not measured")
+                    server.stop()
+                    del servers[name]
+            if "ceiling" not in servers:
+                print("; ".join(run.notes), file=sys.stderr)
+                return 2
+            print(f"load generator: {run.tool}; {args.duration:g} s per run", flush=True)
+            measure(servers, bodies, args, tmp, run)
+        finally:
+            for server in servers.values():
+                server.stop()
+
+    text = report(run)
+    print()
+    print(text)
+    if args.write_docs:
+        write_docs(run, DOCS)
+        print(f"\nwrote {DOCS.relative_to(ROOT)}")
+    failed = any(line.startswith("FAIL") for line in target_checks(run))
+    return 1 if args.check and failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
