@@ -1,0 +1,163 @@
+"""Command line: ``cds-service serve | evaluate | migrate | report``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from cds_service.logs import configure_logging
+from cds_service.settings import Settings, get_settings
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    workers = args.workers or settings.workers
+    uvicorn.run(
+        "cds_service.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=20,
+    )
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)  # noqa: T201 - CLI output
+    return 2
+
+
+def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one hook call offline (no FHIR fetches) and print the CDS Hooks response."""
+    from cds_service.api.orders import draft_orders_for
+    from cds_service.catalog import load_catalog
+    from cds_service.cdshooks import CDSRequest, dump
+    from cds_service.engine import evaluate
+    from cds_service.errors import CDSError
+
+    path = Path(args.request)
+    try:
+        raw: Any = json.loads(path.read_text(encoding="utf-8"))
+    except OSError:
+        return _fail(f"cannot read {path}")
+    except json.JSONDecodeError:
+        return _fail(f"{path} is not valid JSON")
+    try:
+        request = CDSRequest.model_validate(raw)
+    except ValidationError as exc:
+        fields = sorted({".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()})
+        return _fail("not a CDS Hooks request; invalid or missing fields: " + ", ".join(fields))
+    catalog = load_catalog(settings.hooks_dir)
+    if args.service:
+        service = catalog.find(args.service)
+        if service is None:
+            return _fail(
+                f"unknown service {args.service!r}; known: {', '.join(s.id for s in catalog.services)}"
+            )
+    else:
+        service = next((s for s in catalog.services if request.hook in s.definition.hooks), None)
+        if service is None:
+            return _fail(f"no service handles hook {request.hook!r}")
+    now = datetime.fromisoformat(args.now) if args.now else datetime.now(tz=UTC)
+    if now.tzinfo is None:
+        return _fail("--now needs a UTC offset, e.g. 2026-11-24T10:00:00+00:00")
+    try:
+        drafts, _ = draft_orders_for(request)
+        evaluation = asyncio.run(
+            evaluate(
+                request,
+                service,
+                catalog,
+                now=now,
+                fetcher=None,
+                lookback_days=settings.lookback_days,
+                draft_orders=drafts,
+                strict=True,
+            )
+        )
+    except CDSError as error:
+        return _fail(f"{error.status} {error.code}: {error.detail}")
+    print(json.dumps(dump(evaluation.response), indent=2))  # noqa: T201 - CLI output
+    return 0
+
+
+def _migrate(_: argparse.Namespace, settings: Settings) -> int:
+    from cds_service.store.connect import migrate
+
+    migrate(settings.database_url.get_secret_value())
+    print("database schema is up to date")  # noqa: T201
+    return 0
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from cds_service.store.connect import migrate
+    from cds_service.store.report import render_report
+    from cds_service.store.sql import SQLFeedbackStore
+
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            return _fail("--since must be an ISO date, e.g. 2026-01-01")
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+    url = settings.database_url.get_secret_value()
+    migrate(url)
+    store = SQLFeedbackStore(url)
+    try:
+        print(render_report(store.stats(since), args.format))  # noqa: T201
+    finally:
+        store.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cds-service", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="uvicorn worker processes (default CDS_WORKERS or 1)",
+    )
+    serve.set_defaults(func=_serve)
+    ev = sub.add_parser("evaluate", help="run one hook call offline and print the response JSON")
+    ev.add_argument("request", help="CDS Hooks request JSON file")
+    ev.add_argument("--service", help="service id (default: the service for the request's hook)")
+    ev.add_argument("--now", help="evaluation time, ISO 8601 with offset (default: now)")
+    ev.set_defaults(func=_evaluate)
+    mig = sub.add_parser("migrate", help="create or upgrade the database schema")
+    mig.set_defaults(func=_migrate)
+    rep = sub.add_parser("report", help="card and feedback statistics")
+    rep.add_argument("--format", choices=["json", "table"], default="table")
+    rep.add_argument("--since", help="only cards issued on or after this date")
+    rep.set_defaults(func=_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    configure_logging("WARNING" if args.command != "serve" else settings.log_level)
+    result: int = args.func(args, settings)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
