@@ -106,6 +106,8 @@ __all__ = [
 ]
 
 ROUND_DIGITS = 6
+# Sanity bound on any computed span (data errors such as "boundsDuration 1e9 d").
+MAX_SPAN_DAYS = 36500
 _EPS = 1e-9
 _DAY = timedelta(days=1)
 
@@ -319,7 +321,13 @@ def _to_day(raw: object, tz: tzinfo | None, *, end: bool = False) -> _Day | None
     m = re.match(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?", text)
     if m is None:
         return None
-    year, month, day = int(m.group(1)), m.group(2), m.group(3)
+    try:
+        return _partial_day(int(m.group(1)), m.group(2), m.group(3), end=end)
+    except ValueError:  # impossible calendar date in the record: treat as no date
+        return None
+
+
+def _partial_day(year: int, month: str | None, day: str | None, *, end: bool) -> _Day:
     if day is not None and month is not None:
         return _Day(date(year, int(month), int(day)), False)
     if month is not None:
@@ -339,7 +347,7 @@ def _duration_days(quantity: Any) -> int | None:
     if factor is None:
         return None
     days = math.ceil(float(quantity.value) * factor - _EPS)
-    return max(days, 1)
+    return min(max(days, 1), MAX_SPAN_DAYS)
 
 
 # --------------------------------------------------------------------------- dosage
@@ -587,7 +595,7 @@ def _dosage_segments(
             if cursor is not None and group_days is not None:
                 seg.end = cursor + timedelta(days=group_days - 1)
         if group_days is None and record_days is not None and start is not None and is_last:
-            total_end = start + timedelta(days=record_days * supply_fills - 1)
+            total_end = start + timedelta(days=min(record_days * supply_fills, MAX_SPAN_DAYS) - 1)
             for seg in group_segments:
                 seg.end = max(total_end, cursor) if cursor is not None else total_end
         segments.extend(group_segments)
@@ -605,7 +613,7 @@ def _own_duration(dosage: Any, sched: _Schedule) -> int | None:
         days = _duration_days(repeat.boundsRange.high)
     if days is None and sched.count is not None and sched.per_day > 0:
         per_week = sched.per_day * (len(sched.weekdays) if sched.weekdays else 7)
-        days = max(1, math.ceil(sched.count / per_week * 7 - _EPS))
+        days = min(max(1, math.ceil(sched.count / per_week * 7 - _EPS)), MAX_SPAN_DAYS)
     return days
 
 
@@ -614,7 +622,7 @@ def _record_days(
 ) -> int | None:
     """Planned days of a single-step record: supply duration or quantity / daily amount."""
     if record_days is not None:
-        return record_days * fills
+        return min(record_days * fills, MAX_SPAN_DAYS)
     per_day = [s.mg_per_day for s in segments]
     if supply_mg is None or any(v is None for v in per_day):
         return None
@@ -625,7 +633,8 @@ def _record_days(
         weekly_fraction = len(weekdays) / 7
     if total_per_day * weekly_fraction <= 0:
         return None
-    return max(1, math.ceil(supply_mg * fills / (total_per_day * weekly_fraction) - _EPS))
+    days = math.ceil(supply_mg * fills / (total_per_day * weekly_fraction) - _EPS)
+    return min(max(1, days), MAX_SPAN_DAYS)
 
 
 _REQUEST_POLICY: Mapping[str, Policy] = {

@@ -595,3 +595,19 @@ def test_no_clinical_constants_in_engine() -> None:
         assert not re.search(
             r"\b(h02ab\w*|8640|6902|8638|3264|5492|1\.25|6\.67|0\.25)\b", source
         ), name
+
+
+def test_budesonide_by_text_is_excluded_but_other_drugs_are_not_reported() -> None:
+    summary = run([req("b", med=text("Budesonide 9 mg EC capsule")), req("x", med=text("albuterol inhaler"))])  # fmt: skip
+    assert summary.excluded_sources == ("MedicationRequest/b",)
+
+
+def test_huge_duration_is_bounded() -> None:
+    summary = run([req(status="active", authored=day(-3), dosages=[dose(days=1e9)])])
+    assert summary.current_daily_peq_mg() == 20
+    assert summary.planned_days_at_or_above(20) == 366  # today .. today + lookback_days
+
+
+def test_partial_period_end_is_the_last_day_of_the_month() -> None:
+    course = only_course(run([stmt(effectivePeriod={"start": "2024-05", "end": "2024-05"})]))
+    assert (course.start, course.end, course.undated) == (date(2024, 5, 1), date(2024, 5, 31), True)

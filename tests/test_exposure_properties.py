@@ -42,7 +42,9 @@ def records(draw: st.DrawFn) -> list[Any]:
                 req(f"o{i}", med=code(ing), status=status, authored=day(start), dosages=[dosage])
             )
         elif kind == "statement":
-            link = {"derivedFrom": [{"reference": "MedicationRequest/o0"}]} if i % 2 else {}
+            link: dict[str, Any] = {}
+            if i % 2:
+                link["derivedFrom"] = [{"reference": "MedicationRequest/o0"}]
             period = {"start": day(start), "end": day(start + length)}
             out.append(stmt(f"s{i}", med=code(ing), dosages=[dose(mg)], effectivePeriod=period, **link))  # fmt: skip
         else:
