@@ -3,7 +3,9 @@
 A transaction Bundle becomes a patient-view request whose ``prefetch`` holds every key the
 service declares (``hooks/<service>/service.toml``, or the default keys below when that file is
 not there yet): the Patient resource under its key, and a ``searchset`` Bundle of the declared
-resource types under each other key. ``urn:uuid:`` references are rewritten to ``Type/id``, as a
+resource types under each other key. Search parameters other than the type (such as the
+observations key's code filter) are not applied: every resource of the type is sent, the worst
+case of an EHR that prefetches the whole record. ``urn:uuid:`` references are rewritten to ``Type/id``, as a
 FHIR server would return them. All data is synthetic (Synthea).
 """
 
@@ -77,7 +79,9 @@ def declared_keys(service_dir: Path) -> dict[str, tuple[str, ...]]:
             if match is None:
                 continue
             rtype = match.group(1)
-            keys[str(key)] = (rtype, "Medication") if rtype == "MedicationRequest" else (rtype,)
+            # Medication-use searches _include the Medication they point to.
+            with_medication = rtype.startswith("Medication") and rtype != "Medication"
+            keys[str(key)] = (rtype, "Medication") if with_medication else (rtype,)
     return keys or dict(DEFAULT_KEYS)
 
 
@@ -106,9 +110,13 @@ def bundle_resources(path: Path) -> list[dict[str, Any]]:
     return [_rewrite_references(e["resource"], targets) for e in entries]
 
 
-def _searchset(resources: Iterable[dict[str, Any]]) -> dict[str, Any]:
+def _searchset(resources: Iterable[dict[str, Any]], primary: str) -> dict[str, Any]:
     entries = [
-        {"fullUrl": f"{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
+        {
+            "fullUrl": f"{r['resourceType']}/{r['id']}",
+            "resource": r,
+            "search": {"mode": "match" if r["resourceType"] == primary else "include"},
+        }
         for r in resources
     ]
     return {"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries}
@@ -131,7 +139,7 @@ def request_from_resources(
         if "Patient" in types:
             prefetch[key] = patient
         else:
-            prefetch[key] = _searchset(r for r in chosen if r["resourceType"] in types)
+            prefetch[key] = _searchset((r for r in chosen if r["resourceType"] in types), types[0])
     request = {
         "hook": "patient-view",
         "hookInstance": str(uuid.UUID(int=len(chosen))),

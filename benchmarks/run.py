@@ -31,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.bodies import ROOT, SERVICE_ID, Body, build_bodies
+from benchmarks.bodies import ROOT, SERVICE_ID, Body, build_bodies, declared_keys
 from benchmarks.load import (
     WRK_INSTALL_HINT,
     LoadResult,
@@ -360,6 +360,8 @@ def report(run: Run) -> str:
 
 def write_docs(run: Run, path: Path) -> None:
     """Write docs/performance.md: how to run, the machine, method, results."""
+    declared = declared_keys(ROOT / "hooks" / SERVICE_ID)
+    keys = ", ".join(f"`{key}`" for key in declared)
     text = f"""# Performance
 
 Measured by `make bench` (`python -m benchmarks.run --write-docs`) on {run.started}.
@@ -381,10 +383,12 @@ This file is generated; rerun the command to refresh it.
   the load runs. "p50 / ceiling" is the service's p50 over the ceiling's on the same body.
 - Bodies: `seed` is `fixtures/{SERVICE_ID}/seed-dermatomyositis/request.json` (full prefetch).
   The others are Synthea transaction bundles from `../shared/fhir-data/` turned into a
-  patient-view request whose prefetch fills every key the service declares (Patient, and
-  searchset Bundles of Condition, MedicationRequest + Medication, Observation, Procedure,
-  Immunization): `wendell-1116` and `ebony-5712` are the whole 1,116- and 5,712-entry bundles
-  (their other resource types, such as Claim or Encounter, are not prefetched), `slice-100` and
+  patient-view request whose prefetch fills every key the service declares ({keys}): the
+  Patient, and a searchset Bundle of the key's resource type for each other key. The type's other
+  search parameters (the observations key's code filter) are not applied, so every Observation is
+  sent: the worst case of an EHR that prefetches the whole record. `wendell-1116` and
+  `ebony-5712` are the whole 1,116- and 5,712-entry bundles (types no key asks for, such as Claim
+  or Encounter, are left out; the resources column counts what is sent), `slice-100` and
   `slice-1000` the first 100 and 1,000 of those resources from the 5,712-entry bundle.
 
 ## Results
