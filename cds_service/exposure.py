@@ -84,17 +84,20 @@ from cds_service.fhir.models import (
     MedicationStatement,
 )
 from cds_service.medications import (
-    COUNT_UNITS,
-    PACK_UNITS,
-    VOLUME_TO_ML,
+    MAX_SPAN_DAYS,
+    Dose,
     DrugInfo,
     GlucocorticoidKnowledge,
-    codings_of,
+    Route,
+    Schedule,
+    dosage_texts,
+    dose_per_administration,
+    duration_days,
     identify_drug,
-    mass_mg,
-    normalize_unit,
+    quantity_mg,
     relative_reference,
-    texts_of,
+    route_of,
+    schedule,
 )
 
 __all__ = [
@@ -106,66 +109,9 @@ __all__ = [
 ]
 
 ROUND_DIGITS = 6
-# Sanity bound on any computed span (data errors such as "boundsDuration 1e9 d").
-MAX_SPAN_DAYS = 36500
 _EPS = 1e-9
 _DAY = timedelta(days=1)
 
-# FHIR UnitsOfTime (Timing.repeat.periodUnit) and common spellings of Duration units, in days.
-UNIT_DAYS: Mapping[str, float] = {
-    "s": 1 / 86400,
-    "min": 1 / 1440,
-    "h": 1 / 24,
-    "hour": 1 / 24,
-    "hours": 1 / 24,
-    "d": 1.0,
-    "day": 1.0,
-    "days": 1.0,
-    "wk": 7.0,
-    "week": 7.0,
-    "weeks": 7.0,
-    "mo": 30.0,
-    "month": 30.0,
-    "months": 30.0,
-    "a": 365.0,
-    "year": 365.0,
-    "years": 365.0,
-}
-# HL7 v3 GTSAbbreviation timing codes (Timing.code) and frequent EHR spellings:
-# administrations per day, averaged for sparser schedules.
-TIMING_CODE_PER_DAY: Mapping[str, float] = {
-    "QD": 1.0,
-    "DAILY": 1.0,
-    "AM": 1.0,
-    "PM": 1.0,
-    "QAM": 1.0,
-    "QPM": 1.0,
-    "BED": 1.0,
-    "QHS": 1.0,
-    "Q24H": 1.0,
-    "BID": 2.0,
-    "Q12H": 2.0,
-    "TID": 3.0,
-    "Q8H": 3.0,
-    "QID": 4.0,
-    "Q6H": 4.0,
-    "Q4H": 6.0,
-    "Q3H": 8.0,
-    "Q2H": 12.0,
-    "Q1H": 24.0,
-    "QOD": 0.5,
-    "Q48H": 0.5,
-    "WK": 1 / 7,
-    "QWK": 1 / 7,
-    "MO": 1 / 30,
-}
-WEEKDAYS: Mapping[str, int] = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
-_WEIGHT_BASED = re.compile(r"/\s*(kg|m2|\[lb_av\]|lb)\b")
-_IM = re.compile(r"intramuscular|\bIM\b", re.IGNORECASE)
-_SC = re.compile(r"subcutaneous|\bSC\b|\bSQ\b|\bSUBQ\b", re.IGNORECASE)
-_ORAL = re.compile(r"\boral|\bby mouth\b|\bPO\b|\benteral\b", re.IGNORECASE)
-
-Route = Literal["oral", "iv", "im", "sc", "unknown-systemic"]
 Kind = Literal["request", "administration", "dispense", "statement"]
 # How a record's status shapes its days (see module docstring, "Status").
 Policy = Literal["current", "ended", "paused", "supply", "event", "planned"]
@@ -339,147 +285,6 @@ def _partial_day(year: int, month: str | None, day: str | None, *, end: bool) ->
     return _Day(date(year, 12, 31) if end else date(year, 1, 1), True)
 
 
-def _duration_days(quantity: Any) -> int | None:
-    """A Duration (boundsDuration, expectedSupplyDuration, daysSupply) in whole days."""
-    if quantity is None or quantity.value is None:
-        return None
-    factor = UNIT_DAYS.get(normalize_unit(quantity) or "d")
-    if factor is None:
-        return None
-    days = math.ceil(float(quantity.value) * factor - _EPS)
-    return min(max(days, 1), MAX_SPAN_DAYS)
-
-
-# --------------------------------------------------------------------------- dosage
-
-
-@dataclass(frozen=True)
-class _Schedule:
-    per_day: float  # administrations per dosing day (weekdays) or average per day
-    weekdays: frozenset[int] | None
-    alternate: bool
-    count: float | None  # repeat.count (max with countMax)
-
-
-def _schedule(timing: Any) -> _Schedule:
-    """Administrations per day from Timing (see module docstring, "Frequency")."""
-    if timing is None:
-        return _Schedule(1.0, None, False, None)  # no timing with a dose: once daily
-    repeat = timing.repeat
-    codes = [str(c.code).upper() for c in codings_of(timing.code) if c.code]
-    if not codes and timing.code is not None and timing.code.text:
-        codes = [str(timing.code.text).strip().upper()]
-    code = codes[0] if codes else ""
-    period_days = 1.0
-    rate: float | None = None
-    count: float | None = None
-    weekdays: frozenset[int] | None = None
-    if repeat is not None:
-        if repeat.frequency is not None or repeat.period is not None:
-            freq = float(max(repeat.frequency or 1, repeat.frequencyMax or 0))
-            unit = str(repeat.periodUnit or "d")
-            period_days = float(repeat.period or 1) * UNIT_DAYS.get(unit, 1.0)
-            rate = freq / period_days if period_days > 0 else freq
-        elif repeat.when or repeat.timeOfDay:
-            rate = float(len(repeat.when or []) + len(repeat.timeOfDay or []))
-        if repeat.count is not None:
-            count = float(max(repeat.count, repeat.countMax or 0))
-        if repeat.dayOfWeek:
-            weekdays = frozenset(WEEKDAYS[d] for d in repeat.dayOfWeek if d in WEEKDAYS) or None
-    if rate is None and code in TIMING_CODE_PER_DAY:
-        rate = TIMING_CODE_PER_DAY[code]
-        period_days = max(1.0, 1 / rate) if rate < 1 else 1.0
-    if rate is None:
-        rate = 1.0
-    if weekdays is not None and period_days > 1:
-        rate = rate * 7 / len(weekdays)  # doses per week spread over the listed days
-    alternate = weekdays is None and abs(rate - 0.5) < _EPS
-    return _Schedule(rate, weekdays, alternate, count)
-
-
-@dataclass(frozen=True)
-class _Dose:
-    mg: float | None  # ingredient mg per administration
-    dose_range: bool
-
-
-def _quantity_mg(value: float, quantity: Any, drug: DrugInfo) -> float | None:
-    """Ingredient mg in ``value`` units of ``quantity`` (mass, count, volume or pack)."""
-    unit = normalize_unit(quantity)
-    if not unit or _WEIGHT_BASED.search(unit):
-        return None
-    mg = mass_mg(value, unit)
-    if mg is not None:
-        return mg
-    strength = drug.strength
-    if strength is None:
-        return None
-    if unit in COUNT_UNITS and strength.mg_per_unit is not None:
-        return value * strength.mg_per_unit
-    if unit in PACK_UNITS and strength.mg_per_unit is not None and drug.pack_units:
-        return value * drug.pack_units * strength.mg_per_unit
-    ml = VOLUME_TO_ML.get(unit)
-    if ml is not None and strength.mg_per_ml is not None:
-        return value * ml * strength.mg_per_ml
-    return None
-
-
-def _dose(dosage: Any, drug: DrugInfo) -> _Dose:
-    entries = list(dosage.doseAndRate or [])
-    if not entries:
-        return _Dose(None, False)
-
-    def type_code(entry: Any) -> str:
-        return next((str(c.code) for c in codings_of(entry.type) if c.code), "")
-
-    entry = next((e for e in entries if type_code(e) == "ordered"), None)
-    entry = entry or next((e for e in entries if type_code(e) != "calculated"), entries[0])
-    if entry.doseQuantity is not None and entry.doseQuantity.value is not None:
-        value = float(entry.doseQuantity.value)
-        return _Dose(_quantity_mg(value, entry.doseQuantity, drug), False)
-    rng = entry.doseRange
-    if rng is not None:
-        bound = rng.high if rng.high is not None and rng.high.value is not None else rng.low
-        if bound is not None and bound.value is not None:
-            return _Dose(_quantity_mg(float(bound.value), bound, drug), True)
-    return _Dose(None, False)
-
-
-def _route(route_concept: Any, knowledge: GlucocorticoidKnowledge, drug: DrugInfo) -> Route:
-    codings, texts = codings_of(route_concept), texts_of(route_concept)
-    if route_concept is not None:
-        if knowledge.intravenous_routes.match(codings, texts[0] if texts else None) or any(
-            knowledge.intravenous_routes.match_text(t) for t in texts
-        ):
-            return "iv"
-        routes: tuple[tuple[re.Pattern[str], Route], ...] = (
-            (_IM, "im"),
-            (_SC, "sc"),
-            (_ORAL, "oral"),
-        )
-        for pattern, name in routes:
-            if any(pattern.search(t) for t in texts):
-                return name
-    return "oral" if drug.oral_form else "unknown-systemic"
-
-
-def _route_texts(items: Iterable[Any]) -> list[str]:
-    """Route, site, method and SIG texts of dosages: checked against the exclusion lists."""
-    out: list[str] = []
-    for d in items:
-        for concept in (
-            getattr(d, "route", None),
-            getattr(d, "site", None),
-            getattr(d, "method", None),
-        ):
-            out.extend(texts_of(concept))
-        for attr in ("text", "patientInstruction"):
-            value = getattr(d, attr, None)
-            if value:
-                out.append(str(value))
-    return out
-
-
 # --------------------------------------------------------------------------- records
 
 
@@ -545,7 +350,7 @@ def _dosage_segments(
     groups: dict[int, list[Any]] = {}
     undated_seq = [d for d in items if d is None or d.sequence is None]
     consecutive_unsequenced = len(undated_seq) > 1 and all(
-        d is not None and _own_duration(d, _schedule(d.timing)) is not None for d in undated_seq
+        d is not None and _own_duration(d, schedule(d.timing)) is not None for d in undated_seq
     )
     for position, d in enumerate(items):
         if d is not None and d.sequence is not None:
@@ -561,11 +366,11 @@ def _dosage_segments(
         group_days: int | None = None
         group_segments: list[_Segment] = []
         for d in groups[key]:
-            sched = _schedule(d.timing if d is not None else None)
-            dose = _dose(d, drug) if d is not None else _Dose(None, False)
+            sched = schedule(d.timing if d is not None else None)
+            dose = dose_per_administration(d, drug) if d is not None else Dose(None, False)
             mg_day = dose.mg * sched.per_day if dose.mg is not None else None
             peq = round(mg_day * factor, ROUND_DIGITS) if mg_day is not None and factor else None
-            route = _route(d.route if d is not None else None, ctx.knowledge, drug)
+            route = route_of(d.route if d is not None else None, ctx.knowledge, drug)
             seg = _Segment(
                 drug.ingredient, drug.ingredient_name, None, None, peq, route,
                 dose.dose_range, weak, sched.weekdays, sched.alternate, mg_day,
@@ -604,13 +409,13 @@ def _dosage_segments(
     return segments
 
 
-def _own_duration(dosage: Any, sched: _Schedule) -> int | None:
+def _own_duration(dosage: Any, sched: Schedule) -> int | None:
     repeat = dosage.timing.repeat if dosage.timing is not None else None
     if repeat is None:
         return None
-    days = _duration_days(repeat.boundsDuration)
+    days = duration_days(repeat.boundsDuration)
     if days is None and repeat.boundsRange is not None:
-        days = _duration_days(repeat.boundsRange.high)
+        days = duration_days(repeat.boundsRange.high)
     if days is None and sched.count is not None and sched.per_day > 0:
         per_week = sched.per_day * (len(sched.weekdays) if sched.weekdays else 7)
         days = min(max(1, math.ceil(sched.count / per_week * 7 - _EPS)), MAX_SPAN_DAYS)
@@ -686,7 +491,7 @@ def _identify(resource: Any, dosage_items: Sequence[Any], ctx: _Context) -> Drug
         list(resource.contained or []),
         ctx.medications,
         ctx.knowledge,
-        _route_texts(dosage_items),
+        dosage_texts(dosage_items),
     )
 
 
@@ -729,11 +534,11 @@ def _parse_request(
     )
     if start is None and draft:
         start = _Day(ctx.today, False)
-    record_days = _duration_days(disp.expectedSupplyDuration) if disp else None
+    record_days = duration_days(disp.expectedSupplyDuration) if disp else None
     fills = 1 + int(disp.numberOfRepeatsAllowed or 0) if disp else 1
     supply_mg = None
     if disp is not None and disp.quantity is not None and disp.quantity.value is not None:
-        supply_mg = _quantity_mg(float(disp.quantity.value), disp.quantity, drug)
+        supply_mg = quantity_mg(float(disp.quantity.value), disp.quantity, drug)
     segments = _dosage_segments(
         dosages, drug, ctx,
         start=start.value if start else None, weak=start.weak if start else True,
@@ -809,7 +614,7 @@ def _parse_administration(
         end = _Day(max(start.value, ctx.today), False)
     mg = None
     if dosage is not None and dosage.dose is not None and dosage.dose.value is not None:
-        mg = _quantity_mg(float(dosage.dose.value), dosage.dose, drug)
+        mg = quantity_mg(float(dosage.dose.value), dosage.dose, drug)
     factor = ctx.knowledge.peq_factor.get(drug.ingredient)
     span = (end.value - start.value).days + 1 if start and end and end.value > start.value else 1
     # An infusion crossing midnight is one administration: the dose goes to its start day.
@@ -818,7 +623,7 @@ def _parse_administration(
         if hours <= 24:
             span, end = 1, start
     peq = round(mg * factor / span, ROUND_DIGITS) if mg is not None and factor else None
-    route = _route(dosage.route if dosage else None, ctx.knowledge, drug)
+    route = route_of(dosage.route if dosage else None, ctx.knowledge, drug)
     seg = _Segment(
         drug.ingredient, drug.ingredient_name, start.value if start else None,
         end.value if end else None, peq, route, False, start.weak if start else True,
@@ -857,10 +662,10 @@ def _parse_dispense(
             _Day(last_updated.value, True) if last_updated else None,
         ]
     )
-    days = _duration_days(md.daysSupply)
+    days = duration_days(md.daysSupply)
     supply_mg = None
     if md.quantity is not None and md.quantity.value is not None:
-        supply_mg = _quantity_mg(float(md.quantity.value), md.quantity, drug)
+        supply_mg = quantity_mg(float(md.quantity.value), md.quantity, drug)
     if dosages:
         segments = _dosage_segments(
             dosages, drug, ctx,

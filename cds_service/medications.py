@@ -22,16 +22,22 @@ Strength: the product's ``strength`` property, else ``Medication.ingredient[].st
 else the RxNorm name parsed from text/displays ("prednisone 20 MG Oral Tablet",
 "1 ML methylprednisolone acetate 40 MG/ML Injectable Suspension",
 "{21 (methylprednisolone 4 MG Oral Tablet) } Pack").
+
+The second half reads one FHIR Dosage: mg per administration (mass units, or count/volume
+units times the strength), administrations per day from Timing, Duration units, and the route
+(``intravenous-routes`` value set, then generic IM/SC/oral words). The exposure policies that
+use them are documented in :mod:`cds_service.exposure`.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 from cds_service.fhir.models import Medication
 from cds_service.valuesets import Coding, ValueSet
@@ -105,6 +111,65 @@ _RXNORM_NAME = re.compile(
 )
 _PACK_NAME = re.compile(r"^\{\s*(?P<n>\d+)\s*\((?P<inner>[^()]*)\)\s*\}\s*Pack\b")
 _ORAL_FORM = re.compile(r"\boral\b", re.IGNORECASE)
+
+_EPS = 1e-9
+# Sanity bound on any computed span (data errors such as "boundsDuration 1e9 d").
+MAX_SPAN_DAYS = 36500
+Route = Literal["oral", "iv", "im", "sc", "unknown-systemic"]
+
+# FHIR UnitsOfTime (Timing.repeat.periodUnit) and common spellings of Duration units, in days.
+UNIT_DAYS: Mapping[str, float] = {
+    "s": 1 / 86400,
+    "min": 1 / 1440,
+    "h": 1 / 24,
+    "hour": 1 / 24,
+    "hours": 1 / 24,
+    "d": 1.0,
+    "day": 1.0,
+    "days": 1.0,
+    "wk": 7.0,
+    "week": 7.0,
+    "weeks": 7.0,
+    "mo": 30.0,
+    "month": 30.0,
+    "months": 30.0,
+    "a": 365.0,
+    "year": 365.0,
+    "years": 365.0,
+}
+# HL7 v3 GTSAbbreviation timing codes (Timing.code) and frequent EHR spellings:
+# administrations per day, averaged for sparser schedules.
+TIMING_CODE_PER_DAY: Mapping[str, float] = {
+    "QD": 1.0,
+    "DAILY": 1.0,
+    "AM": 1.0,
+    "PM": 1.0,
+    "QAM": 1.0,
+    "QPM": 1.0,
+    "BED": 1.0,
+    "QHS": 1.0,
+    "Q24H": 1.0,
+    "BID": 2.0,
+    "Q12H": 2.0,
+    "TID": 3.0,
+    "Q8H": 3.0,
+    "QID": 4.0,
+    "Q6H": 4.0,
+    "Q4H": 6.0,
+    "Q3H": 8.0,
+    "Q2H": 12.0,
+    "Q1H": 24.0,
+    "QOD": 0.5,
+    "Q48H": 0.5,
+    "WK": 1 / 7,
+    "QWK": 1 / 7,
+    "MO": 1 / 30,
+}
+WEEKDAYS: Mapping[str, int] = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+_WEIGHT_BASED = re.compile(r"/\s*(kg|m2|\[lb_av\]|lb)\b")
+_IM = re.compile(r"intramuscular|\bIM\b", re.IGNORECASE)
+_SC = re.compile(r"subcutaneous|\bSC\b|\bSQ\b|\bSUBQ\b", re.IGNORECASE)
+_ORAL = re.compile(r"\boral|\bby mouth\b|\bPO\b|\benteral\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -440,3 +505,144 @@ def _ingredient_from_text(texts: list[str], knowledge: GlucocorticoidKnowledge) 
             code = knowledge.code_by_name[found.group(1).lower()]
             return code, knowledge.ingredient_names[code]
     return "", ""
+
+
+# --------------------------------------------------------------------------- dosage
+
+
+def duration_days(quantity: Any) -> int | None:
+    """A Duration (boundsDuration, expectedSupplyDuration, daysSupply) in whole days."""
+    if quantity is None or quantity.value is None:
+        return None
+    factor = UNIT_DAYS.get(normalize_unit(quantity) or "d")
+    if factor is None:
+        return None
+    days = math.ceil(float(quantity.value) * factor - _EPS)
+    return min(max(days, 1), MAX_SPAN_DAYS)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    per_day: float  # administrations per dosing day (weekdays) or average per day
+    weekdays: frozenset[int] | None
+    alternate: bool
+    count: float | None  # repeat.count (max with countMax)
+
+
+def schedule(timing: Any) -> Schedule:
+    """Administrations per day from Timing (see module docstring, "Frequency")."""
+    if timing is None:
+        return Schedule(1.0, None, False, None)  # no timing with a dose: once daily
+    repeat = timing.repeat
+    codes = [str(c.code).upper() for c in codings_of(timing.code) if c.code]
+    if not codes and timing.code is not None and timing.code.text:
+        codes = [str(timing.code.text).strip().upper()]
+    code = codes[0] if codes else ""
+    period_days = 1.0
+    rate: float | None = None
+    count: float | None = None
+    weekdays: frozenset[int] | None = None
+    if repeat is not None:
+        if repeat.frequency is not None or repeat.period is not None:
+            freq = float(max(repeat.frequency or 1, repeat.frequencyMax or 0))
+            unit = str(repeat.periodUnit or "d")
+            period_days = float(repeat.period or 1) * UNIT_DAYS.get(unit, 1.0)
+            rate = freq / period_days if period_days > 0 else freq
+        elif repeat.when or repeat.timeOfDay:
+            rate = float(len(repeat.when or []) + len(repeat.timeOfDay or []))
+        if repeat.count is not None:
+            count = float(max(repeat.count, repeat.countMax or 0))
+        if repeat.dayOfWeek:
+            weekdays = frozenset(WEEKDAYS[d] for d in repeat.dayOfWeek if d in WEEKDAYS) or None
+    if rate is None and code in TIMING_CODE_PER_DAY:
+        rate = TIMING_CODE_PER_DAY[code]
+        period_days = max(1.0, 1 / rate) if rate < 1 else 1.0
+    if rate is None:
+        rate = 1.0
+    if weekdays is not None and period_days > 1:
+        rate = rate * 7 / len(weekdays)  # doses per week spread over the listed days
+    alternate = weekdays is None and abs(rate - 0.5) < _EPS
+    return Schedule(rate, weekdays, alternate, count)
+
+
+@dataclass(frozen=True)
+class Dose:
+    mg: float | None  # ingredient mg per administration
+    dose_range: bool
+
+
+def quantity_mg(value: float, quantity: Any, drug: DrugInfo) -> float | None:
+    """Ingredient mg in ``value`` units of ``quantity`` (mass, count, volume or pack)."""
+    unit = normalize_unit(quantity)
+    if not unit or _WEIGHT_BASED.search(unit):
+        return None
+    mg = mass_mg(value, unit)
+    if mg is not None:
+        return mg
+    strength = drug.strength
+    if strength is None:
+        return None
+    if unit in COUNT_UNITS and strength.mg_per_unit is not None:
+        return value * strength.mg_per_unit
+    if unit in PACK_UNITS and strength.mg_per_unit is not None and drug.pack_units:
+        return value * drug.pack_units * strength.mg_per_unit
+    ml = VOLUME_TO_ML.get(unit)
+    if ml is not None and strength.mg_per_ml is not None:
+        return value * ml * strength.mg_per_ml
+    return None
+
+
+def dose_per_administration(dosage: Any, drug: DrugInfo) -> Dose:
+    entries = list(dosage.doseAndRate or [])
+    if not entries:
+        return Dose(None, False)
+
+    def type_code(entry: Any) -> str:
+        return next((str(c.code) for c in codings_of(entry.type) if c.code), "")
+
+    entry = next((e for e in entries if type_code(e) == "ordered"), None)
+    entry = entry or next((e for e in entries if type_code(e) != "calculated"), entries[0])
+    if entry.doseQuantity is not None and entry.doseQuantity.value is not None:
+        value = float(entry.doseQuantity.value)
+        return Dose(quantity_mg(value, entry.doseQuantity, drug), False)
+    rng = entry.doseRange
+    if rng is not None:
+        bound = rng.high if rng.high is not None and rng.high.value is not None else rng.low
+        if bound is not None and bound.value is not None:
+            return Dose(quantity_mg(float(bound.value), bound, drug), True)
+    return Dose(None, False)
+
+
+def route_of(route_concept: Any, knowledge: GlucocorticoidKnowledge, drug: DrugInfo) -> Route:
+    codings, texts = codings_of(route_concept), texts_of(route_concept)
+    if route_concept is not None:
+        if knowledge.intravenous_routes.match(codings, texts[0] if texts else None) or any(
+            knowledge.intravenous_routes.match_text(t) for t in texts
+        ):
+            return "iv"
+        routes: tuple[tuple[re.Pattern[str], Route], ...] = (
+            (_IM, "im"),
+            (_SC, "sc"),
+            (_ORAL, "oral"),
+        )
+        for pattern, name in routes:
+            if any(pattern.search(t) for t in texts):
+                return name
+    return "oral" if drug.oral_form else "unknown-systemic"
+
+
+def dosage_texts(items: Iterable[Any]) -> list[str]:
+    """Route, site, method and SIG texts of dosages: checked against the exclusion lists."""
+    out: list[str] = []
+    for d in items:
+        for concept in (
+            getattr(d, "route", None),
+            getattr(d, "site", None),
+            getattr(d, "method", None),
+        ):
+            out.extend(texts_of(concept))
+        for attr in ("text", "patientInstruction"):
+            value = getattr(d, attr, None)
+            if value:
+                out.append(str(value))
+    return out
