@@ -102,6 +102,10 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        mpdir = multiprocess_dir()
+        if mpdir is not None:
+            # prometheus_client opens its per-process files there as soon as a metric exists.
+            mpdir.mkdir(parents=True, exist_ok=True)
         self._known_ids: frozenset[str] | None = None
         reg = self.registry
         self.calls = Counter(

@@ -83,7 +83,8 @@ class StatRow:
     any feedback overrode it, else ``no_feedback``; so the three add up to ``issued``.
     ``acceptance_rate`` is ``accepted / issued`` (None when nothing was issued).
     ``override_reasons`` maps a reason code (``"unspecified"`` when none was given) to the number
-    of overridden cards that carried it.
+    of cards overridden with it. Feedback on unknown card uuids is in no row (its service, rule
+    and topic are unknown).
     """
 
     service_id: str

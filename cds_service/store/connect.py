@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -10,11 +11,14 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from cds_service.store.base import StoreError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
+_WAL_ATTEMPTS = 250
 READ_ONLY = "cds_read_only"  # execution option: a plain deferred BEGIN on SQLite
 
 
@@ -37,9 +41,21 @@ def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: object) ->
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-    # WAL: readers never block the writer. synchronous=NORMAL is durable across a process
-    # crash (not a power cut) and keeps a commit well under a millisecond.
-    cursor.execute("PRAGMA journal_mode = WAL")
+    # WAL: readers never block the writer. It persists in the file, so this runs once per new
+    # database; switching can fail with "locked" without calling the busy handler when other
+    # connections are opening the same new file, hence the retry.
+    (mode,) = cursor.execute("PRAGMA journal_mode").fetchone()
+    for attempt in range(_WAL_ATTEMPTS):
+        if str(mode).lower() in ("wal", "memory"):
+            break
+        try:
+            (mode,) = cursor.execute("PRAGMA journal_mode = WAL").fetchone()
+        except sqlite3.OperationalError:
+            if attempt == _WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(0.02)
+    # synchronous=NORMAL is durable across a process crash (not a power cut) and keeps a
+    # commit well under a millisecond in WAL mode.
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.close()
 
@@ -92,7 +108,8 @@ def migrate(url: str) -> None:
     """Upgrade the schema at ``url`` to the newest revision; a no-op when it is current.
 
     Safe to run from several processes at once (an advisory lock on PostgreSQL, the write lock
-    on SQLite) and independent of the working directory.
+    on SQLite) and independent of the working directory. Raises StoreError when the database
+    fails, and alembic.util.CommandError when it holds a revision this code does not know.
     """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -104,5 +121,7 @@ def migrate(url: str) -> None:
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATE_LOCK_ID)))
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
+    except SQLAlchemyError as exc:
+        raise StoreError(f"schema migration failed: {type(exc).__name__}") from exc
     finally:
         engine.dispose()
