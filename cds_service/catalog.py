@@ -18,8 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from cds_service.cdshooks import PREFETCH_TOKEN as TOKEN
 from cds_service.cdshooks import USER_TOKENS
 from cds_service.errors import ContentError
+from cds_service.kinds import KINDS
 from cds_service.record import Selector
-from cds_service.rules import KINDS, RuleKind
+from cds_service.rules import RuleKind
 from cds_service.thresholds import Thresholds, load_thresholds
 from cds_service.valuesets import ValueSet, ValueSetLibrary, load_valuesets
 

@@ -575,5 +575,3 @@ INFECTION = RuleKind(
     evaluate=evaluate_infection,
 )
 
-
-KINDS: dict[str, RuleKind] = {kind.name: kind for kind in (BONE_HEALTH, OSTEONECROSIS, INFECTION)}
