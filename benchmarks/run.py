@@ -41,6 +41,7 @@ from benchmarks.load import (
 )
 
 DOCS = ROOT / "docs" / "performance.md"
+NOTES_HEADING = "## Analysis (kept across runs)"
 SERVICE_APP = "cds_service.main:create_app"
 CEILING_APP = "benchmarks.ceiling:app"
 UVICORN_FLAGS = ("--host", "127.0.0.1", "--no-access-log", "--log-level", "warning")
@@ -330,7 +331,15 @@ def machine() -> list[str]:
     if wrk is not None:
         out = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False, timeout=10)
         wrk_version = (out.stdout or out.stderr).split("[")[0].strip() or "installed"
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     return [
+        f"- Code: commit {commit or 'unknown'} of this repository",
         f"- CPU: {model}, {nproc} cores available (nproc)",
         f"- Memory: {mem}",
         f"- OS: {platform.system()} {platform.release()}",
@@ -404,6 +413,9 @@ This file is generated; rerun the command to refresh it.
   a dedicated machine; the ratios compare like with like.
 - Scale out with replicas (deploy/k8s): throughput grows with cores, one worker per core.
 """
+    # Hand-written analysis below this heading survives regeneration.
+    if path.is_file() and NOTES_HEADING in (old := path.read_text(encoding="utf-8")):
+        text += "\n" + old[old.index(NOTES_HEADING) :]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
 

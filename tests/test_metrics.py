@@ -163,6 +163,9 @@ def test_multiprocess_mode_merges_workers(tmp_path: Path) -> None:
     # prometheus_client picks its value class at import, so this runs in fresh interpreters.
     mpdir = tmp_path / "prom"
     prepare_multiprocess_dir(mpdir)
+    (mpdir / "counter_999999.db").write_bytes(b"")  # a stale file from an earlier run...
+    prepare_multiprocess_dir(mpdir)  # ...is removed
+    assert list(mpdir.iterdir()) == []
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(mpdir)}
     worker = textwrap.dedent(
         """
@@ -190,3 +193,11 @@ def test_multiprocess_mode_merges_workers(tmp_path: Path) -> None:
         if sample.name in {"cds_calls_total", "cds_request_duration_seconds_count"}
     }
     assert values == {"cds_calls_total": 2.0, "cds_request_duration_seconds_count": 2.0}
+
+
+def test_multiprocess_dir_is_created_when_missing(tmp_path: Path) -> None:
+    mpdir = tmp_path / "not" / "there"
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(mpdir)}
+    code = "from cds_service.metrics import Metrics; Metrics().observe_store_error()"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)  # noqa: S603
+    assert any(mpdir.glob("counter_*.db"))
