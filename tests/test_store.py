@@ -334,6 +334,13 @@ def test_migrate_twice_is_a_no_op(store: SQLFeedbackStore, db_url: str):
     assert store.stats(None)[0].issued == 1
 
 
+def test_concurrent_migrations_upgrade_once(db_url: str):
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(migrate, [db_url] * 4))
+    with raw(db_url) as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [("0001",)]
+
+
 def test_restart_loses_nothing(store: SQLFeedbackStore, db_url: str):
     store.record_cards([card("c-1", suggestions=(IssuedSuggestion("s-1", "dxa"),))])
     store.record_feedback("gc-order-sign", [accepted("c-1", "s-1")], T0)
