@@ -88,6 +88,7 @@ async def evaluate(
     now: datetime,
     fetcher: Fetcher | None,
     lookback_days: int | None = None,
+    fetch_budget_s: float = 1.5,
     draft_orders: Sequence[MedicationRequest] = (),
     silenced_topics: frozenset[str] = frozenset(),
     silenced_suggestions: frozenset[str] = frozenset(),
@@ -105,6 +106,7 @@ async def evaluate(
         fhir_server=request.fhirServer,
         token=token,
         fetcher=fetcher,
+        budget_s=fetch_budget_s,
     )
     record = build_record(prefetched.entries, service.selector)
     medication_use = [r for t in MEDICATION_USE_TYPES for r in record.by_type.get(t, [])]

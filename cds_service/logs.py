@@ -71,6 +71,12 @@ class SafeJSONFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+def quiet_noisy_loggers() -> None:
+    """httpx logs every request URL (which holds patient ids) at INFO: keep it at WARNING."""
+    for noisy in ("httpx", "httpcore", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Send every log record through the PHI-safe formatter on stderr."""
     handler = logging.StreamHandler(sys.stderr)
@@ -78,9 +84,7 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # httpx logs every request URL (which holds patient ids) at INFO.
-    for noisy in ("httpx", "httpcore", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_noisy_loggers()
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

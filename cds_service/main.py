@@ -30,6 +30,7 @@ from cds_service.errors import (
     operation_outcome,
 )
 from cds_service.fhir.client import FHIRClient, FHIRClientConfig
+from cds_service.logs import quiet_noisy_loggers
 from cds_service.metrics import Metrics
 from cds_service.settings import Settings, get_settings
 from cds_service.store.base import FeedbackStore
@@ -144,6 +145,7 @@ def create_app(
 ) -> FastAPI:
     """Build the app; nothing is created at import time (tests pass their own settings)."""
     settings = settings or get_settings()
+    quiet_noisy_loggers()  # also when embedded or tested without configure_logging()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import anyio
+
 from cds_service.cdshooks import PREFETCH_TOKEN as TOKEN
 from cds_service.cdshooks import USER_TOKENS
 from cds_service.errors import MissingData
@@ -160,8 +162,14 @@ async def resolve(
     fhir_server: str | None,
     token: str | None,
     fetcher: Fetcher | None,
+    budget_s: float = 1.5,
 ) -> PrefetchResult:
-    """Gather the data for every declared key; raise MissingData when a needed key is lost."""
+    """Gather the data for every declared key; raise MissingData when a needed key is lost.
+
+    Missing keys and the remaining pages of prefetched Bundles are fetched concurrently; the
+    Medications those resources reference are read afterwards, within what is left of
+    ``budget_s`` (the whole fetch phase never takes much longer than one budget).
+    """
     result = PrefetchResult()
     prefetch = prefetch or {}
     absent: dict[str, str] = {}
@@ -185,35 +193,8 @@ async def resolve(
             else:
                 result.missing.append(key)
 
-    can_fetch = fetcher is not None and bool(fhir_server)
-    if can_fetch and fetcher is not None and fhir_server:
-        if absent:
-            fetched = await fetcher.fetch_all(fhir_server, absent, token=token)
-            for key in absent:
-                state, resources, _ = interpret(fetched.get(key))
-                if state == "data":
-                    result.fetched.append(key)
-                    result.entries[key] = resources
-                else:
-                    result.missing.append(key)
-        for key, bundle in to_page.items():
-            rtype = _bundle_type(result.entries[key])
-            completed = await fetcher.complete_bundle(
-                fhir_server, bundle, token=token, resource_type=rtype
-            )
-            state, resources, _ = interpret(completed)
-            if state == "data":
-                result.entries[key] = resources
-            else:
-                result.incomplete.append(key)
-        refs = _missing_medication_refs(result.entries)
-        if refs:
-            read = await fetcher.read_references(fhir_server, refs, token=token)
-            result.entries[MEDICATION_REFS_KEY] = [
-                dict(value)
-                for value in read.values()
-                if isinstance(value, Mapping) and value.get("resourceType") == "Medication"
-            ]
+    if fetcher is not None and fhir_server:
+        await _fetch_missing(result, absent, to_page, fetcher, fhir_server, token, budget_s)
     else:
         result.missing.extend(absent)
         result.incomplete.extend(to_page)
@@ -230,6 +211,69 @@ async def resolve(
     if lost:
         raise MissingData(lost)
     return result
+
+
+def _subsetted(value: object) -> bool:
+    """True when the FHIR client had to cut a search short (meta.tag SUBSETTED)."""
+    meta = value.get("meta") if isinstance(value, Mapping) else None
+    tags = meta.get("tag") if isinstance(meta, Mapping) else None
+    return any(isinstance(t, Mapping) and t.get("code") == "SUBSETTED" for t in tags or ())
+
+
+async def _fetch_missing(
+    result: PrefetchResult,
+    absent: Mapping[str, str],
+    to_page: Mapping[str, dict[str, Any]],
+    fetcher: Fetcher,
+    fhir_server: str,
+    token: str | None,
+    budget_s: float,
+) -> None:
+    started = anyio.current_time()
+    completed: dict[str, object] = {}
+    fetched: Mapping[str, object] = {}
+
+    async def fetch_absent() -> None:
+        nonlocal fetched
+        fetched = await fetcher.fetch_all(fhir_server, absent, token=token)
+
+    async def complete(key: str, bundle: dict[str, Any]) -> None:
+        rtype = _bundle_type(result.entries[key])
+        completed[key] = await fetcher.complete_bundle(
+            fhir_server, bundle, token=token, resource_type=rtype
+        )
+
+    async with anyio.create_task_group() as group:
+        if absent:
+            group.start_soon(fetch_absent)
+        for key, bundle in to_page.items():
+            group.start_soon(complete, key, bundle)
+    for key in absent:
+        value = fetched.get(key)
+        state, resources, _ = interpret(value)
+        if state == "data":
+            result.fetched.append(key)
+            result.entries[key] = resources
+            if _subsetted(value):
+                result.incomplete.append(key)
+        else:
+            result.missing.append(key)
+    for key in to_page:
+        state, resources, _ = interpret(completed.get(key))
+        if state == "data" and not _subsetted(completed.get(key)):
+            result.entries[key] = resources
+        else:
+            result.incomplete.append(key)
+    refs = _missing_medication_refs(result.entries)
+    remaining = budget_s - (anyio.current_time() - started)
+    if refs and remaining > 0:
+        with anyio.move_on_after(remaining):
+            read = await fetcher.read_references(fhir_server, refs, token=token)
+            result.entries[MEDICATION_REFS_KEY] = [
+                dict(value)
+                for value in read.values()
+                if isinstance(value, Mapping) and value.get("resourceType") == "Medication"
+            ]
 
 
 def _bundle_type(resources: Sequence[Mapping[str, Any]]) -> str:

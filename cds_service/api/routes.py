@@ -179,6 +179,7 @@ async def call_service(
             now=now,
             fetcher=runtime.fhir,
             lookback_days=runtime.settings.lookback_days,
+            fetch_budget_s=runtime.settings.fhir_budget_s,
             draft_orders=drafts,
             silenced_topics=topics,
             silenced_suggestions=suggestions,

@@ -1,0 +1,123 @@
+"""Patient ids and tokens never reach a log line, an error body or a metric label."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.app_client import LogCapture, app_client, make_settings
+from tests.fake_fhir import BASE, FakeFHIR
+from tests.requests import patient_view, steroid_prefetch
+
+pytestmark = pytest.mark.anyio
+PATIENT = "PHI-CANARY-PATIENT-7731"
+TOKEN = "PHI-CANARY-TOKEN-9142"
+SERVICE = "/cds-services/glucocorticoid-safety"
+
+
+def auth() -> dict[str, Any]:
+    return {
+        "access_token": TOKEN,
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "patient/*.read",
+        "subject": "cds",
+    }
+
+
+def leaks(text: str) -> list[str]:
+    return [canary for canary in (PATIENT, TOKEN, "fhir.test") if canary in text]
+
+
+async def test_canaries_never_leak_on_success_and_error_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fhir = FakeFHIR.from_prefetch(steroid_prefetch(PATIENT), fail={"Immunization": 500})
+    bodies: list[str] = []
+    with LogCapture() as logs:
+        async with app_client(make_settings(tmp_path), fhir_transport=fhir.transport()) as client:
+            ok = patient_view(PATIENT, fhirServer=BASE, fhirAuthorization=auth())
+            del ok["prefetch"]
+            success = await client.post(SERVICE, json=ok)
+            assert success.status_code == 200
+            assert success.json()["cards"]
+
+            fhir.fail["Condition"] = 503
+            precondition = await client.post(SERVICE, json=ok)
+            assert precondition.status_code == 412
+            bodies.append(precondition.text)
+
+            invalid = patient_view(
+                PATIENT, fhirServer=BASE, fhirAuthorization={**auth(), "token_type": "MAC"}
+            )
+            bad = await client.post(SERVICE, json=invalid)
+            assert bad.status_code == 400
+            bodies.append(bad.text)
+
+            no_server = patient_view(PATIENT, fhirAuthorization=auth())
+            missing = await client.post(SERVICE, json=no_server)
+            assert missing.status_code == 400
+            bodies.append(missing.text)
+
+            async def broken(*_: Any, **__: Any) -> Any:
+                raise RuntimeError(f"boom {PATIENT} {TOKEN}")
+
+            monkeypatch.setattr("cds_service.api.routes.evaluate", broken)
+            crash = await client.post(SERVICE, json=ok)
+            assert crash.status_code == 500
+            bodies.append(crash.text)
+
+            feedback = await client.post(
+                f"{SERVICE}/feedback",
+                json={
+                    "feedback": [
+                        {
+                            "card": PATIENT,
+                            "outcome": "overridden",
+                            "overrideReason": {"userComment": f"patient {PATIENT}"},
+                            "outcomeTimestamp": "not a time",
+                        }
+                    ]
+                },
+            )
+            assert feedback.status_code == 400
+            bodies.append(feedback.text)
+            bodies.append((await client.get("/metrics")).text)
+    assert logs.lines, "the service logged nothing at all"
+    for line in logs.lines:
+        assert leaks(line) == [], line
+    for body in bodies:
+        assert leaks(body) == [], body
+
+
+async def test_request_log_line_has_the_safe_fields(tmp_path: Path) -> None:
+    with LogCapture() as logs:
+        async with app_client(make_settings(tmp_path)) as client:
+            response = await client.post(SERVICE, json=patient_view(PATIENT))
+            assert response.status_code == 200
+    answered = [line for line in logs.lines if '"hook call answered"' in line]
+    assert answered
+    for key in ('"hook_instance"', '"service_id"', '"status"', '"duration_ms"', '"card_count"'):
+        assert key in answered[0]
+    assert all(leaks(line) == [] for line in logs.lines)
+
+
+def test_formatter_drops_arguments_and_exception_text() -> None:
+    import logging
+
+    from cds_service.logs import SafeJSONFormatter
+
+    try:
+        raise ValueError(f"input_value={PATIENT}")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "failed for %s", (PATIENT,), sys.exc_info()
+        )
+    record.__dict__["patient_id"] = PATIENT
+    line = SafeJSONFormatter().format(record)
+    assert PATIENT not in line
+    assert "ValueError" in line
