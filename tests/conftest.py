@@ -10,4 +10,4 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-pytest_plugins = ["tests.fhir_server"]
+pytest_plugins = ["tests.fhir_server", "tests.db"]

@@ -24,7 +24,6 @@ from cds_service.store.sql import SQLFeedbackStore, migrate
 from cds_service.store.tables import feedback, issued_card
 
 # db_url, store, pg_url, pg_database (tests/conftest.py would be the natural home).
-pytest_plugins = ("tests.db",)
 
 # A non-UTC offset, so that a conversion bug shows (cf. smart-on-fhir/cumulus-etl tests/utils.py).
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone(timedelta(hours=4)))

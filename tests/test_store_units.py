@@ -17,8 +17,6 @@ from cds_service.store.report import render_report
 from cds_service.store.sql import SQLFeedbackStore, migrate
 from cds_service.store.tables import metadata
 
-pytest_plugins = ("tests.db",)
-
 
 @pytest.mark.parametrize(
     ("given", "expected"),

@@ -1,0 +1,72 @@
+"""The cds-service command line: evaluate prints a CDS Hooks response; bad input exits non-zero."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SEED = REPO / "fixtures" / "glucocorticoid-safety" / "seed-dermatomyositis" / "request.json"
+NOW = "2026-11-24T10:00:00+04:00"
+
+
+def run(
+    *args: str, cwd: Path = REPO, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "cds_service", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+        check=False,
+    )
+
+
+def test_evaluate_seed_case_prints_the_three_cards() -> None:
+    result = run("evaluate", str(SEED), "--now", NOW)
+    assert result.returncode == 0, result.stderr
+    response = json.loads(result.stdout)
+    topics = {card["source"]["topic"]["code"] for card in response["cards"]}
+    assert topics == {"bone-health", "osteonecrosis", "infection-prevention"}
+
+
+def test_evaluate_with_explicit_service() -> None:
+    result = run("evaluate", str(SEED), "--service", "glucocorticoid-safety", "--now", NOW)
+    assert result.returncode == 0, result.stderr
+
+
+def test_evaluate_bad_inputs_exit_non_zero_with_a_message(tmp_path: Path) -> None:
+    missing = run("evaluate", str(tmp_path / "nope.json"))
+    assert missing.returncode == 2
+    assert "cannot read" in missing.stderr
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("{not json")
+    assert "not valid JSON" in run("evaluate", str(garbage)).stderr
+    not_cds = tmp_path / "not-cds.json"
+    not_cds.write_text(json.dumps({"hello": 1}))
+    result = run("evaluate", str(not_cds))
+    assert result.returncode == 2
+    assert "hook" in result.stderr
+    unknown = run("evaluate", str(SEED), "--service", "nope")
+    assert unknown.returncode == 2
+    assert "unknown service" in unknown.stderr
+    no_data = tmp_path / "no-data.json"
+    body = json.loads(SEED.read_text())
+    del body["prefetch"]
+    no_data.write_text(json.dumps(body))
+    result = run("evaluate", str(no_data), "--now", NOW)
+    assert result.returncode == 2
+    assert "412" in result.stderr
+
+
+def test_migrate_and_report_on_a_fresh_database(tmp_path: Path) -> None:
+    env = {"CDS_DATABASE_URL": f"sqlite:///{tmp_path}/cli.db"}
+    assert run("migrate", env=env).returncode == 0
+    report = run("report", "--format", "json", env=env)
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout) == []

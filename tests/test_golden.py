@@ -1,0 +1,66 @@
+"""Golden cases in fixtures/<service>/<case>/: request.json -> expected topics and key facts."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cds_service.api.orders import draft_orders_for
+from cds_service.catalog import Catalog, load_catalog
+from cds_service.cdshooks import CDSRequest
+from cds_service.engine import evaluate
+
+pytestmark = pytest.mark.anyio
+REPO = Path(__file__).resolve().parents[1]
+CASES = sorted(p.parent for p in (REPO / "fixtures").glob("*/*/expected.json"))
+TOPICS = ("bone-health", "osteonecrosis", "infection-prevention")
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return load_catalog(REPO / "hooks")
+
+
+def test_there_are_enough_golden_cases() -> None:
+    assert len([c for c in CASES if c.parent.name == "glucocorticoid-safety"]) >= 26
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
+async def test_golden_case(case: Path, catalog: Catalog) -> None:
+    expected: dict[str, Any] = json.loads((case / "expected.json").read_text())
+    request = CDSRequest.model_validate(json.loads((case / "request.json").read_text()))
+    service = catalog.find(case.parent.name)
+    assert service is not None
+    drafts, _ = draft_orders_for(request)
+    evaluation = await evaluate(
+        request,
+        service,
+        catalog,
+        now=datetime.fromisoformat(expected["now"]),
+        fetcher=None,
+        draft_orders=drafts,
+        strict=True,
+    )
+    assert evaluation.failed_rules == []
+    by_topic = {r.rule.definition.topic: r for r in evaluation.rendered}
+    assert len(by_topic) == len(evaluation.rendered), "one card per topic at most"
+    for topic in expected.get("absent_topics", []):
+        assert topic not in by_topic, f"{topic} should be silent: {case.name}"
+    for topic, want in expected.get("cards", {}).items():
+        assert topic in by_topic, f"{topic} card expected: {case.name}"
+        rendered = by_topic[topic]
+        card = rendered.card
+        if "indicator" in want:
+            assert card.indicator == want["indicator"], topic
+        keys = {key.split("/", 1)[1] for _, key in rendered.suggestion_keys}
+        assert set(want.get("suggestions", [])) <= keys, topic
+        assert not set(want.get("absent_suggestions", [])) & keys, topic
+        evidence = set((card.extension or {}).get("org.example.glucocorticoid-cds.evidence", []))
+        assert set(want.get("evidence_includes", [])) <= evidence, topic
+    listed = set(expected.get("cards", {})) | set(expected.get("absent_topics", []))
+    if case.parent.name == "glucocorticoid-safety":
+        assert listed >= set(TOPICS), "every topic is either expected or expected silent"
