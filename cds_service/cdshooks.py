@@ -182,3 +182,17 @@ class Discovery(_Outbound):
 def dump(model: BaseModel) -> dict[str, Any]:
     """Serialise an outbound model: no None values; the model layer never sets empty lists."""
     return model.model_dump(mode="json", exclude_none=True)
+
+
+class OperationOutcomeIssue(_Outbound):
+    severity: Literal["fatal", "error", "warning", "information"]
+    code: str
+    details: dict[str, Any] | None = None
+    diagnostics: str | None = None
+
+
+class OperationOutcome(_Outbound):
+    """The FHIR OperationOutcome body of every error response (documented in the OpenAPI)."""
+
+    resourceType: Literal["OperationOutcome"]
+    issue: list[OperationOutcomeIssue]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -20,8 +21,10 @@ from cds_service.api.orders import draft_orders_for
 from cds_service.catalog import Service
 from cds_service.cdshooks import (
     CDSRequest,
+    CDSResponse,
     Discovery,
     FeedbackRequest,
+    OperationOutcome,
     ServiceDescriptor,
     dump,
 )
@@ -32,6 +35,43 @@ from cds_service.store.patient_key import patient_key
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
+
+# Routes read raw bodies (size limits, media types, field-path-only errors), so the request and
+# response schemas are declared for the OpenAPI document here.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": OperationOutcome, "description": text}
+    for status, text in {
+        400: "Malformed request (field paths only)",
+        401: "Missing or invalid JWT",
+        404: "Unknown service",
+        412: "Required data could not be obtained",
+        413: "Body too large",
+        415: "Not JSON",
+        500: "Internal error",
+    }.items()
+}
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """Replace ``$ref``s into ``$defs`` by their targets (the request models have no cycles)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def _body(model: type[Any]) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _inline(schema, schema.get("$defs", {}))}},
+        }
+    }
 
 
 def json_response(content: Any, status: int = 200) -> Response:
@@ -60,7 +100,7 @@ async def authenticate(request: Request, runtime: Runtime) -> None:
         raise
 
 
-@router.get("/cds-services")
+@router.get("/cds-services", responses={200: {"model": Discovery}, 401: ERRORS[401]})
 async def discovery(request: Request, runtime: RuntimeDep) -> Response:
     await authenticate(request, runtime)
     services = [
@@ -115,6 +155,30 @@ async def _silenced(
     return topics, suggestions
 
 
+def _repeat_check(
+    runtime: Runtime, service: Service, key: str, now: datetime
+) -> Callable[[str, str], Awaitable[bool]] | None:
+    """Was this topic issued for this draft order within the service's repeat window?"""
+    store, minutes = runtime.store, service.definition.repeat_window_minutes
+    if store is None or minutes is None:
+        return None
+    since = now - timedelta(minutes=minutes)
+
+    async def is_repeat(topic: str, draft_key: str) -> bool:
+        try:
+            return await anyio.to_thread.run_sync(
+                store.recently_issued, key, topic, draft_key, since
+            )
+        except Exception:  # a storage outage shows the card again rather than fail the call
+            logger.exception(
+                "feedback store unavailable: repeat check skipped", extra={"component": "store"}
+            )
+            runtime.metrics.observe_store_error()
+            return False
+
+    return is_repeat
+
+
 def _record_issued(
     runtime: Runtime,
     service: Service,
@@ -151,7 +215,11 @@ def _record_issued(
         runtime.metrics.observe_store_error()
 
 
-@router.post("/cds-services/{service_id}")
+@router.post(
+    "/cds-services/{service_id}",
+    responses={200: {"model": CDSResponse}, **ERRORS},
+    openapi_extra=_body(CDSRequest),
+)
 async def call_service(
     service_id: str, request: Request, runtime: RuntimeDep, background: BackgroundTasks
 ) -> Response:
@@ -185,10 +253,18 @@ async def call_service(
             silenced_suggestions=suggestions,
             strict=runtime.settings.strict_response_check,
             on_rule_error=runtime.metrics.observe_rule_error,
+            is_repeat=_repeat_check(runtime, service, key, now),
         )
         _observe(runtime, evaluation)
         background.add_task(
-            _record_issued, runtime, service, cds_request, key, evaluation, now, draft_key
+            _record_issued,
+            runtime,
+            service,
+            cds_request,
+            key,
+            evaluation,
+            now,
+            evaluation.draft_key or draft_key,
         )
         status = 200
         logger.info(
@@ -241,7 +317,11 @@ def _timestamp(value: str, where: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-@router.post("/cds-services/{service_id}/feedback")
+@router.post(
+    "/cds-services/{service_id}/feedback",
+    responses={200: {"description": "Stored (empty JSON object)"}, **ERRORS},
+    openapi_extra=_body(FeedbackRequest),
+)
 async def feedback(service_id: str, request: Request, runtime: RuntimeDep) -> Response:
     await authenticate(request, runtime)
     service = _service(runtime, service_id)
