@@ -143,7 +143,7 @@ async def test_public_url_sets_the_expected_audience(tmp_path: Path, ehr: Signed
 
 
 def test_required_auth_without_clients_file_refuses_to_start(tmp_path: Path) -> None:
-    import anyio  # noqa: PLC0415
+    import anyio
 
     async def start() -> None:
         async with app_client(make_settings(tmp_path, auth="required")):

@@ -103,7 +103,7 @@ async def test_snooze_loop_end_to_end(tmp_path: Path) -> None:
         assert any("hepatitis" in label.lower() for label in labels)
 
     env = {**os.environ, "CDS_DATABASE_URL": settings.database_url.get_secret_value()}
-    report = subprocess.run(  # noqa: S603
+    report = subprocess.run(
         [sys.executable, "-m", "cds_service", "report", "--format", "json"],
         capture_output=True,
         text=True,
@@ -138,8 +138,8 @@ async def test_restart_keeps_feedback(tmp_path: Path) -> None:
 
 
 async def test_storage_outage_does_not_fail_the_hook_call(tmp_path: Path) -> None:
-    from cds_service.main import create_app  # noqa: PLC0415
-    from tests.app_client import NOW  # noqa: PLC0415
+    from cds_service.main import create_app
+    from tests.app_client import NOW
 
     app = create_app(make_settings(tmp_path), clock=lambda: NOW)
     async with (
