@@ -69,15 +69,19 @@ def render_card(
         if f"{topic}/{key}" in silenced_suggestions:
             continue
         spec = definition.suggestions[key]
+        actions: list[Action] = []
+        for a in spec.actions:
+            if a.type == "delete":  # one action per draft order the rule wants removed
+                actions.extend(
+                    Action(type="delete", description=a.description, resourceId=target)
+                    for target in finding.delete_targets.get(key, ())
+                )
+            else:
+                resource = _fill(a.resource, fields) if a.resource else None
+                actions.append(Action(type=a.type, description=a.description, resource=resource))
+        if not actions:
+            continue  # a delete suggestion without a target has nothing to do
         suggestion_id = new_id()
-        actions = [
-            Action(
-                type=a.type,
-                description=a.description,
-                resource=_fill(a.resource, fields) if a.resource else None,
-            )
-            for a in spec.actions
-        ]
         suggestions.append(
             Suggestion(
                 label=spec.label,

@@ -97,6 +97,9 @@ class ServiceDef(_Content):
     override_reasons: list[OverrideReasonDef] = Field(min_length=1)
     rule: list[RuleDef] = Field(min_length=1)
     selection: dict[str, list[str]]  # resource type -> value set roles that make it relevant
+    # Order hooks: a card on the same topic for the same draft order issued this recently (e.g.
+    # at order-select) is not repeated (e.g. at order-sign). None: never suppressed.
+    repeat_window_minutes: int | None = Field(default=None, ge=1)
 
 
 @dataclass(frozen=True)
@@ -183,8 +186,11 @@ def _check_text(rule: RuleDef, kind: RuleKind, where: str) -> None:
                     raise ContentError(
                         f"{where}.suggestions.{name}: unknown fields {sorted(unknown)}"
                     )
-            if action.type == "create" and not action.resource:
-                raise ContentError(f"{where}.suggestions.{name}: create needs a resource")
+            if action.type in ("create", "update") and not action.resource:
+                raise ContentError(f"{where}.suggestions.{name}: {action.type} needs a resource")
+            if action.type == "delete" and action.resource:
+                # resourceId is the draft order the rule found, filled in when the card is built
+                raise ContentError(f"{where}.suggestions.{name}: delete takes no resource")
 
 
 def _strings(value: Any) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,8 +15,9 @@ from cds_service.errors import InvalidRequest
 from cds_service.exposure import ExposureParams, GlucocorticoidKnowledge, summarize_exposure
 from cds_service.facts import collect_facts
 from cds_service.fhir.models import MedicationRequest
+from cds_service.order_rules import DraftOrders, OrderFacts, draft_hits, steroid_draft_key
 from cds_service.prefetch import Fetcher, PrefetchResult, resolve
-from cds_service.record import MEDICATION_USE_TYPES, build_record
+from cds_service.record import MEDICATION_USE_TYPES, ValidationCache, build_record
 from cds_service.rules import Finding
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ class Evaluation:
     skipped_entries: dict[str, int] = field(default_factory=dict)
     violations: int = 0
     silenced_topics: list[str] = field(default_factory=list)
+    draft_key: str | None = None  # order hooks: the glucocorticoid draft order(s) advised on
+    repeated_topics: list[str] = field(default_factory=list)
 
 
 def glucocorticoid_knowledge(service: Service, catalog: Catalog) -> GlucocorticoidKnowledge:
@@ -89,13 +92,20 @@ async def evaluate(
     fetcher: Fetcher | None,
     lookback_days: int | None = None,
     fetch_budget_s: float = 1.5,
-    draft_orders: Sequence[MedicationRequest] = (),
+    draft_orders: DraftOrders | Sequence[MedicationRequest] = (),
     silenced_topics: frozenset[str] = frozenset(),
     silenced_suggestions: frozenset[str] = frozenset(),
     strict: bool = False,
+    validation_cache: ValidationCache | None = None,
     on_rule_error: Callable[[str], None] | None = None,
+    is_repeat: Callable[[str, str], Awaitable[bool]] | None = None,
 ) -> Evaluation:
-    """Run one hook call. Raises MissingData (412) when a needed key cannot be had."""
+    """Run one hook call. Raises MissingData (412) when a needed key cannot be had.
+
+    ``draft_orders``: the order hooks' drafts (a plain sequence is all in focus).
+    ``is_repeat(topic, draft_key)``: whether that card was issued for the same draft order
+    moments ago (order-select, then order-sign); such a card is skipped unless critical.
+    """
     check_hook(request, service)
     token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
     prefetched = await resolve(
@@ -108,15 +118,16 @@ async def evaluate(
         fetcher=fetcher,
         budget_s=fetch_budget_s,
     )
-    record = build_record(prefetched.entries, service.selector)
+    record = build_record(prefetched.entries, service.selector, validation_cache)
     medication_use = [r for t in MEDICATION_USE_TYPES for r in record.by_type.get(t, [])]
+    drafts = draft_orders if isinstance(draft_orders, DraftOrders) else DraftOrders.of(draft_orders)
     exposure = summarize_exposure(
         medication_use,
         record.medications,
         glucocorticoid_knowledge(service, catalog),
         exposure_params(catalog, lookback_days),
         now,
-        draft_orders=draft_orders,
+        draft_orders=drafts.medication_requests,
     )
     roles_by_type = {
         rtype: [(role, service.valuesets[role]) for role in roles]
@@ -128,9 +139,14 @@ async def evaluate(
         exposure,
         now,
         recent_medication_days=catalog.thresholds.value("exposure.recent_use_days"),
-        draft_orders=draft_orders,
+        draft_orders=drafts.medication_requests,
     )
     evaluation = Evaluation(response=CDSResponse(cards=[]), prefetch=prefetched)
+    if request.hook in ("order-select", "order-sign"):
+        for hit in draft_hits(drafts.entries, roles_by_type, now.date()):
+            facts.hits.setdefault(hit.role, []).append(hit)
+        facts = OrderFacts(**vars(facts), focus=drafts.focus, draft_names=drafts.names())
+        evaluation.draft_key = steroid_draft_key(exposure, drafts.focus)
     evaluation.skipped_entries = dict(record.skipped)
     context = CardContext(
         patient_id=str(request.context["patientId"]),
@@ -163,6 +179,14 @@ async def evaluate(
         if definition.topic in silenced_topics:
             evaluation.silenced_topics.append(definition.topic)
             continue
+        if (
+            is_repeat is not None
+            and evaluation.draft_key is not None
+            and finding.indicator != "critical"  # a safety stop is shown every time
+            and await is_repeat(definition.topic, evaluation.draft_key)
+        ):
+            evaluation.repeated_topics.append(definition.topic)
+            continue
         rendered = render_card(
             finding, rule, service, context, silenced_suggestions=silenced_suggestions
         )
@@ -185,6 +209,8 @@ async def evaluate(
         extension[f"{EXTENSION_PREFIX}.missing-data"] = unjudged
     if evaluation.silenced_topics:
         extension[f"{EXTENSION_PREFIX}.snoozed-topics"] = sorted(evaluation.silenced_topics)
+    if evaluation.repeated_topics:
+        extension[f"{EXTENSION_PREFIX}.repeated-topics"] = sorted(evaluation.repeated_topics)
     evaluation.response = CDSResponse(
         cards=[r.card for r in evaluation.rendered], extension=extension or None
     )

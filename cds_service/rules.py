@@ -30,6 +30,8 @@ class Finding:
     evidence: tuple[str, ...]  # relative references of the triggering resources
     suggestions: tuple[str, ...] = ()
     recommended: tuple[str, ...] = ()
+    # suggestion id -> "Type/id" of the draft orders its ``delete`` actions remove (order hooks)
+    delete_targets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 Evaluate = Callable[[ClinicalFacts, Thresholds], "Finding | None"]
@@ -574,4 +576,3 @@ INFECTION = RuleKind(
     },
     evaluate=evaluate_infection,
 )
-

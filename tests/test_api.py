@@ -275,7 +275,7 @@ async def test_failing_rule_is_isolated_and_named(tmp_path: Path) -> None:
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c,
     ):
         runtime = app.state.runtime
-        service = runtime.catalog.services[0]
+        service = runtime.catalog.find("glucocorticoid-safety")
 
         def boom(*_: Any) -> None:
             raise ValueError("rule bug")

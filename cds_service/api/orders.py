@@ -1,4 +1,9 @@
-"""Draft orders from order-select / order-sign context, read leniently as R4 MedicationRequests."""
+"""Draft orders from order-select / order-sign context, read leniently.
+
+MedicationRequests become R4B models (exposure and facts read them); ServiceRequest and
+Immunization drafts are kept as reference + code (enough to see a DXA, IGRA or vaccine being
+ordered). Other types (NutritionOrder, DSTU2 MedicationOrder, ...) are ignored.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,13 @@ from pydantic import ValidationError
 
 from cds_service.cdshooks import CDSRequest
 from cds_service.errors import InvalidRequest
+from cds_service.fhir.extract import CODE_FIELDS, raw_codings
 from cds_service.fhir.models import MedicationRequest
+from cds_service.order_rules import DraftEntry, DraftOrders
 
 logger = logging.getLogger(__name__)
+
+CODED_DRAFT_TYPES = ("ServiceRequest", "Immunization")
 
 
 def _entries(bundle: Any) -> list[Mapping[str, Any]]:
@@ -31,39 +40,70 @@ def _reference(resource: Mapping[str, Any]) -> str:
     return f"{resource.get('resourceType')}/{resource.get('id')}"
 
 
-def draft_orders_for(request: CDSRequest) -> tuple[list[MedicationRequest], str | None]:
-    """The draft MedicationRequests to evaluate and a key that identifies this ordering session.
+def _medication_request(raw: Mapping[str, Any]) -> MedicationRequest | None:
+    fixed = dict(raw)
+    if isinstance(fixed.get("category"), dict):
+        fixed["category"] = [fixed["category"]]  # sandbox sends one object, R4 wants a list
+    fixed.setdefault("intent", "order")  # the sandbox omits intent until dispense details exist
+    fixed.setdefault("status", "draft")
+    try:
+        return MedicationRequest.model_validate(fixed)
+    except (ValidationError, ValueError, TypeError):
+        logger.warning(
+            "draft order skipped: invalid R4 MedicationRequest",
+            extra={"resource_type": "MedicationRequest"},
+        )
+        return None
 
-    order-select: only the ``selections`` (matched by ``Type/id``: sandbox entries have no
-    ``fullUrl``); order-sign: everything being signed. Other resource types are ignored here;
-    an R4-invalid MedicationRequest is skipped and logged (type only). Bundles without ``type``
-    are accepted (official examples omitted it until 2025).
+
+def _coded_entry(raw: Mapping[str, Any]) -> DraftEntry | None:
+    rtype = str(raw.get("resourceType"))
+    if not isinstance(raw.get("id"), str):
+        return None  # cannot be referenced (selected or deleted) without an id
+    found: list[Any] = []
+    texts: list[str] = []
+    for name in CODE_FIELDS.get(rtype, ()):
+        codings, text = raw_codings(raw.get(name))
+        found.extend(codings)
+        if text:
+            texts.append(text)
+    if not found and not texts:
+        return None
+    return DraftEntry(_reference(raw), rtype, tuple(found), " ".join(texts) or None)
+
+
+def draft_orders_for(request: CDSRequest) -> tuple[DraftOrders, str | None]:
+    """The draft orders to evaluate and a key for the whole draftOrders Bundle.
+
+    Every draft is returned (the others are context: a prophylaxis drug drafted but not
+    selected still counts); ``focus`` is what the hook advises on: order-select's
+    ``selections`` (matched by ``Type/id``: sandbox entries have no ``fullUrl``), order-sign's
+    whole Bundle. An R4-invalid MedicationRequest is skipped and logged (type only). Bundles
+    without ``type`` are accepted (official examples omitted it until 2025). The key hashes
+    every draft reference, for both hooks; the engine keys cards by the glucocorticoid draft.
     """
     if request.hook not in ("order-select", "order-sign"):
-        return [], None
+        return DraftOrders(), None
     entries = _entries(request.context.get("draftOrders"))
     if request.hook == "order-select":
         selections = request.context.get("selections")
         if not isinstance(selections, list) or not all(isinstance(s, str) for s in selections):
             raise InvalidRequest("context.selections must be a list of Type/id strings")
-        wanted = set(selections)
-        entries = [e for e in entries if _reference(e) in wanted]
-    drafts: list[MedicationRequest] = []
+        focus = frozenset(selections)
+    else:
+        focus = frozenset(_reference(e) for e in entries)
+    requests: list[MedicationRequest] = []
+    coded: list[DraftEntry] = []
     for raw in entries:
-        if raw.get("resourceType") != "MedicationRequest":
-            continue
-        fixed = dict(raw)
-        if isinstance(fixed.get("category"), dict):
-            fixed["category"] = [fixed["category"]]  # sandbox sends one object, R4 wants a list
-        fixed.setdefault("intent", "order")  # the sandbox omits intent until dispense details exist
-        fixed.setdefault("status", "draft")
-        try:
-            drafts.append(MedicationRequest.model_validate(fixed))
-        except (ValidationError, ValueError, TypeError):
-            logger.warning(
-                "draft order skipped: invalid R4 MedicationRequest",
-                extra={"resource_type": "MedicationRequest"},
-            )
+        rtype = raw.get("resourceType")
+        if rtype == "MedicationRequest":
+            model = _medication_request(raw)
+            if model is not None:
+                requests.append(model)
+        elif rtype in CODED_DRAFT_TYPES:
+            entry = _coded_entry(raw)
+            if entry is not None:
+                coded.append(entry)
     refs = sorted(_reference(e) for e in entries)
     key = hashlib.sha256("|".join(refs).encode()).hexdigest()[:32] if refs else None
-    return drafts, key
+    return DraftOrders(tuple(requests), tuple(coded), focus), key
