@@ -32,6 +32,7 @@ from cds_service.errors import (
 from cds_service.fhir.client import FHIRClient, FHIRClientConfig
 from cds_service.logs import quiet_noisy_loggers
 from cds_service.metrics import Metrics
+from cds_service.record import ValidationCache
 from cds_service.settings import Settings, get_settings
 from cds_service.store.base import FeedbackStore
 from cds_service.store.connect import migrate
@@ -193,6 +194,11 @@ def create_app(
                 verifier=verifier,
                 metrics=app_metrics,
                 clock=clock or (lambda: datetime.now(tz=UTC)),
+                validation_cache=ValidationCache(
+                    settings.validation_cache_size, settings.validation_cache_ttl_s
+                )
+                if settings.validation_cache_size
+                else None,
             )
             try:
                 yield

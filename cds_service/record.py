@@ -7,17 +7,23 @@ read are built as fhir.resources models (about 0.1-0.25 ms each).
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+import re
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, TypeVar
 
+import orjson
 from pydantic import ValidationError
 
-from cds_service.fhir.extract import CODE_FIELDS, raw_codings
+from cds_service.fhir.extract import CODE_FIELDS
 from cds_service.fhir.models import MODEL_BY_TYPE, FHIRResourceModel, Medication, Patient
-from cds_service.valuesets import ValueSet
+from cds_service.valuesets import ValueSet, normalize_code
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +32,54 @@ T = TypeVar("T", bound=FHIRResourceModel)
 MEDICATION_USE_TYPES = frozenset(
     {"MedicationRequest", "MedicationStatement", "MedicationAdministration", "MedicationDispense"}
 )
+
+
+@dataclass(frozen=True)
+class _TypeIndex:
+    """Union of a resource type's value sets: one lookup per coding, one regex per text.
+
+    It may over-select (exclusions are not applied here); the facts step matches each value
+    set exactly. It never under-selects.
+    """
+
+    codes: frozenset[tuple[str, str]]
+    prefixes: Mapping[str, tuple[str, ...]]
+    text: re.Pattern[str] | None
+
+    @staticmethod
+    def of(valuesets: Sequence[ValueSet]) -> _TypeIndex:
+        codes: set[tuple[str, str]] = set()
+        prefixes: dict[str, list[str]] = {}
+        patterns: list[str] = []
+        for vs in valuesets:
+            codes.update(vs.concepts)
+            for system, values in vs.prefixes.items():
+                prefixes.setdefault(system, []).extend(values)
+            if vs.text_pattern is not None:
+                patterns.append(f"(?:{vs.text_pattern.pattern})")
+        text = re.compile("|".join(patterns), re.IGNORECASE) if patterns else None
+        return _TypeIndex(frozenset(codes), {k: tuple(v) for k, v in prefixes.items()}, text)
+
+    def hit(self, concept: Any) -> bool:
+        if not isinstance(concept, Mapping):
+            return False
+        text = concept.get("text")
+        if self.text is not None and isinstance(text, str) and self.text.search(text):
+            return True
+        for coding in concept.get("coding") or ():
+            if not isinstance(coding, Mapping):
+                continue
+            system, code = coding.get("system"), coding.get("code")
+            if isinstance(system, str) and isinstance(code, str):
+                norm = normalize_code(system, code)
+                if (system, norm) in self.codes:
+                    return True
+                if any(norm.startswith(p) for p in self.prefixes.get(system, ())):
+                    return True
+            display = coding.get("display")
+            if self.text is not None and isinstance(display, str) and self.text.search(display):
+                return True
+        return False
 
 
 @dataclass(frozen=True)
@@ -39,6 +93,10 @@ class Selector:
 
     by_type: Mapping[str, Sequence[ValueSet]]
 
+    @cached_property
+    def _index(self) -> dict[str, _TypeIndex | None]:
+        return {t: (_TypeIndex.of(vs) if vs else None) for t, vs in self.by_type.items()}
+
     def wants_type(self, resource_type: str) -> bool:
         return resource_type in self.by_type
 
@@ -46,8 +104,8 @@ class Selector:
         rtype = raw.get("resourceType")
         if not isinstance(rtype, str) or rtype not in self.by_type:
             return False
-        valuesets = self.by_type[rtype]
-        if not valuesets:
+        index = self._index[rtype]
+        if index is None:
             return True
         concepts = [raw.get(name) for name in CODE_FIELDS.get(rtype, ())]
         if rtype in MEDICATION_USE_TYPES and raw.get("medicationReference") is not None:
@@ -58,11 +116,7 @@ class Selector:
             for ingredient in target.get("ingredient") or ():
                 if isinstance(ingredient, Mapping):
                     concepts.append(ingredient.get("itemCodeableConcept"))
-        for concept in concepts:
-            found, text = raw_codings(concept)
-            if any(vs.match(found, text) for vs in valuesets):
-                return True
-        return False
+        return any(index.hit(concept) for concept in concepts)
 
 
 def _medication_for(
@@ -113,22 +167,75 @@ class PatientRecord:
         return [r for r in self.by_type.get(model.get_resource_type(), []) if isinstance(r, model)]
 
 
-def _validate(raw: Mapping[str, Any], key: str, record: PatientRecord) -> FHIRResourceModel | None:
+class ValidationCache:
+    """Recently validated resources by a digest of their JSON (LRU, bounded, short-lived).
+
+    R4B validation costs 0.1-0.4 ms per resource, and the same resources arrive again and again:
+    every chart open of a patient, and order-select on every edit of a draft order. The key is
+    a BLAKE2b digest of the resource's JSON, so a changed resource is validated afresh. Entries
+    live ``ttl_s`` seconds at most and are never written anywhere (process memory only).
+    Models are shared between requests: the engine treats them as read-only.
+    """
+
+    def __init__(
+        self, max_entries: int, ttl_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._max = max_entries
+        self._ttl = ttl_s
+        self._clock = clock
+        self._items: OrderedDict[bytes, tuple[float, FHIRResourceModel | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def digest(raw: Mapping[str, Any]) -> bytes:
+        return hashlib.blake2b(orjson.dumps(raw), digest_size=16).digest()
+
+    def get(self, key: bytes) -> tuple[bool, FHIRResourceModel | None]:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None or item[0] < self._clock():
+                return False, None
+            self._items.move_to_end(key)
+            return True, item[1]
+
+    def put(self, key: bytes, model: FHIRResourceModel | None) -> None:
+        if self._max <= 0:
+            return
+        with self._lock:
+            self._items[key] = (self._clock() + self._ttl, model)
+            self._items.move_to_end(key)
+            while len(self._items) > self._max:
+                self._items.popitem(last=False)
+
+
+def _validate(
+    raw: Mapping[str, Any], key: str, record: PatientRecord, cache: ValidationCache | None
+) -> FHIRResourceModel | None:
     rtype = str(raw.get("resourceType"))
-    model = MODEL_BY_TYPE[rtype]
-    try:
-        return model.model_validate(_repair(dict(raw)))
-    except (ValidationError, ValueError, TypeError):
+    digest = ValidationCache.digest(raw) if cache is not None else b""
+    found, model = cache.get(digest) if cache is not None else (False, None)
+    if not found:
+        try:
+            model = MODEL_BY_TYPE[rtype].model_validate(_repair(dict(raw)))
+        except (ValidationError, ValueError, TypeError):
+            model = None
+        if cache is not None:
+            cache.put(digest, model)
+    if model is None:
         # Never log the error text: pydantic echoes input values.
         record.skipped[rtype] += 1
         logger.warning(
             "prefetch entry skipped: invalid R4 resource",
             extra={"prefetch_key": key, "resource_type": rtype},
         )
-        return None
+    return model
 
 
-def build_record(entries_by_key: Mapping[str, Iterable[Any]], selector: Selector) -> PatientRecord:
+def build_record(
+    entries_by_key: Mapping[str, Iterable[Any]],
+    selector: Selector,
+    cache: ValidationCache | None = None,
+) -> PatientRecord:
     """Select and validate the entries the rules read; invalid ones are skipped and counted.
 
     ``entries_by_key`` maps each prefetch key to its raw resources (already unwrapped from
@@ -166,7 +273,7 @@ def build_record(entries_by_key: Mapping[str, Iterable[Any]], selector: Selector
                 if (rtype, rid) in seen:
                     continue  # the same resource under two keys (e.g. _include) counts once
                 seen.add((rtype, rid))
-            model = _validate(raw, key, record)
+            model = _validate(raw, key, record, cache)
             if model is None:
                 continue
             if isinstance(model, Patient):
@@ -174,7 +281,7 @@ def build_record(entries_by_key: Mapping[str, Iterable[Any]], selector: Selector
             else:
                 record.by_type.setdefault(rtype, []).append(model)
     for ref, raw in raw_medications.items():
-        model = _validate(raw, "medication", record)
+        model = _validate(raw, "medication", record, cache)
         if isinstance(model, Medication):
             record.medications[ref] = model
     return record

@@ -26,6 +26,7 @@ from cds_service.errors import ContentError
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 ATC = "http://www.whocc.no/atc"
+MATCH_MEMO_SIZE = 20_000
 # Systems whose hierarchy is expressed by the code prefix, so is-a works without a server.
 PREFIX_HIERARCHY_SYSTEMS = frozenset({ICD10CM, ATC})
 
@@ -92,6 +93,11 @@ class ValueSet:
     excluded_prefixes: dict[str, tuple[str, ...]]
     text_pattern: re.Pattern[str] | None
     text_exclude: re.Pattern[str] | None
+    # Memo of match() results: the same codes recur across patients and across the repeated
+    # calls of one chart (order-select fires on every edit). Bounded, cleared when full.
+    _memo: dict[tuple[tuple[Coding, ...], str | None], Match | None] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def match_code(self, system: str | None, code: str | None) -> Concept | None:
         """The concept for (system, code), or None. Hierarchy members get a bare Concept."""
@@ -131,7 +137,18 @@ class ValueSet:
         A code match wins. An explicitly excluded code vetoes the text fallback (so
         "Inclusion body myositis" coded as such is not caught by a ``myositis`` pattern).
         """
-        codings = list(codings)
+        key = (tuple(codings), text)
+        try:
+            return self._memo[key]
+        except KeyError:
+            pass
+        result = self._match(key[0], text)
+        if len(self._memo) >= MATCH_MEMO_SIZE:
+            self._memo.clear()
+        self._memo[key] = result
+        return result
+
+    def _match(self, codings: tuple[Coding, ...], text: str | None) -> Match | None:
         for coding in codings:
             concept = self.match_code(coding.system, coding.code)
             if concept is not None:

@@ -14,6 +14,7 @@ from cds_service.api.auth import JWTVerifier
 from cds_service.catalog import Catalog
 from cds_service.fhir.client import FHIRClient
 from cds_service.metrics import Metrics
+from cds_service.record import ValidationCache
 from cds_service.settings import Settings
 from cds_service.store.base import FeedbackStore
 
@@ -28,6 +29,7 @@ class Runtime:
     verifier: JWTVerifier | None
     metrics: Metrics
     clock: Callable[[], datetime]
+    validation_cache: ValidationCache | None = None
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -252,6 +252,7 @@ async def call_service(
             silenced_topics=topics,
             silenced_suggestions=suggestions,
             strict=runtime.settings.strict_response_check,
+            validation_cache=runtime.validation_cache,
             on_rule_error=runtime.metrics.observe_rule_error,
             is_repeat=_repeat_check(runtime, service, key, now),
         )

@@ -1,0 +1,145 @@
+"""Raw-first selection and per-entry R4B validation of prefetch data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cds_service.catalog import load_catalog
+from cds_service.fhir.models import Condition, MedicationRequest
+from cds_service.record import Selector, ValidationCache, build_record
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def selector() -> Selector:
+    service = load_catalog(REPO / "hooks").find("glucocorticoid-safety")
+    assert service is not None
+    return service.selector
+
+
+def condition(cid: str, system: str, code: str, text: str | None = None) -> dict[str, Any]:
+    concept: dict[str, Any] = {"coding": [{"system": system, "code": code}]}
+    if text:
+        concept["text"] = text
+    return {
+        "resourceType": "Condition",
+        "id": cid,
+        "subject": {"reference": "Patient/p"},
+        "code": concept,
+    }
+
+
+ICD = "http://hl7.org/fhir/sid/icd-10-cm"
+
+
+@pytest.mark.parametrize(
+    ("resource", "kept"),
+    [
+        (condition("a", ICD, "M33.10"), True),
+        (condition("b", ICD, "M3310"), True),  # feeds without the dot
+        (condition("c", ICD, "J45.909", "Asthma"), False),
+        (condition("d", "urn:local", "123", "Dermatomyositis, adult onset"), True),  # text fallback
+        (
+            {
+                "resourceType": "Observation",
+                "id": "o",
+                "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "8302-2"}]},
+            },
+            False,
+        ),
+        (
+            {
+                "resourceType": "Observation",
+                "id": "o2",
+                "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "38265-5"}]},
+            },
+            True,
+        ),
+        ({"resourceType": "Encounter", "id": "e"}, False),
+        ({"resourceType": "Patient", "id": "p"}, True),
+    ],
+)
+def test_selection_on_raw_json(selector: Selector, resource: dict[str, Any], kept: bool) -> None:
+    assert selector.matches(resource, {}) is kept
+
+
+def test_medication_reference_is_resolved_for_selection(selector: Selector) -> None:
+    med = {
+        "resourceType": "Medication",
+        "id": "m1",
+        "code": {
+            "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "312615"}]
+        },
+    }
+    other = {
+        "resourceType": "Medication",
+        "id": "m2",
+        "code": {"text": "paracetamol 500 mg tablet"},
+    }
+    order = {
+        "resourceType": "MedicationRequest",
+        "id": "r",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/p"},
+    }
+    assert selector.matches(
+        {**order, "medicationReference": {"reference": "Medication/m1"}}, {"Medication/m1": med}
+    )
+    assert not selector.matches(
+        {**order, "medicationReference": {"reference": "Medication/m2"}}, {"Medication/m2": other}
+    )
+    # An unresolved reference is kept: the engine decides once the Medication is read.
+    assert selector.matches({**order, "medicationReference": {"reference": "Medication/zz"}}, {})
+
+
+def test_build_record_skips_invalid_and_non_r4_and_deduplicates(selector: Selector) -> None:
+    good = condition("a", ICD, "M33.10")
+    invalid = {**condition("bad", ICD, "M33.10"), "recordedDate": "not-a-date"}
+    record = build_record(
+        {
+            "conditions": [good, invalid, "junk", {"resourceType": "MedicationOrder", "id": "x"}],
+            "again": [good],
+        },
+        selector,
+    )
+    assert [c.id for c in record.of_type(Condition)] == ["a"]
+    assert record.skipped == {"Condition": 1, "MedicationOrder": 1}
+
+
+def test_sandbox_category_object_is_repaired(selector: Selector) -> None:
+    order = {
+        "resourceType": "MedicationRequest",
+        "id": "r",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/p"},
+        "category": {"text": "outpatient"},
+        "medicationCodeableConcept": {"text": "prednisone 20 mg tablet"},
+    }
+    record = build_record({"medications": [order]}, selector)
+    assert [m.id for m in record.of_type(MedicationRequest)] == ["r"]
+
+
+def test_validation_cache_reuses_models_and_expires() -> None:
+    now = [0.0]
+    cache = ValidationCache(max_entries=2, ttl_s=10, clock=lambda: now[0])
+    selector = Selector({"Condition": []})
+    first = build_record({"k": [condition("a", ICD, "M33.10")]}, selector, cache)
+    second = build_record({"k": [condition("a", ICD, "M33.10")]}, selector, cache)
+    assert second.of_type(Condition)[0] is first.of_type(Condition)[0]
+    changed = build_record({"k": [condition("a", ICD, "M33.11")]}, selector, cache)
+    assert changed.of_type(Condition)[0] is not first.of_type(Condition)[0]
+    now[0] = 11
+    expired = build_record({"k": [condition("a", ICD, "M33.10")]}, selector, cache)
+    assert expired.of_type(Condition)[0] is not first.of_type(Condition)[0]
+    invalid = {**condition("bad", ICD, "M33.10"), "recordedDate": "nope"}
+    for _ in range(2):
+        record = build_record({"k": [invalid]}, selector, cache)
+        assert record.skipped == {"Condition": 1}  # a cached verdict is still counted and logged
