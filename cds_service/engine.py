@@ -104,7 +104,7 @@ async def evaluate(
 
     ``draft_orders``: the order hooks' drafts (a plain sequence is all in focus).
     ``is_repeat(topic, draft_key)``: whether that card was issued for the same draft order
-    moments ago (order-select, then order-sign); such a card is skipped unless critical.
+    moments ago; at order-sign such a card is skipped unless critical.
     """
     check_hook(request, service)
     token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
@@ -179,8 +179,11 @@ async def evaluate(
         if definition.topic in silenced_topics:
             evaluation.silenced_topics.append(definition.topic)
             continue
+        # order-select re-fires on every edit of the draft (the sandbox does), so it always
+        # shows its advice; order-sign leaves out what was shown for the same order moments ago.
         if (
             is_repeat is not None
+            and request.hook == "order-sign"
             and evaluation.draft_key is not None
             and finding.indicator != "critical"  # a safety stop is shown every time
             and await is_repeat(definition.topic, evaluation.draft_key)
