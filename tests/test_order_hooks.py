@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
+import tomllib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -13,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from cds_service.catalog import load_catalog
+from cds_service.catalog import build_service, load_catalog
+from cds_service.errors import ContentError
 from cds_service.main import create_app
 from cds_service.metrics import Metrics
 from tests.app_client import FIXTURES, NOW, REPO, SPEC, app_client, make_settings
@@ -375,3 +379,32 @@ async def test_patient_view_is_400_on_the_order_service(client: httpx.AsyncClien
     body, _ = load_case("pjp-prednisone-40mg-8-weeks")
     body["hook"] = "patient-view"
     assert (await client.post(SERVICE, json=body)).status_code == 400
+
+
+def test_cli_evaluate_runs_order_hooks() -> None:
+    request = CASES_DIR / "live-vaccine-mmr-on-prednisone-30mg" / "request.json"
+    result = subprocess.run(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "cds_service", "evaluate", str(request), "--now", NOW.isoformat()],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    (card,) = json.loads(result.stdout)["cards"]
+    assert card["indicator"] == "critical"
+    actions = [a for s in card["suggestions"] for a in s["actions"]]
+    assert {"type": "delete", "resourceId": "MedicationRequest/draft-mmr"}.items() <= actions[
+        0
+    ].items()
+
+
+def test_content_refuses_a_delete_action_with_a_resource() -> None:
+    path = REPO / "hooks" / "glucocorticoid-orders" / "service.toml"
+    data = tomllib.loads(path.read_text())
+    rule = next(r for r in data["rule"] if r["id"] == "gc-order-live-vaccine")
+    rule["suggestions"]["remove"]["actions"][0]["resource"] = {"resourceType": "MedicationRequest"}
+    catalog = load_catalog(REPO / "hooks")
+    with pytest.raises(ContentError, match="delete takes no resource"):
+        build_service(data, "glucocorticoid-orders", catalog.valuesets, catalog.thresholds)
