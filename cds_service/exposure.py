@@ -532,8 +532,14 @@ def _parse_request(
             _Day(last_updated.value, True) if last_updated else None,
         ]
     )
-    if start is None and draft:
-        start = _Day(ctx.today, False)
+    if draft:
+        # A draft has not been taken yet: it starts today (or at a later explicit start), even
+        # when authoredOn or meta.lastUpdated is older (an order drafted earlier, the spec's
+        # examples dated 2018).
+        explicit = bound_starts[0].value if bound_starts else None
+        start = _Day(
+            explicit if explicit is not None and explicit > ctx.today else ctx.today, False
+        )
     record_days = duration_days(disp.expectedSupplyDuration) if disp else None
     fills = 1 + int(disp.numberOfRepeatsAllowed or 0) if disp else 1
     supply_mg = None
