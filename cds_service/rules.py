@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Literal
 
+from cds_service.exposure import Course
 from cds_service.facts import ClinicalFacts, Hit
 from cds_service.thresholds import Thresholds
 
@@ -74,6 +75,7 @@ class SteroidStatus:
     coded_long_term: tuple[str, ...]
     any_systemic: bool
     evidence: tuple[str, ...]
+    courses: str  # markdown list of the courses behind the numbers (drug, dose, dates, source)
 
     @staticmethod
     def of(facts: ClinicalFacts, t: Thresholds) -> SteroidStatus:
@@ -98,6 +100,7 @@ class SteroidStatus:
             coded_long_term=coded,
             any_systemic=bool(exp.courses),
             evidence=tuple(sorted(set(evidence) | set(coded))),
+            courses=_courses_markdown(facts, int(t.value("exposure.lookback_days"))),
         )
 
     def facts(self, t: Thresholds) -> dict[str, str]:
@@ -108,7 +111,52 @@ class SteroidStatus:
             "max_mg": _fmt(self.max_mg),
             "lookback_months": _fmt(round(t.value("exposure.lookback_days") / 30.4)),
             "long_term_min_daily_mg": _fmt(t.value("exposure.long_term_min_daily_mg")),
+            "courses": self.courses,
         }
+
+
+MAX_COURSES_LISTED = 6
+
+
+def _courses_markdown(facts: ClinicalFacts, lookback_days: int) -> str:
+    """One line per source record, newest first: drug, route, doses (PEQ), dates, reference."""
+    since = facts.today - timedelta(days=lookback_days)
+    by_source: dict[str, list[Course]] = {}
+    for course in facts.exposure.courses:
+        if course.end >= since:
+            by_source.setdefault(course.source, []).append(course)
+    lines = []
+    for source, segments in sorted(
+        by_source.items(), key=lambda item: max(c.start for c in item[1]), reverse=True
+    ):
+        segments.sort(key=lambda c: c.start)
+        doses: list[str] = []
+        for c in segments:
+            text = (
+                f"{_fmt(c.daily_peq_mg)} mg/day" if c.daily_peq_mg is not None else "dose unknown"
+            )
+            if not doses or doses[-1] != text:
+                doses.append(text)
+        first, last = segments[0], segments[-1]
+        notes = [c.route for c in segments[:1] if c.route not in ("oral", "unknown-systemic")]
+        if any(c.planned for c in segments):
+            notes.append("includes planned days")
+        if any(c.dose_range for c in segments):
+            notes.append("high end of a dose range")
+        if any(c.undated for c in segments):
+            notes.append("dates inferred")
+        suffix = f" ({', '.join(notes)})" if notes else ""
+        lines.append(
+            f"- {first.ingredient_name}: {' → '.join(doses)} mg/day prednisone-equivalent, "
+            f"{first.start.isoformat()} to {last.end.isoformat()}{suffix} [{source}]"
+        )
+    if not lines:
+        return "- no dated systemic course in the lookback (long-term use is coded on the record)"
+    hidden = len(lines) - MAX_COURSES_LISTED
+    shown = lines[:MAX_COURSES_LISTED]
+    if hidden > 0:
+        shown.append(f"- and {hidden} earlier course(s)")
+    return "\n".join(shown)
 
 
 COMMON_SAMPLE = {
@@ -118,6 +166,7 @@ COMMON_SAMPLE = {
     "max_mg": "1250",
     "lookback_months": "12",
     "long_term_min_daily_mg": "2.5",
+    "courses": "- prednisone: 40 mg/day prednisone-equivalent, 2026-01-01 to 2026-02-01 [MedicationRequest/x]",
 }
 COMMON_THRESHOLDS = (
     "exposure.long_term_min_daily_mg",
@@ -229,10 +278,11 @@ def evaluate_bone_health(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
     if treat:
         details.append("treatment")
     details.append("calcium-vitamin-d")
-    if not dxa_current:
-        summary = "dxa-due" if last_dxa else "dxa-none"
-    elif treat:
+    # The most consequential gap leads: untreated risk, then a missing or overdue DXA.
+    if treat:
         summary = "treat"
+    elif not dxa_current:
+        summary = "dxa-due" if last_dxa else "dxa-none"
     else:
         summary = "supplements"
     indicator: Indicator = "warning" if treat or not last_dxa else "info"

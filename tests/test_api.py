@@ -79,6 +79,9 @@ async def test_hook_call_returns_three_topics_without_empty_values(
         assert {r["code"] for r in card["overrideReasons"]} >= {"already-done", "patient-declined"}
         evidence = card["extension"]["org.example.glucocorticoid-cds.evidence"]
         assert "MedicationRequest/mr-pred" in evidence
+        # The detail states the evidence: drug, dose, dates and the source record.
+        assert "prednisone: 20 mg/day prednisone-equivalent, 2026-06-01 to" in card["detail"]
+        assert "[MedicationRequest/mr-pred]" in card["detail"]
 
 
 async def test_no_steroids_gives_no_cards(client: httpx.AsyncClient) -> None:
