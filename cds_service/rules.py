@@ -132,9 +132,7 @@ def _courses_markdown(facts: ClinicalFacts, lookback_days: int) -> str:
         segments.sort(key=lambda c: c.start)
         doses: list[str] = []
         for c in segments:
-            text = (
-                f"{_fmt(c.daily_peq_mg)} mg/day" if c.daily_peq_mg is not None else "dose unknown"
-            )
+            text = _fmt(c.daily_peq_mg) if c.daily_peq_mg is not None else "unknown"
             if not doses or doses[-1] != text:
                 doses.append(text)
         first, last = segments[0], segments[-1]
