@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
-from datetime import UTC, datetime
+import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     workers = args.workers or settings.workers
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker keeps its own counters; /metrics merges them from this directory.
+        from cds_service.metrics import prepare_multiprocess_dir
+
+        directory = Path(tempfile.gettempdir()) / f"cds-metrics-{os.getpid()}"
+        prepare_multiprocess_dir(directory)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
     uvicorn.run(
         "cds_service.main:create_app",
         factory=True,
@@ -101,6 +110,21 @@ def _migrate(_: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _purge(_: argparse.Namespace, settings: Settings) -> int:
+    from cds_service.store.connect import migrate
+    from cds_service.store.sql import SQLFeedbackStore
+
+    url = settings.database_url.get_secret_value()
+    migrate(url)
+    store = SQLFeedbackStore(url)
+    try:
+        cutoff = datetime.now(tz=UTC) - timedelta(days=settings.retention_days)
+        print(f"purged {store.purge(cutoff)} records older than {settings.retention_days} days")  # noqa: T201
+    finally:
+        store.close()
+    return 0
+
+
 def _report(args: argparse.Namespace, settings: Settings) -> int:
     from cds_service.store.connect import migrate
     from cds_service.store.report import render_report
@@ -144,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=_evaluate)
     mig = sub.add_parser("migrate", help="create or upgrade the database schema")
     mig.set_defaults(func=_migrate)
+    purge = sub.add_parser("purge", help="delete cards and feedback older than CDS_RETENTION_DAYS")
+    purge.set_defaults(func=_purge)
     rep = sub.add_parser("report", help="card and feedback statistics")
     rep.add_argument("--format", choices=["json", "table"], default="table")
     rep.add_argument("--since", help="only cards issued on or after this date")

@@ -7,7 +7,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -134,7 +134,12 @@ def _build_store(settings: Settings) -> FeedbackStore:
     url = settings.database_url.get_secret_value()
     if settings.migrate_on_start:
         migrate(url)
-    return SQLFeedbackStore(url, store_user_comments=settings.store_user_comments)
+    store = SQLFeedbackStore(url, store_user_comments=settings.store_user_comments)
+    # Retention: records older than CDS_RETENTION_DAYS go at every start (and `cds-service purge`).
+    purged = store.purge(datetime.now(tz=UTC) - timedelta(days=settings.retention_days))
+    if purged:
+        logger.info("old feedback records purged", extra={"count": purged, "component": "store"})
+    return store
 
 
 def create_app(

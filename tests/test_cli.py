@@ -70,3 +70,41 @@ def test_migrate_and_report_on_a_fresh_database(tmp_path: Path) -> None:
     report = run("report", "--format", "json", env=env)
     assert report.returncode == 0, report.stderr
     assert json.loads(report.stdout) == []
+
+
+def test_purge_removes_records_older_than_retention(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    from cds_service.store.base import CardIssued  # noqa: PLC0415
+    from cds_service.store.sql import SQLFeedbackStore, migrate  # noqa: PLC0415
+
+    url = f"sqlite:///{tmp_path}/purge.db"
+    migrate(url)
+    store = SQLFeedbackStore(url)
+    now = datetime.now(tz=UTC)
+    for uuid, age in (("old", 400), ("new", 10)):
+        store.record_cards(
+            [
+                CardIssued(
+                    uuid,
+                    "svc",
+                    "patient-view",
+                    "hi",
+                    "rule",
+                    1,
+                    "bone-health",
+                    "info",
+                    now - timedelta(days=age),
+                    "pk",
+                )
+            ]
+        )
+    store.close()
+    result = run("purge", env={"CDS_DATABASE_URL": url, "CDS_RETENTION_DAYS": "365"})
+    assert result.returncode == 0, result.stderr
+    assert "purged 1 " in result.stdout
+    store = SQLFeedbackStore(url)
+    try:
+        assert [row.issued for row in store.stats(None)] == [1]
+    finally:
+        store.close()

@@ -121,3 +121,29 @@ def test_formatter_drops_arguments_and_exception_text() -> None:
     line = SafeJSONFormatter().format(record)
     assert PATIENT not in line
     assert "ValueError" in line
+
+
+async def test_jwts_never_reach_logs_or_bodies(tmp_path: Path) -> None:
+    from tests.jwt_client import SignedClient  # noqa: PLC0415
+
+    with SignedClient.start() as ehr, LogCapture() as logs:
+        settings = make_settings(
+            tmp_path, auth="required", clients_file=ehr.write_clients_file(tmp_path)
+        )
+        async with app_client(settings) as client:
+            rejected = ehr.mint("http://test/cds-services/other", sub=PATIENT, tenant=TOKEN)
+            accepted = ehr.mint(f"http://test{SERVICE}", sub=PATIENT)
+            bad = await client.post(
+                SERVICE, json=patient_view(PATIENT), headers={"Authorization": f"Bearer {rejected}"}
+            )
+            good = await client.post(
+                SERVICE, json=patient_view(PATIENT), headers={"Authorization": f"Bearer {accepted}"}
+            )
+    assert bad.status_code == 401
+    assert good.status_code == 200
+    for line in logs.lines:
+        assert rejected not in line
+        assert accepted not in line
+        assert rejected.split(".")[1] not in line  # not even the payload part
+        assert leaks(line) == [], line
+    assert leaks(bad.text) == []

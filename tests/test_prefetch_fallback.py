@@ -220,3 +220,34 @@ async def test_searchset_bundle_with_zero_entries_is_data(tmp_path: Path) -> Non
     prefetch["immunizations"] = bundle()
     response = await call(tmp_path, FakeFHIR([]), patient_view(prefetch=prefetch))
     assert "immunizations" not in response.json().get("extension", {}).get(MISSING, [])
+
+
+async def test_medication_references_are_read_once_each(tmp_path: Path) -> None:
+    prefetch = steroid_prefetch()
+    order = prefetch["medications"]["entry"][0]["resource"]
+    del order["medicationCodeableConcept"]
+    order["medicationReference"] = {"reference": "Medication/med-pred-20"}
+    twin = {
+        **order,
+        "id": "mr-pred-twin",
+        "medicationReference": {"reference": "Medication/med-pred-20"},
+    }
+    prefetch["medications"]["entry"].append({"resource": twin})
+    medication = {
+        "resourceType": "Medication",
+        "id": "med-pred-20",
+        "code": {
+            "coding": [
+                {
+                    "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                    "code": "312615",
+                    "display": "prednisone 20 MG Oral Tablet",
+                }
+            ]
+        },
+    }
+    fhir = FakeFHIR([medication])
+    response = await call(tmp_path, fhir, patient_view(prefetch=prefetch, fhirServer=BASE))
+    assert "bone-health" in topics(response)
+    reads = [r for r in fhir.requests if r.url.path.endswith("/Medication/med-pred-20")]
+    assert len(reads) == 1
