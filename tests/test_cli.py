@@ -73,10 +73,10 @@ def test_migrate_and_report_on_a_fresh_database(tmp_path: Path) -> None:
 
 
 def test_purge_removes_records_older_than_retention(tmp_path: Path) -> None:
-    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+    from datetime import UTC, datetime, timedelta
 
-    from cds_service.store.base import CardIssued  # noqa: PLC0415
-    from cds_service.store.sql import SQLFeedbackStore, migrate  # noqa: PLC0415
+    from cds_service.store.base import CardIssued
+    from cds_service.store.sql import SQLFeedbackStore, migrate
 
     url = f"sqlite:///{tmp_path}/purge.db"
     migrate(url)

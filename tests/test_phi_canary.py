@@ -124,7 +124,7 @@ def test_formatter_drops_arguments_and_exception_text() -> None:
 
 
 async def test_jwts_never_reach_logs_or_bodies(tmp_path: Path) -> None:
-    from tests.jwt_client import SignedClient  # noqa: PLC0415
+    from tests.jwt_client import SignedClient
 
     with SignedClient.start() as ehr, LogCapture() as logs:
         settings = make_settings(
