@@ -49,6 +49,8 @@ class ClinicalFacts:
     age: int | None
     exposure: ExposureSummary
     hits: dict[str, list[Hit]] = field(default_factory=dict)
+    # Derived values several rules share (e.g. the glucocorticoid status), computed once per call.
+    derived: dict[str, Any] = field(default_factory=dict)
 
     def of(self, role: str, *, active_only: bool = False) -> list[Hit]:
         found = self.hits.get(role, [])

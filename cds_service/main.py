@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -19,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cds_service import __version__
 from cds_service.api.auth import JWTVerifier, load_clients
+from cds_service.api.card_log import CardLog
 from cds_service.api.deps import Runtime
 from cds_service.api.routes import json_response, router
 from cds_service.catalog import load_catalog
@@ -164,6 +166,7 @@ def create_app(
             + [r.definition.topic for s in catalog.services for r in s.rules]
         )
         store = _build_store(settings)
+        card_log = CardLog(store, app_metrics)
         async with httpx.AsyncClient(
             transport=fhir_transport,
             follow_redirects=False,
@@ -204,10 +207,17 @@ def create_app(
                 )
                 if settings.validation_cache_size
                 else None,
+                card_log=card_log,
             )
             try:
-                yield
+                async with anyio.create_task_group() as background:
+                    background.start_soon(card_log.run)
+                    try:
+                        yield
+                    finally:
+                        background.cancel_scope.cancel()
             finally:
+                await card_log.flush()  # nothing issued is lost at shutdown
                 close = getattr(store, "close", None)
                 if callable(close):
                     close()

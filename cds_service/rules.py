@@ -79,6 +79,15 @@ class SteroidStatus:
 
     @staticmethod
     def of(facts: ClinicalFacts, t: Thresholds) -> SteroidStatus:
+        cached = facts.derived.get("steroid_status")
+        if isinstance(cached, SteroidStatus):
+            return cached
+        status = SteroidStatus._compute(facts, t)
+        facts.derived["steroid_status"] = status
+        return status
+
+    @staticmethod
+    def _compute(facts: ClinicalFacts, t: Thresholds) -> SteroidStatus:
         exp = facts.exposure
         low = t.value("exposure.long_term_min_daily_mg")
         min_days = t.value("exposure.long_term_min_days")

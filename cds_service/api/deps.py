@@ -11,6 +11,7 @@ import httpx
 from fastapi import Depends, Request
 
 from cds_service.api.auth import JWTVerifier
+from cds_service.api.card_log import CardLog
 from cds_service.catalog import Catalog
 from cds_service.fhir.client import FHIRClient
 from cds_service.metrics import Metrics
@@ -30,6 +31,7 @@ class Runtime:
     metrics: Metrics
     clock: Callable[[], datetime]
     validation_cache: ValidationCache | None = None
+    card_log: CardLog | None = None
 
 
 def get_runtime(request: Request) -> Runtime:

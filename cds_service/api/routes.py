@@ -11,7 +11,7 @@ from typing import Any
 
 import anyio
 import orjson
-from fastapi import APIRouter, BackgroundTasks, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from cds_service.api.auth import audience_for
@@ -136,39 +136,25 @@ def _patient_key(runtime: Runtime, request: CDSRequest) -> str:
 async def _silenced(
     runtime: Runtime, service: Service, key: str, now: datetime
 ) -> tuple[frozenset[str], frozenset[str]]:
-    store = runtime.store
-    if store is None:
+    if runtime.card_log is None:
         return frozenset(), frozenset()
-    try:
-        topics = await anyio.to_thread.run_sync(
-            store.silenced_topics, key, now, service.snooze_days
-        )
-        suggestions = await anyio.to_thread.run_sync(
-            store.silenced_suggestions, key, now, service.suggestion_intervals
-        )
-    except Exception:  # a storage outage must not fail the hook call
-        logger.exception(
-            "feedback store unavailable: snooze not applied", extra={"component": "store"}
-        )
-        runtime.metrics.observe_store_error()
-        return frozenset(), frozenset()
-    return topics, suggestions
+    return await runtime.card_log.silenced(
+        service.id, key, now, service.snooze_days, service.suggestion_intervals
+    )
 
 
 def _repeat_check(
     runtime: Runtime, service: Service, key: str, now: datetime
 ) -> Callable[[str, str], Awaitable[bool]] | None:
     """Was this topic issued for this draft order within the service's repeat window?"""
-    store, minutes = runtime.store, service.definition.repeat_window_minutes
-    if store is None or minutes is None:
+    card_log, minutes = runtime.card_log, service.definition.repeat_window_minutes
+    if card_log is None or minutes is None:
         return None
     since = now - timedelta(minutes=minutes)
 
     async def is_repeat(topic: str, draft_key: str) -> bool:
         try:
-            return await anyio.to_thread.run_sync(
-                store.recently_issued, key, topic, draft_key, since
-            )
+            return await card_log.recently_issued(key, topic, draft_key, since)
         except Exception:  # a storage outage shows the card again rather than fail the call
             logger.exception(
                 "feedback store unavailable: repeat check skipped", extra={"component": "store"}
@@ -179,19 +165,15 @@ def _repeat_check(
     return is_repeat
 
 
-def _record_issued(
-    runtime: Runtime,
+def _issued(
     service: Service,
     request: CDSRequest,
     key: str,
     evaluation: Evaluation,
     now: datetime,
     draft_key: str | None,
-) -> None:
-    store = runtime.store
-    if store is None or not evaluation.rendered:
-        return
-    cards = [
+) -> list[CardIssued]:
+    return [
         CardIssued(
             card_uuid=str(r.card.uuid),
             service_id=service.id,
@@ -208,11 +190,6 @@ def _record_issued(
         )
         for r in evaluation.rendered
     ]
-    try:
-        store.record_cards(cards)
-    except Exception:  # recorded after the response: an outage is logged and counted
-        logger.exception("issued cards not recorded", extra={"component": "store"})
-        runtime.metrics.observe_store_error()
 
 
 @router.post(
@@ -220,9 +197,7 @@ def _record_issued(
     responses={200: {"model": CDSResponse}, **ERRORS},
     openapi_extra=_body(CDSRequest),
 )
-async def call_service(
-    service_id: str, request: Request, runtime: RuntimeDep, background: BackgroundTasks
-) -> Response:
+async def call_service(service_id: str, request: Request, runtime: RuntimeDep) -> Response:
     started = time.perf_counter()
     hook = "unknown"
     status = 500
@@ -257,16 +232,12 @@ async def call_service(
             is_repeat=_repeat_check(runtime, service, key, now),
         )
         _observe(runtime, evaluation)
-        background.add_task(
-            _record_issued,
-            runtime,
-            service,
-            cds_request,
-            key,
-            evaluation,
-            now,
-            evaluation.draft_key or draft_key,
-        )
+        if runtime.card_log is not None and evaluation.rendered:
+            runtime.card_log.submit(
+                _issued(
+                    service, cds_request, key, evaluation, now, evaluation.draft_key or draft_key
+                )
+            )
         status = 200
         logger.info(
             "hook call answered",
@@ -348,11 +319,13 @@ async def feedback(service_id: str, request: Request, runtime: RuntimeDep) -> Re
             )
         )
     store = runtime.store
-    if store is None:
+    if store is None or runtime.card_log is None:
         raise CDSError("feedback storage is not configured")
+    await runtime.card_log.flush()  # the cards this feedback is about are on disk first
     result = await anyio.to_thread.run_sync(
         store.record_feedback, service.id, items, runtime.clock()
     )
+    runtime.card_log.invalidate()  # snooze decisions change with this feedback
     for item in items:
         runtime.metrics.observe_feedback(item.outcome)
     logger.info(
@@ -413,6 +386,8 @@ async def admin_stats(request: Request, runtime: RuntimeDep, since: str | None =
     store = runtime.store
     if store is None:
         raise CDSError("feedback storage is not configured")
+    if runtime.card_log is not None:
+        await runtime.card_log.flush()
     rows = await anyio.to_thread.run_sync(store.stats, since_dt)
     return json_response(
         {

@@ -1,0 +1,132 @@
+"""The feedback store as hook calls see it: write-behind recording and cached snooze lookups.
+
+Hook calls must not wait for the database, and a storage outage must not fail them:
+
+* issued cards are queued and written in batches by one background task (one transaction per
+  batch, off the event loop); the queue is bounded, flushed at shutdown, and flushed before any
+  read that depends on it (feedback, the order-hook repeat check);
+* snooze lookups (topics and suggestions silenced for a patient) take one thread hop and are
+  cached for a few seconds per patient key; feedback received by this process clears the cache.
+  Another replica's feedback is seen within that time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+
+import anyio
+
+from cds_service.metrics import Metrics
+from cds_service.store.base import CardIssued, FeedbackStore
+
+logger = logging.getLogger(__name__)
+
+Silenced = tuple[frozenset[str], frozenset[str]]
+
+
+class CardLog:
+    def __init__(
+        self,
+        store: FeedbackStore,
+        metrics: Metrics,
+        *,
+        flush_interval_s: float = 0.2,
+        max_pending: int = 10_000,
+        snooze_ttl_s: float = 5.0,
+        max_cached: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self._metrics = metrics
+        self._interval = flush_interval_s
+        self._max_pending = max_pending
+        self._ttl = snooze_ttl_s
+        self._max_cached = max_cached
+        self._clock = clock
+        self._pending: list[CardIssued] = []
+        self._cache: dict[tuple[str, str], tuple[float, Silenced]] = {}
+        self._flush_lock = anyio.Lock()
+
+    # -- issued cards ---------------------------------------------------------------------------
+
+    def submit(self, cards: Sequence[CardIssued]) -> None:
+        """Queue cards for recording; never blocks. A full queue drops them (logged, counted)."""
+        if len(self._pending) + len(cards) > self._max_pending:
+            logger.error(
+                "issued cards dropped: recording queue full",
+                extra={"count": len(cards), "component": "store"},
+            )
+            self._metrics.observe_store_error()
+            return
+        self._pending.extend(cards)
+
+    async def flush(self) -> None:
+        """Write every queued card now (one transaction); an outage is logged and counted."""
+        async with self._flush_lock:
+            batch, self._pending = self._pending, []
+            if not batch:
+                return
+            try:
+                await anyio.to_thread.run_sync(self.store.record_cards, batch)
+            except Exception:
+                logger.exception(
+                    "issued cards not recorded", extra={"count": len(batch), "component": "store"}
+                )
+                self._metrics.observe_store_error()
+
+    async def run(self) -> None:
+        """Flush every ``flush_interval_s`` until cancelled (the app's lifespan owns this task)."""
+        while True:
+            await anyio.sleep(self._interval)
+            await self.flush()
+
+    # -- snooze --------------------------------------------------------------------------------
+
+    def invalidate(self) -> None:
+        self._cache.clear()
+
+    async def silenced(
+        self,
+        service_id: str,
+        patient_key: str,
+        now: datetime,
+        snooze_days: Mapping[str, int],
+        intervals: Mapping[str, int],
+    ) -> Silenced:
+        """Topics and suggestion keys silenced for this patient; empty when storage is down."""
+        cache_key = (service_id, patient_key)
+        cached = self._cache.get(cache_key)
+        if cached is not None and cached[0] > self._clock():
+            return cached[1]
+        store = self.store
+
+        def read() -> Silenced:
+            return (
+                store.silenced_topics(patient_key, now, snooze_days),
+                store.silenced_suggestions(patient_key, now, intervals),
+            )
+
+        try:
+            result = await anyio.to_thread.run_sync(read)
+        except Exception:  # a storage outage must not fail the hook call
+            logger.exception(
+                "feedback store unavailable: snooze not applied", extra={"component": "store"}
+            )
+            self._metrics.observe_store_error()
+            return frozenset(), frozenset()
+        if len(self._cache) >= self._max_cached:
+            self._cache.clear()
+        self._cache[cache_key] = (self._clock() + self._ttl, result)
+        return result
+
+    async def recently_issued(
+        self, patient_key: str, topic: str, draft_key: str, since: datetime
+    ) -> bool:
+        await self.flush()
+        store = self.store
+        return await anyio.to_thread.run_sync(
+            store.recently_issued, patient_key, topic, draft_key, since
+        )
