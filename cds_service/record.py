@@ -45,6 +45,7 @@ class _TypeIndex:
     codes: frozenset[tuple[str, str]]
     prefixes: Mapping[str, tuple[str, ...]]
     text: re.Pattern[str] | None
+    text_memo: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     @staticmethod
     def of(valuesets: Sequence[ValueSet]) -> _TypeIndex:
@@ -63,12 +64,8 @@ class _TypeIndex:
     def hit(self, concept: Any) -> bool:
         if not isinstance(concept, Mapping):
             return False
-        text = concept.get("text")
-        if self.text is not None and isinstance(text, str) and self.text.search(text):
-            return True
-        for coding in concept.get("coding") or ():
-            if not isinstance(coding, Mapping):
-                continue
+        codings = [c for c in concept.get("coding") or () if isinstance(c, Mapping)]
+        for coding in codings:
             system, code = coding.get("system"), coding.get("code")
             if isinstance(system, str) and isinstance(code, str):
                 norm = normalize_code(system, code)
@@ -76,10 +73,23 @@ class _TypeIndex:
                     return True
                 if any(norm.startswith(p) for p in self.prefixes.get(system, ())):
                     return True
-            display = coding.get("display")
-            if self.text is not None and isinstance(display, str) and self.text.search(display):
-                return True
-        return False
+        if self.text is None:
+            return False
+        texts = [concept.get("text"), *(c.get("display") for c in codings)]
+        return any(self._text_hit(t) for t in texts if isinstance(t, str))
+
+    def _text_hit(self, text: str) -> bool:
+        # Displays repeat across resources and calls ("Body Height"): remember the verdict.
+        found = self.text_memo.get(text)
+        if found is None:
+            found = self.text is not None and self.text.search(text) is not None
+            if len(self.text_memo) >= TEXT_MEMO_SIZE:
+                self.text_memo.clear()
+            self.text_memo[text] = found
+        return found
+
+
+TEXT_MEMO_SIZE = 50_000
 
 
 @dataclass(frozen=True)
