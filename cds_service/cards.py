@@ -41,7 +41,7 @@ class RenderedCard:
 
 def _fill(value: Any, fields: Mapping[str, str]) -> Any:
     if isinstance(value, str):
-        return value.format(**fields)
+        return value.format(**fields) if "{" in value or "}" in value else value
     if isinstance(value, Mapping):
         filled = {k: _fill(v, fields) for k, v in value.items()}
         return {k: v for k, v in filled.items() if v not in ("", None, [], {})}
@@ -126,6 +126,20 @@ def render_card(
     return RenderedCard(card=card, rule=rule, suggestion_keys=tuple(keys))
 
 
+def _has_empty(value: Any) -> bool:
+    """Fast pre-check for ``_empty_paths`` (paths are only built when something is empty)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if node is None or node == "" or node == [] or node == {}:
+            return True
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
 def _empty_paths(value: Any, path: str = "") -> list[str]:
     if value is None or value == "" or value == [] or value == {}:
         return [path or "<root>"]
@@ -172,5 +186,7 @@ def check_card(card: Card) -> list[str]:
             problems.append("appContext is only allowed on smart links")
         if not link.url.startswith(("https://", "http://")):
             problems.append("link url must be absolute")
-    problems.extend(f"empty value at {p}" for p in _empty_paths(dump(card)))
+    dumped = dump(card)
+    if _has_empty(dumped):
+        problems.extend(f"empty value at {p}" for p in _empty_paths(dumped))
     return problems
