@@ -29,6 +29,7 @@ from cds_service.rules import (
     _fmt_date,
     _hips_replaced,
     _newest,
+    second_immunosuppressant,
 )
 from cds_service.thresholds import Thresholds
 from cds_service.valuesets import Coding, ValueSet
@@ -331,9 +332,7 @@ def evaluate_order_infection(facts: ClinicalFacts, t: Thresholds) -> Finding | N
     # Active on record, or in the same draftOrders Bundle (selected or not): both cover it.
     on_prophylaxis = facts.refs("pjp_drugs", active_only=True)
     sulfa = facts.refs("sulfa_allergy", active_only=True)
-    second_agent = facts.refs("immunosuppressant_drugs", active_only=True) + facts.refs(
-        "immunosuppression_conditions", active_only=True
-    )
+    second_agent = second_immunosuppressant(facts)
     ild = facts.refs("ild", active_only=True) + tuple(
         h.ref for h in facts.of("myositis", active_only=True) if h.properties.get("ild")
     )

@@ -193,6 +193,17 @@ def _hips_replaced(facts: ClinicalFacts) -> set[str]:
     return sides
 
 
+def second_immunosuppressant(facts: ClinicalFacts) -> tuple[str, ...]:
+    """Active immunosuppressive drugs or conditions; agents flagged ``immunosuppressive: false``
+    in the value set (hydroxychloroquine) do not count."""
+    drugs = {
+        h.ref
+        for h in facts.of("immunosuppressant_drugs", active_only=True)
+        if h.properties.get("immunosuppressive") is not False
+    }
+    return tuple(sorted(drugs | set(facts.refs("immunosuppression_conditions", active_only=True))))
+
+
 def _newest(hits: list[Hit]) -> date | None:
     days = [h.day for h in hits if h.day is not None]
     return max(days) if days else None
@@ -476,9 +487,7 @@ def evaluate_infection(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
         t.value("infection.live_vaccine_min_daily_mg"), include_planned=False
     )
     live_contraindicated = live_run >= t.value("infection.live_vaccine_min_days")
-    second_agent = facts.refs("immunosuppressant_drugs", active_only=True) + facts.refs(
-        "immunosuppression_conditions", active_only=True
-    )
+    second_agent = second_immunosuppressant(facts)
     ild = facts.refs("ild", active_only=True) + tuple(
         h.ref for h in facts.of("myositis", active_only=True) if h.properties.get("ild")
     )

@@ -1,0 +1,44 @@
+"""A second immunosuppressant strengthens the PJP advice; hydroxychloroquine is not one."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.app_client import app_client, make_settings
+from tests.requests import RXNORM, bundle, patient_view, prednisone_order, steroid_prefetch
+
+pytestmark = pytest.mark.anyio
+
+
+def drug(mid: str, code: str, name: str) -> dict[str, object]:
+    return {
+        "resourceType": "MedicationRequest", "id": mid, "status": "active", "intent": "order",
+        "subject": {"reference": "Patient/pt-api-1"},
+        "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": code, "display": name}]},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("code", "name", "stronger"),
+    [("6851", "methotrexate", True), ("5521", "hydroxychloroquine", False)],
+)
+async def test_second_agent(tmp_path, code: str, name: str, stronger: bool) -> None:
+    prefetch = steroid_prefetch()
+    # 40 mg/day (2 x 20 mg) since October: PJP prophylaxis is due.
+    prefetch["medications"] = bundle(
+        prednisone_order("mr-pred", "pt-api-1", "2026-10-01", "2027-01-31", tablets=2),
+        drug("mr-2", code, name),
+    )
+    async with app_client(make_settings(tmp_path)) as client:
+        response = await client.post(
+            "/cds-services/glucocorticoid-safety", json=patient_view(prefetch=prefetch)
+        )
+    card = next(
+        c
+        for c in response.json()["cards"]
+        if c["source"]["topic"]["code"] == "infection-prevention"
+    )
+    assert ("second immunosuppressant" in card["detail"]) is stronger
+    assert (
+        "MedicationRequest/mr-2" in card["extension"]["org.example.glucocorticoid-cds.evidence"]
+    ) is stronger
