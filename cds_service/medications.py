@@ -379,6 +379,48 @@ def relative_reference(ref: str) -> str:
     return "/".join(parts[-2:]) if len(parts) >= 2 else ref
 
 
+def _concept_key(concept: Any) -> tuple[Any, ...] | None:
+    """Everything ``codings_of``/``texts_of`` read from a CodeableConcept, as a hashable key."""
+    if concept is None:
+        return None
+    return (concept.text, tuple((c.system, c.code, c.display) for c in (concept.coding or [])))
+
+
+def _quantity_key(quantity: Any) -> tuple[Any, ...] | None:
+    if quantity is None:
+        return None
+    return (quantity.value, quantity.code, quantity.unit)
+
+
+def _identify_key(
+    concept: Any, reference: Any, med: Medication | None, extra_texts: tuple[str, ...]
+) -> tuple[Any, ...]:
+    """Memo key: every field :func:`identify_drug` reads once the Medication is resolved."""
+    if concept is None and med is not None:
+        concept = med.code
+    med_key: tuple[Any, ...] | None = None
+    if med is not None:
+        items = tuple(
+            (
+                _concept_key(i.itemCodeableConcept),
+                None
+                if i.strength is None
+                else (_quantity_key(i.strength.numerator), _quantity_key(i.strength.denominator)),
+            )
+            for i in (med.ingredient or [])
+        )
+        med_key = (_concept_key(med.form), items)
+    display = reference.display if reference is not None else None
+    return (_concept_key(concept), display, med_key, extra_texts)
+
+
+# Memo of identify_drug(): the same products recur across records and calls. Keyed by the
+# identity of the value sets (kept alive by the entry, so an id is never reused while its
+# entry exists) and by the content the identification reads. Bounded, cleared when full.
+IDENTIFY_MEMO_SIZE = 4096
+_identify_memo: dict[tuple[Any, ...], tuple[tuple[ValueSet, ...], DrugInfo | None]] = {}
+
+
 def identify_drug(
     concept: Any,
     reference: Any,
@@ -393,6 +435,34 @@ def identify_drug(
     patterns. A GC excluded by code (budesonide...) comes back with ``excluded=True``.
     """
     med = _resolve_medication(reference, contained, medications)
+    texts = tuple(extra_texts)
+    sets = (
+        knowledge.ingredients,
+        knowledge.products,
+        knowledge.excluded,
+        knowledge.nonsystemic_routes,
+    )
+    key = (*map(id, sets), _identify_key(concept, reference, med, texts))
+    try:
+        hit = _identify_memo.get(key)
+    except TypeError:  # an unhashable value in the record: identify without the memo
+        return _identify(concept, reference, med, knowledge, texts)
+    if hit is not None and all(a is b for a, b in zip(hit[0], sets, strict=True)):
+        return hit[1]
+    info = _identify(concept, reference, med, knowledge, texts)
+    if len(_identify_memo) >= IDENTIFY_MEMO_SIZE:
+        _identify_memo.clear()
+    _identify_memo[key] = (sets, info)
+    return info
+
+
+def _identify(
+    concept: Any,
+    reference: Any,
+    med: Medication | None,
+    knowledge: GlucocorticoidKnowledge,
+    extra_texts: Sequence[str],
+) -> DrugInfo | None:
     if concept is None and med is not None:
         concept = med.code
     codings = codings_of(concept)
