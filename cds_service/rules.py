@@ -95,10 +95,15 @@ class SteroidStatus:
         planned = exp.planned_days_at_or_above(low)
         past_run = exp.current_run_at_or_above(low, include_planned=False)
         coded = facts.refs("long_term_steroid", active_only=True)
+        unknown_days, unknown_sources = _unknown_dose_days(
+            facts, low, int(t.value("exposure.lookback_days"))
+        )
         # ACR 2022: ">3 months at >=2.5 mg/day", summed so intermittent courses count, or an
         # order planned for that long at initiation, or an explicit long-term-use code (Z79.52).
-        long_term = days >= min_days or past_run + planned >= min_days or bool(coded)
-        evidence = exp.sources_for_days_at_or_above(low)
+        # Days of a systemic course whose dose cannot be computed (free-text SIG, mg/kg) count
+        # too: the duration is known and the knowledge base says they still fire this rule.
+        long_term = days + unknown_days >= min_days or past_run + planned >= min_days or bool(coded)
+        evidence = (*exp.sources_for_days_at_or_above(low), *unknown_sources)
         return SteroidStatus(
             long_term=long_term,
             current_mg=exp.current_daily_peq_mg(),
@@ -191,6 +196,25 @@ def _hips_replaced(facts: ClinicalFacts) -> set[str]:
         elif laterality in ("left", "right"):
             sides.add(laterality)
     return sides
+
+
+def _unknown_dose_days(
+    facts: ClinicalFacts, known_mg: float, lookback_days: int
+) -> tuple[int, tuple[str, ...]]:
+    """Days in the lookback covered only by systemic courses of unknown dose, and their sources."""
+    since = facts.today - timedelta(days=lookback_days - 1)
+    known = {day for day, mg in facts.exposure.daily.items() if mg >= known_mg}
+    days: set[date] = set()
+    sources: set[str] = set()
+    for course in facts.exposure.courses:
+        if course.daily_peq_mg is not None or course.planned:
+            continue
+        start, end = max(course.start, since), min(course.end, facts.today)
+        covered = {start + timedelta(days=i) for i in range((end - start).days + 1)} - known
+        if covered:
+            days |= covered
+            sources.add(course.source)
+    return len(days), tuple(sorted(sources))
 
 
 def second_immunosuppressant(facts: ClinicalFacts) -> tuple[str, ...]:

@@ -42,3 +42,22 @@ async def test_second_agent(tmp_path, code: str, name: str, stronger: bool) -> N
     assert (
         "MedicationRequest/mr-2" in card["extension"]["org.example.glucocorticoid-cds.evidence"]
     ) is stronger
+
+
+async def test_systemic_course_with_unknown_dose_still_counts_as_long_term(tmp_path) -> None:
+    prefetch = steroid_prefetch()
+    order = prednisone_order("mr-sig", "pt-api-1", "2026-03-01", "2026-11-30")
+    dosage = order["dosageInstruction"][0]  # type: ignore[index]
+    del dosage["doseAndRate"]
+    dosage["text"] = "as directed by rheumatology"
+    prefetch["medications"] = bundle(order)
+    async with app_client(make_settings(tmp_path)) as client:
+        response = await client.post(
+            "/cds-services/glucocorticoid-safety", json=patient_view(prefetch=prefetch)
+        )
+    topics = {c["source"]["topic"]["code"]: c for c in response.json()["cards"]}
+    assert "bone-health" in topics
+    assert (
+        "MedicationRequest/mr-sig"
+        in topics["bone-health"]["extension"]["org.example.glucocorticoid-cds.evidence"]
+    )
