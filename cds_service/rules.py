@@ -132,6 +132,12 @@ class SteroidStatus:
 MAX_COURSES_LISTED = 6
 
 
+def _dose_text(doses: list[str]) -> str:
+    if doses == ["unknown"]:
+        return "dose not computable from the record"
+    return f"{' → '.join(doses)} mg/day prednisone-equivalent"
+
+
 def _courses_markdown(facts: ClinicalFacts, lookback_days: int) -> str:
     """One line per source record, newest first: drug, route, doses (PEQ), dates, reference."""
     since = facts.today - timedelta(days=lookback_days)
@@ -159,7 +165,7 @@ def _courses_markdown(facts: ClinicalFacts, lookback_days: int) -> str:
             notes.append("dates inferred")
         suffix = f" ({', '.join(notes)})" if notes else ""
         lines.append(
-            f"- {first.ingredient_name}: {' → '.join(doses)} mg/day prednisone-equivalent, "
+            f"- {first.ingredient_name}: {_dose_text(doses)}, "
             f"{first.start.isoformat()} to {last.end.isoformat()}{suffix} [{source}]"
         )
     if not lines:
