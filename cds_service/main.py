@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import time
@@ -209,6 +210,10 @@ def create_app(
                 else None,
                 card_log=card_log,
             )
+            # Startup objects (catalog, models, modules) live for the whole process: keep the
+            # cyclic GC from walking them on every collection (real-components.md part 3).
+            gc.collect()
+            gc.freeze()
             try:
                 async with anyio.create_task_group() as background:
                     background.start_soon(card_log.run)
