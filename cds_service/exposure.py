@@ -70,9 +70,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from bisect import bisect_right
+from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, Sequence, ValuesView
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, tzinfo
+from itertools import chain, pairwise, repeat
 from typing import Any, Literal
 
 from cds_service.fhir.models import (
@@ -169,9 +171,13 @@ class ExposureSummary:
 
     def cumulative_peq_mg(self) -> float:
         """Total PEQ mg over the lookback window; IV pulses count in full."""
+        if isinstance(self.daily, _DayMap):
+            return self.daily.cumulative()
         return round(math.fsum(self.daily.values()), ROUND_DIGITS)
 
     def max_daily_peq_mg(self) -> float:
+        if isinstance(self.daily, _DayMap):
+            return self.daily.maximum()
         return max(self.daily.values(), default=0.0)
 
     def days_at_or_above(self, mg: float) -> int:
@@ -180,11 +186,15 @@ class ExposureSummary:
         Raises ValueError if ``mg`` is not positive (days without exposure are not stored).
         """
         _check_positive(mg)
+        if isinstance(self.daily, _DayMap):
+            return self.daily.days_at_or_above(mg)
         return sum(1 for v in self.daily.values() if v >= mg - _EPS)
 
     def longest_run_at_or_above(self, mg: float) -> int:
         """Longest run of consecutive days in the window with PEQ >= ``mg``."""
         _check_positive(mg)
+        if isinstance(self.daily, _DayMap):
+            return self.daily.longest_run_at_or_above(mg)
         return _longest_run(sorted(d for d, v in self.daily.items() if v >= mg - _EPS))
 
     def current_run_at_or_above(self, mg: float, *, include_planned: bool) -> int:
@@ -199,18 +209,16 @@ class ExposureSummary:
             today_value = max(today_value, self.planned_daily.get(self.today, 0.0))
         if today_value < mg - _EPS:
             return 0
-        run, day = 1, self.today - _DAY
-        while self.daily.get(day, 0.0) >= mg - _EPS:
-            run, day = run + 1, day - _DAY
+        run = 1 + _run_from(self.daily, self.today - _DAY, mg, -1)
         if include_planned:
-            day = self.today + _DAY
-            while self.planned_daily.get(day, 0.0) >= mg - _EPS:
-                run, day = run + 1, day + _DAY
+            run += _run_from(self.planned_daily, self.today + _DAY, mg, 1)
         return run
 
     def planned_days_at_or_above(self, mg: float) -> int:
         """Days from today onward with planned PEQ >= ``mg`` (current and draft orders)."""
         _check_positive(mg)
+        if isinstance(self.planned_daily, _DayMap):
+            return self.planned_daily.days_at_or_above(mg, since=self.today)
         return sum(1 for d, v in self.planned_daily.items() if d >= self.today and v >= mg - _EPS)
 
     def iv_pulse_days(self) -> tuple[tuple[date, float, str], ...]:
@@ -220,10 +228,13 @@ class ExposureSummary:
     def sources_for_days_at_or_above(self, mg: float) -> tuple[str, ...]:
         """References of the records giving exposure on the days at or above ``mg``."""
         _check_positive(mg)
+        daily, day_sources = self.daily, self.day_sources
+        if isinstance(day_sources, _DaySources) and day_sources.days is daily:
+            return day_sources.days.sources_at_or_above(mg)
         found: set[str] = set()
-        for day, value in self.daily.items():
+        for day, value in daily.items():
             if value >= mg - _EPS:
-                found.update(self.day_sources.get(day, ()))
+                found.update(day_sources.get(day, ()))
         return tuple(sorted(found))
 
     def unknown_dose_sources(self) -> tuple[str, ...]:
@@ -243,6 +254,218 @@ def _longest_run(days: list[date]) -> int:
         run = run + 1 if previous is not None and day - previous == _DAY else 1
         best, previous = max(best, run), day
     return best
+
+
+def _run_from(days: Mapping[date, float], first: date, mg: float, step: int) -> int:
+    """Consecutive days from ``first`` (backwards with ``step=-1``) with a value >= ``mg``."""
+    if isinstance(days, _DayMap):
+        return days.run_from(first, mg, step)
+    run, day, delta = 0, first, _DAY * step
+    while days.get(day, 0.0) >= mg - _EPS:
+        run, day = run + 1, day + delta
+    return run
+
+
+# --------------------------------------------------------------------------- day maps
+
+
+class _DayMap(Mapping[date, float]):
+    """Day values stored as runs of days with one value: the summary's ``daily`` and
+    ``planned_daily``. Behaves as the ``{day: mg}`` dict it stands for (sorted by day, built on
+    first iteration); the summary's queries read the runs directly and memoise per threshold.
+
+    ``starts``/``ends`` are inclusive day ordinals, sorted and disjoint; ``sources[i]`` are the
+    records giving exposure on the days of run ``i`` (actual exposure only).
+    """
+
+    __slots__ = ("_dict", "_memo", "run_ends", "run_sources", "run_starts", "run_values")
+
+    def __init__(
+        self,
+        starts: list[int],
+        ends: list[int],
+        values: list[float],
+        sources: list[frozenset[str]] | None = None,
+    ) -> None:
+        self.run_starts, self.run_ends = starts, ends
+        self.run_values, self.run_sources = values, sources
+        self._dict: dict[date, float] | None = None
+        self._memo: dict[tuple[str, float, int], Any] = {}
+
+    def _index(self, ordinal: int) -> int:
+        """Index of the run holding ``ordinal``, or -1."""
+        i = bisect_right(self.run_starts, ordinal) - 1
+        return i if i >= 0 and self.run_ends[i] >= ordinal else -1
+
+    def index_of(self, key: object) -> int:
+        """Index of the run holding day ``key``, or -1 (a datetime is never a day key)."""
+        if isinstance(key, date) and not isinstance(key, datetime):
+            return self._index(key.toordinal())
+        return -1
+
+    def as_dict(self) -> dict[date, float]:
+        if self._dict is None:
+            out: dict[date, float] = {}
+            for first, last, value in zip(
+                self.run_starts, self.run_ends, self.run_values, strict=True
+            ):
+                for ordinal in range(first, last + 1):
+                    out[date.fromordinal(ordinal)] = value
+            self._dict = out
+        return self._dict
+
+    def __getitem__(self, key: date) -> float:
+        i = self.index_of(key)
+        if i < 0:
+            raise KeyError(key)
+        return self.run_values[i]
+
+    def get(self, key: date, default: Any = None) -> Any:
+        i = self.index_of(key)
+        return default if i < 0 else self.run_values[i]
+
+    def __contains__(self, key: object) -> bool:
+        return self.index_of(key) >= 0
+
+    def __iter__(self) -> Iterator[date]:
+        return iter(self.as_dict())
+
+    def __len__(self) -> int:
+        return sum(self.run_ends) - sum(self.run_starts) + len(self.run_starts)
+
+    def keys(self) -> KeysView[date]:
+        return self.as_dict().keys()
+
+    def values(self) -> ValuesView[float]:
+        return self.as_dict().values()
+
+    def items(self) -> ItemsView[date, float]:
+        return self.as_dict().items()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _DayMap):
+            return self.as_dict() == other.as_dict()
+        if isinstance(other, Mapping):
+            return self.as_dict() == dict(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self.as_dict())
+
+    def cumulative(self) -> float:
+        key = ("cumulative", 0.0, 0)
+        if key not in self._memo:
+            runs = zip(self.run_values, self.run_starts, self.run_ends, strict=True)
+            total = math.fsum(chain.from_iterable(repeat(v, e - s + 1) for v, s, e in runs))
+            self._memo[key] = round(total, ROUND_DIGITS)
+        return float(self._memo[key])
+
+    def maximum(self) -> float:
+        return max(self.run_values, default=0.0)
+
+    def days_at_or_above(self, mg: float, since: date | None = None) -> int:
+        first = since.toordinal() if since is not None else 0
+        key = ("days", mg, first)
+        if key not in self._memo:
+            floor = mg - _EPS
+            self._memo[key] = sum(
+                e - max(s, first) + 1
+                for s, e, v in zip(self.run_starts, self.run_ends, self.run_values, strict=True)
+                if v >= floor and e >= first
+            )
+        return int(self._memo[key])
+
+    def longest_run_at_or_above(self, mg: float) -> int:
+        key = ("longest", mg, 0)
+        if key not in self._memo:
+            floor, best, run_start, previous_end = mg - _EPS, 0, 0, None
+            for s, e, v in zip(self.run_starts, self.run_ends, self.run_values, strict=True):
+                if v < floor:
+                    previous_end = None
+                    continue
+                if previous_end is None or s != previous_end + 1:
+                    run_start = s
+                previous_end = e
+                best = max(best, e - run_start + 1)
+            self._memo[key] = best
+        return int(self._memo[key])
+
+    def run_from(self, first: date, mg: float, step: int) -> int:
+        """Consecutive days from ``first`` in direction ``step`` (+1/-1) with value >= ``mg``."""
+        ordinal = first.toordinal()
+        i = self._index(ordinal)
+        floor, run = mg - _EPS, 0
+        while 0 <= i < len(self.run_starts) and self.run_values[i] >= floor:
+            if step > 0:
+                run += self.run_ends[i] - ordinal + 1
+                ordinal = self.run_ends[i] + 1
+            else:
+                run += ordinal - self.run_starts[i] + 1
+                ordinal = self.run_starts[i] - 1
+            i += step
+            if (
+                not 0 <= i < len(self.run_starts)
+                or not self.run_starts[i] <= ordinal <= self.run_ends[i]
+            ):
+                break
+        return run
+
+    def sources_at_or_above(self, mg: float) -> tuple[str, ...]:
+        key = ("sources", mg, 0)
+        if key not in self._memo:
+            found: set[str] = set()
+            floor = mg - _EPS
+            for v, srcs in zip(self.run_values, self.run_sources or (), strict=False):
+                if v >= floor:
+                    found.update(srcs)
+            self._memo[key] = tuple(sorted(found))
+        result: tuple[str, ...] = self._memo[key]
+        return result
+
+
+class _DaySources(Mapping[date, frozenset[str]]):
+    """``day_sources``: day -> records giving exposure that day, for the days of ``days``."""
+
+    __slots__ = ("_dict", "days")
+
+    def __init__(self, days: _DayMap) -> None:
+        self.days = days
+        self._dict: dict[date, frozenset[str]] | None = None
+
+    def as_dict(self) -> dict[date, frozenset[str]]:
+        if self._dict is None:
+            days, out = self.days, {}
+            for first, last, srcs in zip(
+                days.run_starts, days.run_ends, days.run_sources or (), strict=True
+            ):
+                for ordinal in range(first, last + 1):
+                    out[date.fromordinal(ordinal)] = srcs
+            self._dict = out
+        return self._dict
+
+    def __getitem__(self, key: date) -> frozenset[str]:
+        i = self.days.index_of(key)
+        if i < 0 or self.days.run_sources is None:
+            raise KeyError(key)
+        return self.days.run_sources[i]
+
+    def __iter__(self) -> Iterator[date]:
+        return iter(self.as_dict())
+
+    def __len__(self) -> int:
+        return len(self.days)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return self.as_dict() == dict(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self.as_dict())
 
 
 # --------------------------------------------------------------------------- dates
@@ -753,36 +976,6 @@ def _days(seg: _Segment, lo: date, hi: date) -> Iterator[date]:
         day += _DAY
 
 
-def _combine(
-    per_record: Mapping[tuple[str, str, date], float], records: Mapping[str, _Record],
-    anchors: Mapping[int, str],
-) -> dict[date, float]:  # fmt: skip
-    """Per-record day values -> per-day totals, following the dedup policy."""
-    by_kind: dict[tuple[str, date, int, str], float] = {}
-    for (src, ing, day), value in per_record.items():
-        rec = records[src]
-        key = (ing, day, rec.cluster, rec.kind)
-        if rec.kind == "administration":
-            by_kind[key] = by_kind.get(key, 0.0) + value
-        else:
-            by_kind[key] = max(by_kind.get(key, 0.0), value)
-    by_cluster: dict[tuple[str, date, int], float] = {}
-    for (ing, day, cluster, _kind), value in by_kind.items():
-        key3 = (ing, day, cluster)
-        by_cluster[key3] = max(by_cluster.get(key3, 0.0), value)
-    by_anchor: dict[tuple[str, date, str], float] = {}
-    for (ing, day, cluster), value in by_cluster.items():
-        key_a = (ing, day, anchors[cluster])
-        by_anchor[key_a] = by_anchor.get(key_a, 0.0) + value
-    by_ingredient: dict[tuple[str, date], float] = {}
-    for (ing, day, _anchor), value in by_anchor.items():
-        by_ingredient[(ing, day)] = max(by_ingredient.get((ing, day), 0.0), value)
-    totals: dict[date, float] = {}
-    for (_ing, day), value in by_ingredient.items():
-        totals[day] = totals.get(day, 0.0) + value
-    return {d: round(v, ROUND_DIGITS) for d, v in sorted(totals.items()) if v > 0}
-
-
 def summarize_exposure(
     resources: Sequence[FHIRResourceModel],
     medications: Mapping[str, Medication],
@@ -800,11 +993,28 @@ def summarize_exposure(
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
-    today = now.date()
-    ctx = _Context(knowledge, params, medications, now.tzinfo, today)
-    window_start = today - timedelta(days=params.lookback_days - 1)
-    horizon = today + timedelta(days=params.lookback_days)
+    ctx = _Context(knowledge, params, medications, now.tzinfo, now.date())
+    prepared = _prepare(resources, draft_orders, ctx)
+    return _summarize(prepared, ctx)
 
+
+@dataclass
+class _Prepared:
+    """Records with resolved dates, their clusters' anchor kinds, and what was set aside."""
+
+    records: dict[str, _Record]
+    anchors: Mapping[int, str]
+    excluded: set[str]
+    unknown: set[str]
+
+
+def _prepare(
+    resources: Sequence[FHIRResourceModel],
+    draft_orders: Sequence[MedicationRequest],
+    ctx: _Context,
+) -> _Prepared:
+    """Parse, cluster (dedup), resolve open dates and apply renewals."""
+    today = ctx.today
     records: dict[str, _Record] = {}
     excluded: set[str] = set()
     unknown: set[str] = set()
@@ -843,12 +1053,21 @@ def summarize_exposure(
             unknown.add(rec.source)
             rec.segments = [s for s in rec.segments if s.start is not None]
     _apply_renewals(records, today)
+    return _Prepared(records, anchors, excluded, unknown)
 
-    actual: dict[tuple[str, str, date], float] = {}
-    planned: dict[tuple[str, str, date], float] = {}
-    iv: dict[tuple[str, str, date], float] = {}
-    day_sources: dict[date, set[str]] = {}
+
+def _summarize(prepared: _Prepared, ctx: _Context) -> ExposureSummary:
+    """Courses, day maps and pulses from prepared records."""
+    records, anchors, unknown = prepared.records, prepared.anchors, set(prepared.unknown)
+    today, params = ctx.today, ctx.params
+    window_start = today - timedelta(days=params.lookback_days - 1)
+    horizon = today + timedelta(days=params.lookback_days)
     courses: list[Course] = []
+    actual: list[_Piece] = []
+    planned: list[_Piece] = []
+    iv: dict[tuple[str, str, date], float] = {}
+    lo, now_ord, hi = window_start.toordinal(), today.toordinal(), horizon.toordinal()
+    order = 0
     for src in sorted(records):
         rec = records[src]
         for seg in rec.segments:
@@ -856,32 +1075,128 @@ def summarize_exposure(
             if seg.peq is None:
                 unknown.add(src)
                 continue
-            if seg.peq <= 0:
+            if seg.peq <= 0 or seg.start is None or seg.end is None:
                 continue
-            if rec.policy not in ("planned",):
-                for day in _days(seg, window_start, today):
-                    key = (src, seg.ingredient, day)
-                    actual[key] = actual.get(key, 0.0) + seg.peq
-                    day_sources.setdefault(day, set()).add(src)
-                    if seg.route == "iv":
+            order += 1
+            first, last = seg.start.toordinal(), seg.end.toordinal()
+            if rec.policy != "planned":
+                _add_pieces(actual, rec, seg, order, max(first, lo), min(last, now_ord))
+                if seg.route == "iv":
+                    for day in _days(seg, window_start, today):
+                        key = (src, seg.ingredient, day)
                         iv[key] = iv.get(key, 0.0) + seg.peq
             if rec.policy in ("current", "planned", "supply"):
-                for day in _days(seg, today, horizon):
-                    key = (src, seg.ingredient, day)
-                    planned[key] = planned.get(key, 0.0) + seg.peq
+                _add_pieces(planned, rec, seg, order, max(first, now_ord), min(last, hi))
 
-    daily = _combine(actual, records, anchors)
+    daily = _timeline(actual, anchors, with_sources=True)
     return ExposureSummary(
         courses=tuple(sorted(courses, key=lambda c: (c.start, c.source, c.end, c.ingredient))),
-        excluded_sources=tuple(sorted(excluded - set(records))),
+        excluded_sources=tuple(sorted(prepared.excluded - set(records))),
         daily=daily,
-        planned_daily=_combine(planned, records, anchors),
+        planned_daily=_timeline(planned, anchors, with_sources=False),
         today=today,
         window_start=window_start,
         pulses=_pulses(iv, records, params.iv_pulse_min_daily_peq_mg),
         unknown=tuple(sorted(unknown)),
-        day_sources={d: frozenset(s) for d, s in day_sources.items() if d in daily},
+        day_sources=_DaySources(daily),
     )
+
+
+# A segment's days in one window, as an interval of day ordinals: (first, last, order, source,
+# ingredient, PEQ mg, cluster, kind). ``order`` follows (source, segment) as the per-day loop did.
+_Piece = tuple[int, int, int, str, str, float, int, str]
+
+
+def _add_pieces(
+    out: list[_Piece], rec: _Record, seg: _Segment, order: int, first: int, last: int
+) -> None:
+    """Append ``seg``'s days in [first, last]: one interval, or one per listed weekday."""
+    if first > last or seg.peq is None:
+        return
+    if seg.weekdays is None:
+        out.append((first, last, order, rec.source, seg.ingredient, seg.peq, rec.cluster, rec.kind))
+        return
+    for ordinal in range(first, last + 1):
+        if (ordinal - 1) % 7 in seg.weekdays:  # date.fromordinal(1) is a Monday (weekday 0)
+            out.append(
+                (ordinal, ordinal, order, rec.source, seg.ingredient, seg.peq, rec.cluster, rec.kind)
+            )  # fmt: skip
+
+
+def _timeline(pieces: list[_Piece], anchors: Mapping[int, str], *, with_sources: bool) -> _DayMap:
+    """Sweep over interval boundaries: per-day totals (dedup policy) as runs of equal days.
+
+    Between two consecutive boundaries the same pieces cover every day, so each stretch is
+    combined once, exactly as the per-day computation would combine each of its days.
+    """
+    starts: list[int] = []
+    ends: list[int] = []
+    values: list[float] = []
+    sources: list[frozenset[str]] = []
+    if not pieces:
+        return _DayMap(starts, ends, values, sources if with_sources else None)
+    pieces.sort()
+    bounds = sorted({p[0] for p in pieces} | {p[1] + 1 for p in pieces})
+    active: list[_Piece] = []
+    j, n = 0, len(pieces)
+    for b, nb in pairwise(bounds):
+        added = False
+        while j < n and pieces[j][0] <= b:
+            active.append(pieces[j])
+            j, added = j + 1, True
+        active = [p for p in active if p[1] >= b]
+        if not active:
+            continue
+        if added and len(active) > 1:
+            active.sort(key=_piece_order)
+        total = active[0][5] if len(active) == 1 else _combine_day(active, anchors)
+        if total > 0:
+            starts.append(b)
+            ends.append(nb - 1)
+            values.append(round(total, ROUND_DIGITS))
+            if with_sources:
+                sources.append(frozenset(p[3] for p in active))
+    return _DayMap(starts, ends, values, sources if with_sources else None)
+
+
+def _piece_order(piece: _Piece) -> int:
+    return piece[2]
+
+
+def _combine_day(active: list[_Piece], anchors: Mapping[int, str]) -> float:
+    """One day's total from the pieces covering it, following the dedup policy.
+
+    Same steps and summation order as per day: records (segments summed), then per kind in a
+    cluster (administrations summed, other kinds max), max over kinds, clusters summed per
+    anchor kind, max over anchors, ingredients summed.
+    """
+    per_record: dict[tuple[str, str], tuple[float, int, str]] = {}
+    for _f, _l, _o, src, ing, peq, cluster, kind in active:
+        key = (src, ing)
+        found = per_record.get(key)
+        per_record[key] = (found[0] + peq if found else peq, cluster, kind)
+    by_kind: dict[tuple[str, int, str], float] = {}
+    for (_src, ing), (value, cluster, kind) in per_record.items():
+        key4 = (ing, cluster, kind)
+        if kind == "administration":
+            by_kind[key4] = by_kind.get(key4, 0.0) + value
+        else:
+            by_kind[key4] = max(by_kind.get(key4, 0.0), value)
+    by_cluster: dict[tuple[str, int], float] = {}
+    for (ing, cluster, _kind), value in by_kind.items():
+        key3 = (ing, cluster)
+        by_cluster[key3] = max(by_cluster.get(key3, 0.0), value)
+    by_anchor: dict[tuple[str, str], float] = {}
+    for (ing, cluster), value in by_cluster.items():
+        key_a = (ing, anchors[cluster])
+        by_anchor[key_a] = by_anchor.get(key_a, 0.0) + value
+    by_ingredient: dict[str, float] = {}
+    for (ing, _anchor), value in by_anchor.items():
+        by_ingredient[ing] = max(by_ingredient.get(ing, 0.0), value)
+    total = 0.0
+    for value in by_ingredient.values():
+        total += value
+    return total
 
 
 def _apply_renewals(records: Mapping[str, _Record], today: date) -> None:
