@@ -72,7 +72,7 @@ import math
 import re
 from bisect import bisect_right
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, Sequence, ValuesView
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from itertools import chain, pairwise, repeat
 from typing import Any, Literal
@@ -477,6 +477,9 @@ class _Day:
     weak: bool  # partial date or weak evidence
 
 
+_PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?")
+
+
 def _to_day(raw: object, tz: tzinfo | None, *, end: bool = False) -> _Day | None:
     """Local date of a FHIR date/dateTime value (model objects or partial-date strings)."""
     if raw is None:
@@ -487,7 +490,7 @@ def _to_day(raw: object, tz: tzinfo | None, *, end: bool = False) -> _Day | None
     if isinstance(raw, date):
         return _Day(raw, False)
     text = str(raw)
-    m = re.match(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?", text)
+    m = _PARTIAL_DATE.match(text)
     if m is None:
         return None
     try:
@@ -1226,16 +1229,22 @@ def _courses(rec: _Record, seg: _Segment, window_start: date, today: date) -> li
     """Public Course objects for a segment, split into actual (to today) and planned parts."""
     if seg.start is None or seg.end is None:  # unresolved segments were dropped already
         return []
-    base = Course(
-        rec.source, seg.ingredient, seg.name, seg.start, seg.end, seg.peq, seg.route,
-        False, seg.dose_range, seg.undated, seg.alternate,
-    )  # fmt: skip
     out: list[Course] = []
     if rec.policy != "planned" and seg.start <= today and seg.end >= window_start:
-        out.append(replace(base, end=min(seg.end, today)))
+        out.append(
+            Course(
+                rec.source, seg.ingredient, seg.name, seg.start, min(seg.end, today), seg.peq,
+                seg.route, False, seg.dose_range, seg.undated, seg.alternate,
+            )
+        )  # fmt: skip
     future_start = max(seg.start, today if rec.policy == "planned" else today + _DAY)
     if rec.policy in ("current", "planned", "supply") and seg.end >= future_start:
-        out.append(replace(base, start=future_start, planned=True))
+        out.append(
+            Course(
+                rec.source, seg.ingredient, seg.name, future_start, seg.end, seg.peq,
+                seg.route, True, seg.dose_range, seg.undated, seg.alternate,
+            )
+        )  # fmt: skip
     return out
 
 

@@ -683,7 +683,27 @@ def dose_per_administration(dosage: Any, drug: DrugInfo) -> Dose:
     return Dose(None, False)
 
 
+_route_memo: dict[tuple[Any, ...], tuple[ValueSet, Route]] = {}
+
+
 def route_of(route_concept: Any, knowledge: GlucocorticoidKnowledge, drug: DrugInfo) -> Route:
+    """The route of a Dosage.route (memoised per route concept, as identify_drug)."""
+    routes = knowledge.intravenous_routes
+    key = (id(routes), _concept_key(route_concept), drug.oral_form)
+    try:
+        hit = _route_memo.get(key)
+    except TypeError:
+        return _route_of(route_concept, knowledge, drug)
+    if hit is not None and hit[0] is routes:
+        return hit[1]
+    route = _route_of(route_concept, knowledge, drug)
+    if len(_route_memo) >= IDENTIFY_MEMO_SIZE:
+        _route_memo.clear()
+    _route_memo[key] = (routes, route)
+    return route
+
+
+def _route_of(route_concept: Any, knowledge: GlucocorticoidKnowledge, drug: DrugInfo) -> Route:
     codings, texts = codings_of(route_concept), texts_of(route_concept)
     if route_concept is not None:
         if knowledge.intravenous_routes.match(codings, texts[0] if texts else None) or any(

@@ -304,3 +304,28 @@ def test_interval_timeline_equals_the_per_day_computation(
                 assert summary.current_run_at_or_above(
                     mg, include_planned=planned
                 ) == plain.current_run_at_or_above(mg, include_planned=planned)
+
+
+ROUTES = st.sampled_from(["intravenous", "IV", "oral", "by mouth", "IM", "subcutaneous", "inhaled", "x"])  # fmt: skip
+
+
+@SETTINGS
+@given(
+    route_text=st.none() | ROUTES,
+    display=st.none() | ROUTES,
+    route_code=st.none() | st.sampled_from(["47625008", "26643006", "78421000"]),
+)
+def test_memoised_route_equals_a_fresh_one(
+    route_text: str | None, display: str | None, route_code: str | None
+) -> None:
+    concept: dict[str, Any] = {}
+    if route_text:
+        concept["text"] = route_text
+    if route_code or display:
+        concept["coding"] = [{"system": "http://snomed.info/sct", "code": route_code or "1", "display": display}]  # fmt: skip
+    route = medication("r", code=concept).code if concept else None
+    for oral in (False, True):
+        drug = meds.DrugInfo("8640", "prednisone", None, None, excluded=False, oral_form=oral)
+        fresh = meds._route_of(route, KNOWLEDGE, drug)
+        for _ in range(2):
+            assert meds.route_of(route, KNOWLEDGE, drug) == fresh
