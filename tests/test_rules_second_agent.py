@@ -47,7 +47,7 @@ async def test_second_agent(tmp_path, code: str, name: str, stronger: bool) -> N
 async def test_systemic_course_with_unknown_dose_still_counts_as_long_term(tmp_path) -> None:
     prefetch = steroid_prefetch()
     order = prednisone_order("mr-sig", "pt-api-1", "2026-03-01", "2026-11-30")
-    dosage = order["dosageInstruction"][0]  # type: ignore[index]
+    dosage = order["dosageInstruction"][0]
     del dosage["doseAndRate"]
     dosage["text"] = "as directed by rheumatology"
     prefetch["medications"] = bundle(order)
