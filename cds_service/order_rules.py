@@ -23,6 +23,7 @@ from cds_service.rules import (
     COMMON_THRESHOLDS,
     Finding,
     Indicator,
+    InfectionPlan,
     RuleKind,
     SteroidStatus,
     _fmt,
@@ -340,51 +341,12 @@ def evaluate_order_infection(facts: ClinicalFacts, t: Thresholds) -> Finding | N
     suggestions: list[str] = []
     recommended: list[str] = []
     todo: list[str] = []
+    plan = InfectionPlan(details, suggestions, recommended, todo)
     if not on_prophylaxis:
-        details.append("pjp")
-        if second_agent or ild:
-            details.append("pjp-stronger")
-        if sulfa:
-            details.append("pjp-sulfa")
-            suggestions += ["dapsone", "atovaquone"]
-        else:
-            suggestions += ["tmp-smx", "dapsone", "atovaquone"]
-            recommended.append("tmp-smx")
-        todo.append("pjp")
-    latent = facts.refs("latent_tb")
-    if latent:
-        details.append("tb-known")
-    elif not facts.of("tb_tests"):
-        details.append("tb")
-        suggestions.append("igra")
-        todo.append("tb")
-    hbv_markers = {str(h.properties.get("marker")) for h in facts.of("hbv_tests")}
-    if facts.refs("hepatitis_b"):
-        details.append("hbv-known")
-    elif not {"hbsag", "anti-hbc", "anti-hbs"} <= hbv_markers:
-        details.append("hbv")
-        suggestions.append("hbv-panel")
-        todo.append("hbv")
-    groups = {str(h.properties.get("group")) for h in facts.of("vaccines")}
-    recent_flu = [
-        h
-        for h in facts.within("vaccines", t.value("infection.influenza_interval_days"))
-        if str(h.properties.get("group", "")).startswith("influenza")
-        and h.properties.get("live") is not True
-    ]
-    due: list[str] = []
-    if "zoster-recombinant" not in groups:
-        due.append("recombinant zoster")
-        suggestions.append("zoster")
-    if "pneumococcal" not in groups:
-        due.append("pneumococcal")
-        suggestions.append("pneumococcal")
-    if not recent_flu:
-        due.append("influenza")
-        suggestions.append("influenza")
-    if due:
-        details.append("vaccines")
-        todo.append("vaccines")
+        plan.add_pjp(stronger=bool(second_agent or ild), sulfa=bool(sulfa))
+    latent = plan.add_tb(facts, screen=True)
+    plan.add_hbv(facts)
+    due = plan.add_vaccines(facts, t)
     live_run = run_with_plan(exp, t.value("infection.live_vaccine_min_daily_mg"))
     if live_run >= t.value("infection.live_vaccine_min_days"):
         details.append("live-vaccines")

@@ -223,6 +223,72 @@ def _unknown_dose_days(
     return len(days), tuple(sorted(sources))
 
 
+@dataclass
+class InfectionPlan:
+    """The infection-prevention items still to do, shared by the patient-view and order rules."""
+
+    details: list[str]
+    suggestions: list[str]
+    recommended: list[str]
+    todo: list[str]
+
+    def add_pjp(self, *, stronger: bool, sulfa: bool) -> None:
+        self.details.append("pjp")
+        if stronger:
+            self.details.append("pjp-stronger")
+        if sulfa:
+            self.details.append("pjp-sulfa")
+            self.suggestions += ["dapsone", "atovaquone"]
+        else:
+            self.suggestions += ["tmp-smx", "dapsone", "atovaquone"]
+            self.recommended.append("tmp-smx")
+        self.todo.append("pjp")
+
+    def add_tb(self, facts: ClinicalFacts, *, screen: bool) -> tuple[str, ...]:
+        """IGRA when no TB test is on file; known latent TB instead asks about its treatment."""
+        latent = facts.refs("latent_tb")
+        if latent:
+            self.details.append("tb-known")
+        elif screen and not facts.of("tb_tests"):
+            self.details.append("tb")
+            self.suggestions.append("igra")
+            self.todo.append("tb")
+        return latent
+
+    def add_hbv(self, facts: ClinicalFacts) -> None:
+        """CDC 2023 triple panel unless all three markers are on file."""
+        markers = {str(h.properties.get("marker")) for h in facts.of("hbv_tests")}
+        if facts.refs("hepatitis_b"):
+            self.details.append("hbv-known")
+        elif not {"hbsag", "anti-hbc", "anti-hbs"} <= markers:
+            self.details.append("hbv")
+            self.suggestions.append("hbv-panel")
+            self.todo.append("hbv")
+
+    def add_vaccines(self, facts: ClinicalFacts, t: Thresholds) -> list[str]:
+        """Recombinant zoster, pneumococcal and this season's (non-live) influenza vaccine."""
+        groups = {str(h.properties.get("group")) for h in facts.of("vaccines")}
+        recent_flu = [
+            h
+            for h in facts.within("vaccines", t.value("infection.influenza_interval_days"))
+            if str(h.properties.get("group", "")).startswith("influenza")
+            and h.properties.get("live") is not True
+        ]
+        due: list[str] = []
+        for missing, label, key in (
+            ("zoster-recombinant" not in groups, "recombinant zoster", "zoster"),
+            ("pneumococcal" not in groups, "pneumococcal", "pneumococcal"),
+            (not recent_flu, "influenza", "influenza"),
+        ):
+            if missing:
+                due.append(label)
+                self.suggestions.append(key)
+        if due:
+            self.details.append("vaccines")
+            self.todo.append("vaccines")
+        return due
+
+
 def second_immunosuppressant(facts: ClinicalFacts) -> tuple[str, ...]:
     """Active immunosuppressive drugs or conditions; agents flagged ``immunosuppressive: false``
     in the value set (hydroxychloroquine) do not count."""
@@ -528,57 +594,17 @@ def evaluate_infection(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
     suggestions: list[str] = []
     recommended: list[str] = []
     todo: list[str] = []
+    plan = InfectionPlan(details, suggestions, recommended, todo)
     if high_dose and not on_prophylaxis:
-        details.append("pjp")
-        if second_agent or ild:
-            details.append("pjp-stronger")
-        if sulfa:
-            details.append("pjp-sulfa")
-            suggestions += ["dapsone", "atovaquone"]
-        else:
-            suggestions += ["tmp-smx", "dapsone", "atovaquone"]
-            recommended.append("tmp-smx")
-        todo.append("pjp")
-    tb_tests = facts.of("tb_tests")
-    latent = facts.refs("latent_tb")
+        plan.add_pjp(stronger=bool(second_agent or ild), sulfa=bool(sulfa))
     tb_dose = exp.current_run_at_or_above(
         t.value("infection.tb_min_daily_mg"), include_planned=True
     ) >= t.value("infection.tb_min_days")
-    if latent:
-        details.append("tb-known")
-    elif not tb_tests and (status.long_term or tb_dose or second_agent):
-        details.append("tb")
-        suggestions.append("igra")
-        todo.append("tb")
-    hbv_markers = {str(h.properties.get("marker")) for h in facts.of("hbv_tests")}
-    if facts.refs("hepatitis_b"):
-        details.append("hbv-known")
-    elif not {"hbsag", "anti-hbc", "anti-hbs"} <= hbv_markers:
-        details.append("hbv")
-        suggestions.append("hbv-panel")
-        todo.append("hbv")
-    groups = {str(h.properties.get("group")) for h in facts.of("vaccines")}
-    recent_flu = [
-        h
-        for h in facts.within("vaccines", t.value("infection.influenza_interval_days"))
-        if str(h.properties.get("group", "")).startswith("influenza")
-        and h.properties.get("live") is not True
-    ]
-    due: list[str] = []
-    if "zoster-recombinant" not in groups:
-        due.append("recombinant zoster")
-        suggestions.append("zoster")
-    if "pneumococcal" not in groups:
-        due.append("pneumococcal")
-        suggestions.append("pneumococcal")
-    if not recent_flu:
-        due.append("influenza")
-        suggestions.append("influenza")
-    if due:
-        details.append("vaccines")
-        todo.append("vaccines")
-        if status.current_mg >= t.value("infection.live_vaccine_min_daily_mg"):
-            details.append("vaccines-defer")
+    latent = plan.add_tb(facts, screen=status.long_term or tb_dose or bool(second_agent))
+    plan.add_hbv(facts)
+    due = plan.add_vaccines(facts, t)
+    if due and status.current_mg >= t.value("infection.live_vaccine_min_daily_mg"):
+        details.append("vaccines-defer")
     if live_contraindicated:
         details.append("live-vaccines")
     if not todo:
