@@ -385,6 +385,19 @@ async def test_admin_stats_needs_the_admin_token(tmp_path: Path) -> None:
         await c.post(SERVICE, json=patient_view())
         response = await c.get("/admin/stats", headers={"Authorization": "Bearer adm-secret"})
         assert response.status_code == 200
+        for since in ("2026-01-01", "2026-01-01T00:00:00", "2026-01-01T00:00:00+02:00"):
+            dated = await c.get(
+                "/admin/stats",
+                params={"since": since},
+                headers={"Authorization": "Bearer adm-secret"},
+            )
+            assert dated.status_code == 200, since
+        bad = await c.get(
+            "/admin/stats",
+            params={"since": "last week"},
+            headers={"Authorization": "Bearer adm-secret"},
+        )
+        assert bad.status_code == 400
         rows = response.json()["rows"]
         assert {r["topic"] for r in rows} == {
             "bone-health",

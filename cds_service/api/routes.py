@@ -376,13 +376,11 @@ async def admin_stats(request: Request, runtime: RuntimeDep, since: str | None =
     since_dt = None
     if since:
         try:
-            since_dt = (
-                datetime.fromisoformat(since).replace(tzinfo=UTC)
-                if "T" not in since
-                else datetime.fromisoformat(since)
-            )
+            since_dt = datetime.fromisoformat(since)
         except ValueError:
             raise InvalidRequest("since must be an ISO date") from None
+        if since_dt.tzinfo is None:
+            since_dt = since_dt.replace(tzinfo=UTC)
     store = runtime.store
     if store is None:
         raise CDSError("feedback storage is not configured")
