@@ -20,10 +20,12 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cds_service import __version__
+from cds_service.api import feedback
 from cds_service.api.auth import JWTVerifier, load_clients
 from cds_service.api.card_log import CardLog
 from cds_service.api.deps import Runtime
-from cds_service.api.routes import json_response, router
+from cds_service.api.http import json_response
+from cds_service.api.routes import router
 from cds_service.catalog import load_catalog
 from cds_service.errors import (
     CDSError,
@@ -235,6 +237,7 @@ def create_app(
         redoc_url=None,
     )
     app.include_router(router)
+    app.include_router(feedback.router)
     handlers: dict[Any, Any] = {
         CDSError: _cds_error,
         StarletteHTTPException: _http_error,

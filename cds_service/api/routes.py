@@ -2,102 +2,41 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 import anyio
-import orjson
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
-from cds_service.api.auth import audience_for
 from cds_service.api.body import check_depth, read_json
 from cds_service.api.deps import Runtime, RuntimeDep
+from cds_service.api.http import (
+    ERRORS,
+    authenticate,
+    find_service,
+    json_response,
+    request_body,
+    validation_paths,
+)
 from cds_service.api.orders import draft_orders_for
 from cds_service.catalog import Service
 from cds_service.cdshooks import (
     CDSRequest,
     CDSResponse,
     Discovery,
-    FeedbackRequest,
-    OperationOutcome,
     ServiceDescriptor,
     dump,
 )
 from cds_service.engine import Evaluation, evaluate
-from cds_service.errors import CDSError, InvalidRequest, Unauthorized, UnknownService
-from cds_service.store.base import CardIssued, FeedbackItem, IssuedSuggestion
+from cds_service.errors import CDSError, InvalidRequest
+from cds_service.store.base import CardIssued, IssuedSuggestion
 from cds_service.store.patient_key import patient_key
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
-
-# Routes read raw bodies (size limits, media types, field-path-only errors), so the request and
-# response schemas are declared for the OpenAPI document here.
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": OperationOutcome, "description": text}
-    for status, text in {
-        400: "Malformed request (field paths only)",
-        401: "Missing or invalid JWT",
-        404: "Unknown service",
-        412: "Required data could not be obtained",
-        413: "Body too large",
-        415: "Not JSON",
-        500: "Internal error",
-    }.items()
-}
-
-
-def _inline(node: Any, defs: dict[str, Any]) -> Any:
-    """Replace ``$ref``s into ``$defs`` by their targets (the request models have no cycles)."""
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
-        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
-    if isinstance(node, list):
-        return [_inline(v, defs) for v in node]
-    return node
-
-
-def _body(model: type[Any]) -> dict[str, Any]:
-    schema = model.model_json_schema()
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": _inline(schema, schema.get("$defs", {}))}},
-        }
-    }
-
-
-def json_response(content: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(content), status_code=status, media_type="application/json")
-
-
-def validation_paths(exc: ValidationError) -> str:
-    """Field paths only: pydantic's messages would echo the input (tokens included)."""
-    paths = sorted({".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()})
-    return "invalid or missing fields: " + ", ".join(paths)
-
-
-async def authenticate(request: Request, runtime: Runtime) -> None:
-    """Verify the EHR's JWT per CDS_AUTH (off | optional | required)."""
-    mode = runtime.settings.auth
-    header = request.headers.get("authorization")
-    if mode == "off" or (mode == "optional" and header is None):
-        return
-    if runtime.verifier is None:
-        raise Unauthorized()
-    audience = audience_for(runtime.settings.public_url, str(request.url))
-    try:
-        await runtime.verifier.verify(header, audience)
-    except Unauthorized:
-        runtime.metrics.observe_jwt_rejection("invalid")
-        raise
 
 
 @router.get("/cds-services", responses={200: {"model": Discovery}, 401: ERRORS[401]})
@@ -116,13 +55,6 @@ async def discovery(request: Request, runtime: RuntimeDep) -> Response:
         for hook in service.definition.hooks
     ]
     return json_response(dump(Discovery(services=services)))
-
-
-def _service(runtime: Runtime, service_id: str) -> Service:
-    service = runtime.catalog.find(service_id)
-    if service is None:
-        raise UnknownService("no such CDS service")
-    return service
 
 
 def _patient_key(runtime: Runtime, request: CDSRequest) -> str:
@@ -195,7 +127,7 @@ def _issued(
 @router.post(
     "/cds-services/{service_id}",
     responses={200: {"model": CDSResponse}, **ERRORS},
-    openapi_extra=_body(CDSRequest),
+    openapi_extra=request_body(CDSRequest),
 )
 async def call_service(service_id: str, request: Request, runtime: RuntimeDep) -> Response:
     started = time.perf_counter()
@@ -203,7 +135,7 @@ async def call_service(service_id: str, request: Request, runtime: RuntimeDep) -
     status = 500
     try:
         await authenticate(request, runtime)
-        service = _service(runtime, service_id)
+        service = find_service(runtime, service_id)
         body = await read_json(request, max_bytes=runtime.settings.max_body_bytes)
         try:
             cds_request = CDSRequest.model_validate(body)
@@ -278,63 +210,6 @@ def _observe(runtime: Runtime, evaluation: Evaluation) -> None:
         metrics.observe_response_violation()
 
 
-def _timestamp(value: str, where: str) -> datetime:
-    """RFC 3339 date-time with an offset (``Z`` or ``+hh:mm``)."""
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise InvalidRequest(f"{where} must be an RFC 3339 date-time") from None
-    if "T" not in value.upper() or parsed.tzinfo is None:
-        raise InvalidRequest(f"{where} must be an RFC 3339 date-time with an offset")
-    return parsed.astimezone(UTC)
-
-
-@router.post(
-    "/cds-services/{service_id}/feedback",
-    responses={200: {"description": "Stored (empty JSON object)"}, **ERRORS},
-    openapi_extra=_body(FeedbackRequest),
-)
-async def feedback(service_id: str, request: Request, runtime: RuntimeDep) -> Response:
-    await authenticate(request, runtime)
-    service = _service(runtime, service_id)
-    body = await read_json(request, max_bytes=runtime.settings.max_body_bytes)
-    try:
-        parsed = FeedbackRequest.model_validate(body)
-    except ValidationError as exc:
-        raise InvalidRequest(validation_paths(exc)) from None
-    items = []
-    for index, entry in enumerate(parsed.feedback):
-        reason = entry.overrideReason.reason if entry.overrideReason else None
-        items.append(
-            FeedbackItem(
-                card_uuid=entry.card,
-                outcome=entry.outcome,
-                accepted_suggestions=tuple(s.id for s in entry.acceptedSuggestions or ()),
-                override_system=reason.system if reason else None,
-                override_code=reason.code if reason else None,
-                user_comment=entry.overrideReason.userComment if entry.overrideReason else None,
-                outcome_timestamp=_timestamp(
-                    entry.outcomeTimestamp, f"feedback.{index}.outcomeTimestamp"
-                ),
-            )
-        )
-    store = runtime.store
-    if store is None or runtime.card_log is None:
-        raise CDSError("feedback storage is not configured")
-    await runtime.card_log.flush()  # the cards this feedback is about are on disk first
-    result = await anyio.to_thread.run_sync(
-        store.record_feedback, service.id, items, runtime.clock()
-    )
-    runtime.card_log.invalidate()  # snooze decisions change with this feedback
-    for item in items:
-        runtime.metrics.observe_feedback(item.outcome)
-    logger.info(
-        "feedback stored",
-        extra={"service_id": service.id, "count": result.stored, "status": 200},
-    )
-    return json_response({})
-
-
 @router.get("/healthz")
 async def healthz() -> Response:
     return json_response({"status": "ok"})
@@ -363,49 +238,3 @@ async def readyz(runtime: RuntimeDep) -> Response:
 async def metrics(runtime: RuntimeDep) -> Response:
     payload, content_type = runtime.metrics.render()
     return Response(payload, media_type=content_type)
-
-
-@router.get("/admin/stats")
-async def admin_stats(request: Request, runtime: RuntimeDep, since: str | None = None) -> Response:
-    expected = runtime.settings.admin_token
-    header = request.headers.get("authorization", "")
-    if expected is None or not _constant_time_equal(
-        header, f"Bearer {expected.get_secret_value()}"
-    ):
-        raise Unauthorized()
-    since_dt = None
-    if since:
-        try:
-            since_dt = datetime.fromisoformat(since)
-        except ValueError:
-            raise InvalidRequest("since must be an ISO date") from None
-        if since_dt.tzinfo is None:
-            since_dt = since_dt.replace(tzinfo=UTC)
-    store = runtime.store
-    if store is None:
-        raise CDSError("feedback storage is not configured")
-    if runtime.card_log is not None:
-        await runtime.card_log.flush()
-    rows = await anyio.to_thread.run_sync(store.stats, since_dt)
-    return json_response(
-        {
-            "rows": [
-                {
-                    "service_id": r.service_id,
-                    "rule_id": r.rule_id,
-                    "topic": r.topic,
-                    "issued": r.issued,
-                    "accepted": r.accepted,
-                    "overridden": r.overridden,
-                    "no_feedback": r.no_feedback,
-                    "acceptance_rate": r.acceptance_rate,
-                    "override_reasons": dict(r.override_reasons),
-                }
-                for r in rows
-            ]
-        }
-    )
-
-
-def _constant_time_equal(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())

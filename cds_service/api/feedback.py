@@ -1,0 +1,131 @@
+"""Feedback (CDS Hooks 2.0) and the authenticated statistics endpoint."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from datetime import UTC, datetime
+
+import anyio
+from fastapi import APIRouter, Request, Response
+from pydantic import ValidationError
+
+from cds_service.api.body import read_json
+from cds_service.api.deps import RuntimeDep
+from cds_service.api.http import (
+    ERRORS,
+    authenticate,
+    find_service,
+    json_response,
+    request_body,
+    validation_paths,
+)
+from cds_service.cdshooks import FeedbackRequest
+from cds_service.errors import CDSError, InvalidRequest, Unauthorized
+from cds_service.store.base import FeedbackItem
+
+logger = logging.getLogger(__name__)
+router = APIRouter()
+
+
+def _timestamp(value: str, where: str) -> datetime:
+    """RFC 3339 date-time with an offset (``Z`` or ``+hh:mm``)."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidRequest(f"{where} must be an RFC 3339 date-time") from None
+    if "T" not in value.upper() or parsed.tzinfo is None:
+        raise InvalidRequest(f"{where} must be an RFC 3339 date-time with an offset")
+    return parsed.astimezone(UTC)
+
+
+@router.post(
+    "/cds-services/{service_id}/feedback",
+    responses={200: {"description": "Stored (empty JSON object)"}, **ERRORS},
+    openapi_extra=request_body(FeedbackRequest),
+)
+async def feedback(service_id: str, request: Request, runtime: RuntimeDep) -> Response:
+    await authenticate(request, runtime)
+    service = find_service(runtime, service_id)
+    body = await read_json(request, max_bytes=runtime.settings.max_body_bytes)
+    try:
+        parsed = FeedbackRequest.model_validate(body)
+    except ValidationError as exc:
+        raise InvalidRequest(validation_paths(exc)) from None
+    items = []
+    for index, entry in enumerate(parsed.feedback):
+        reason = entry.overrideReason.reason if entry.overrideReason else None
+        items.append(
+            FeedbackItem(
+                card_uuid=entry.card,
+                outcome=entry.outcome,
+                accepted_suggestions=tuple(s.id for s in entry.acceptedSuggestions or ()),
+                override_system=reason.system if reason else None,
+                override_code=reason.code if reason else None,
+                user_comment=entry.overrideReason.userComment if entry.overrideReason else None,
+                outcome_timestamp=_timestamp(
+                    entry.outcomeTimestamp, f"feedback.{index}.outcomeTimestamp"
+                ),
+            )
+        )
+    store = runtime.store
+    if store is None or runtime.card_log is None:
+        raise CDSError("feedback storage is not configured")
+    await runtime.card_log.flush()  # the cards this feedback is about are on disk first
+    result = await anyio.to_thread.run_sync(
+        store.record_feedback, service.id, items, runtime.clock()
+    )
+    runtime.card_log.invalidate()  # snooze decisions change with this feedback
+    for item in items:
+        runtime.metrics.observe_feedback(item.outcome)
+    logger.info(
+        "feedback stored",
+        extra={"service_id": service.id, "count": result.stored, "status": 200},
+    )
+    return json_response({})
+
+
+@router.get("/admin/stats")
+async def admin_stats(request: Request, runtime: RuntimeDep, since: str | None = None) -> Response:
+    expected = runtime.settings.admin_token
+    header = request.headers.get("authorization", "")
+    if expected is None or not _constant_time_equal(
+        header, f"Bearer {expected.get_secret_value()}"
+    ):
+        raise Unauthorized()
+    since_dt = None
+    if since:
+        try:
+            since_dt = datetime.fromisoformat(since)
+        except ValueError:
+            raise InvalidRequest("since must be an ISO date") from None
+        if since_dt.tzinfo is None:
+            since_dt = since_dt.replace(tzinfo=UTC)
+    store = runtime.store
+    if store is None:
+        raise CDSError("feedback storage is not configured")
+    if runtime.card_log is not None:
+        await runtime.card_log.flush()
+    rows = await anyio.to_thread.run_sync(store.stats, since_dt)
+    return json_response(
+        {
+            "rows": [
+                {
+                    "service_id": r.service_id,
+                    "rule_id": r.rule_id,
+                    "topic": r.topic,
+                    "issued": r.issued,
+                    "accepted": r.accepted,
+                    "overridden": r.overridden,
+                    "no_feedback": r.no_feedback,
+                    "acceptance_rate": r.acceptance_rate,
+                    "override_reasons": dict(r.override_reasons),
+                }
+                for r in rows
+            ]
+        }
+    )
+
+
+def _constant_time_equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())

@@ -1,0 +1,85 @@
+"""Shared HTTP pieces of the routes: JSON responses, OpenAPI schemas, authentication, lookup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Request, Response
+from pydantic import ValidationError
+
+from cds_service.api.auth import audience_for
+from cds_service.api.deps import Runtime
+from cds_service.catalog import Service
+from cds_service.cdshooks import OperationOutcome
+from cds_service.errors import Unauthorized, UnknownService
+
+# Routes read raw bodies (size limits, media types, field-path-only errors), so the request and
+# response schemas are declared for the OpenAPI document here.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": OperationOutcome, "description": text}
+    for status, text in {
+        400: "Malformed request (field paths only)",
+        401: "Missing or invalid JWT",
+        404: "Unknown service",
+        412: "Required data could not be obtained",
+        413: "Body too large",
+        415: "Not JSON",
+        500: "Internal error",
+    }.items()
+}
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """Replace ``$ref``s into ``$defs`` by their targets (the request models have no cycles)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def request_body(model: type[Any]) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _inline(schema, schema.get("$defs", {}))}},
+        }
+    }
+
+
+def json_response(content: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(content), status_code=status, media_type="application/json")
+
+
+def validation_paths(exc: ValidationError) -> str:
+    """Field paths only: pydantic's messages would echo the input (tokens included)."""
+    paths = sorted({".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()})
+    return "invalid or missing fields: " + ", ".join(paths)
+
+
+async def authenticate(request: Request, runtime: Runtime) -> None:
+    """Verify the EHR's JWT per CDS_AUTH (off | optional | required)."""
+    mode = runtime.settings.auth
+    header = request.headers.get("authorization")
+    if mode == "off" or (mode == "optional" and header is None):
+        return
+    if runtime.verifier is None:
+        raise Unauthorized()
+    audience = audience_for(runtime.settings.public_url, str(request.url))
+    try:
+        await runtime.verifier.verify(header, audience)
+    except Unauthorized:
+        runtime.metrics.observe_jwt_rejection("invalid")
+        raise
+
+
+def find_service(runtime: Runtime, service_id: str) -> Service:
+    service = runtime.catalog.find(service_id)
+    if service is None:
+        raise UnknownService("no such CDS service")
+    return service
