@@ -572,10 +572,17 @@ OSTEONECROSIS = RuleKind(
 def evaluate_infection(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
     status = SteroidStatus.of(facts, t)
     exp = facts.exposure
-    if not (status.long_term or status.current_mg >= t.value("infection.pjp_min_daily_mg")):
-        return None
     pjp_mg = t.value("infection.pjp_min_daily_mg")
     pjp_run = exp.current_run_at_or_above(pjp_mg, include_planned=True)
+    tb_run = exp.current_run_at_or_above(t.value("infection.tb_min_daily_mg"), include_planned=True)
+    # Long-term use, or a current course that is (or is planned to be) long enough at a dose that
+    # matters for infection: a 5-day burst is not immunosuppression worth screening for.
+    if not (
+        status.long_term
+        or pjp_run >= t.value("infection.pjp_min_days")
+        or tb_run >= t.value("infection.tb_min_days")
+    ):
+        return None
     high_dose = (
         pjp_run >= t.value("infection.pjp_min_days") and exp.current_daily_peq_mg() >= pjp_mg
     )
@@ -597,9 +604,7 @@ def evaluate_infection(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
     plan = InfectionPlan(details, suggestions, recommended, todo)
     if high_dose and not on_prophylaxis:
         plan.add_pjp(stronger=bool(second_agent or ild), sulfa=bool(sulfa))
-    tb_dose = exp.current_run_at_or_above(
-        t.value("infection.tb_min_daily_mg"), include_planned=True
-    ) >= t.value("infection.tb_min_days")
+    tb_dose = tb_run >= t.value("infection.tb_min_days")
     latent = plan.add_tb(facts, screen=status.long_term or tb_dose or bool(second_agent))
     plan.add_hbv(facts)
     due = plan.add_vaccines(facts, t)

@@ -1,4 +1,4 @@
-"""A second immunosuppressant strengthens the PJP advice; hydroxychloroquine is not one."""
+"""Infection-prevention rule through the API: second agents, unknown doses, course length."""
 
 from __future__ import annotations
 
@@ -61,3 +61,27 @@ async def test_systemic_course_with_unknown_dose_still_counts_as_long_term(tmp_p
         "MedicationRequest/mr-sig"
         in topics["bone-health"]["extension"]["org.example.glucocorticoid-cds.evidence"]
     )
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "infection"),
+    [
+        ("2026-11-21", "2026-11-25", False),  # 5-day burst of 40 mg for asthma: no card
+        ("2026-11-10", "2026-12-20", True),  # 40 mg for 6 weeks: PJP prophylaxis and screening
+    ],
+)
+async def test_current_course_length_decides_infection_card(
+    tmp_path, start: str, end: str, infection: bool
+) -> None:
+    prefetch = steroid_prefetch()
+    prefetch["conditions"] = bundle()
+    prefetch["medications"] = bundle(
+        prednisone_order("mr-burst", "pt-api-1", start, end, tablets=2)
+    )
+    async with app_client(make_settings(tmp_path)) as client:
+        response = await client.post(
+            "/cds-services/glucocorticoid-safety", json=patient_view(prefetch=prefetch)
+        )
+    topics = {c["source"]["topic"]["code"] for c in response.json()["cards"]}
+    assert ("infection-prevention" in topics) is infection
+    assert "bone-health" not in topics
