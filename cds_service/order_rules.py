@@ -30,6 +30,7 @@ from cds_service.rules import (
     _fmt_date,
     _hips_replaced,
     _newest,
+    interstitial_lung_disease,
     second_immunosuppressant,
 )
 from cds_service.thresholds import Thresholds
@@ -334,14 +335,9 @@ def evaluate_order_infection(facts: ClinicalFacts, t: Thresholds) -> Finding | N
     on_prophylaxis = facts.refs("pjp_drugs", active_only=True)
     sulfa = facts.refs("sulfa_allergy", active_only=True)
     second_agent = second_immunosuppressant(facts)
-    ild = facts.refs("ild", active_only=True) + tuple(
-        h.ref for h in facts.of("myositis", active_only=True) if h.properties.get("ild")
-    )
-    details: list[str] = ["exposure"]
-    suggestions: list[str] = []
-    recommended: list[str] = []
-    todo: list[str] = []
-    plan = InfectionPlan(details, suggestions, recommended, todo)
+    ild = interstitial_lung_disease(facts)
+    plan = InfectionPlan()
+    details = plan.details
     if not on_prophylaxis:
         plan.add_pjp(stronger=bool(second_agent or ild), sulfa=bool(sulfa))
     latent = plan.add_tb(facts, screen=True)
@@ -350,30 +346,15 @@ def evaluate_order_infection(facts: ClinicalFacts, t: Thresholds) -> Finding | N
     live_run = run_with_plan(exp, t.value("infection.live_vaccine_min_daily_mg"))
     if live_run >= t.value("infection.live_vaccine_min_days"):
         details.append("live-vaccines")
-    if not todo:
+    if not plan.todo:
         return None  # prophylaxis covered, screening and vaccines on file
-    summary = "pjp" if "pjp" in todo else ("screening" if {"tb", "hbv"} & set(todo) else "vaccines")
-    values = {
-        "drug": draft.drug,
-        "planned_mg": _fmt(draft.planned_mg),
-        "pjp_run_days": str(pjp_run),
-        "pjp_min_mg": _fmt(pjp_mg),
-        "pjp_min_days": _fmt(t.value("infection.pjp_min_days")),
-        "vaccines_due": ", ".join(due) if due else "none",
-        "live_min_mg": _fmt(t.value("infection.live_vaccine_min_daily_mg")),
-        "live_min_days": _fmt(t.value("infection.live_vaccine_min_days")),
-        "live_wait_days": _fmt(t.value("infection.live_vaccine_wait_days")),
-    }
-    evidence = set(draft.refs) | set(second_agent) | set(ild) | set(sulfa) | set(latent)
-    evidence |= set(facts.refs("hepatitis_b"))
-    return Finding(
-        summary=summary,
-        details=tuple(details),
-        indicator="warning" if "pjp" in todo else "info",
-        facts=values,
-        evidence=tuple(sorted(evidence)),
-        suggestions=tuple(suggestions),
-        recommended=tuple(recommended),
+    return plan.finding(
+        facts,
+        t,
+        values={"drug": draft.drug, "planned_mg": _fmt(draft.planned_mg)},
+        evidence=(*draft.refs, *second_agent, *ild, *sulfa, *latent),
+        pjp_run=pjp_run,
+        due=due,
     )
 
 

@@ -8,7 +8,7 @@ uses, and catalog.py checks the content against that declaration at startup.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Literal
@@ -227,10 +227,10 @@ def _unknown_dose_days(
 class InfectionPlan:
     """The infection-prevention items still to do, shared by the patient-view and order rules."""
 
-    details: list[str]
-    suggestions: list[str]
-    recommended: list[str]
-    todo: list[str]
+    details: list[str] = field(default_factory=lambda: ["exposure"])
+    suggestions: list[str] = field(default_factory=list)
+    recommended: list[str] = field(default_factory=list)
+    todo: list[str] = field(default_factory=list)
 
     def add_pjp(self, *, stronger: bool, sulfa: bool) -> None:
         self.details.append("pjp")
@@ -287,6 +287,49 @@ class InfectionPlan:
             self.details.append("vaccines")
             self.todo.append("vaccines")
         return due
+
+    def finding(
+        self,
+        facts: ClinicalFacts,
+        t: Thresholds,
+        *,
+        values: Mapping[str, str],
+        evidence: Iterable[str],
+        pjp_run: int,
+        due: list[str],
+    ) -> Finding:
+        """The card: PJP leads (warning), then screening, then vaccines."""
+        if "pjp" in self.todo:
+            summary = "pjp"
+        elif {"tb", "hbv"} & set(self.todo):
+            summary = "screening"
+        else:
+            summary = "vaccines"
+        return Finding(
+            summary=summary,
+            details=tuple(self.details),
+            indicator="warning" if "pjp" in self.todo else "info",
+            facts={
+                **values,
+                "pjp_run_days": str(pjp_run),
+                "pjp_min_mg": _fmt(t.value("infection.pjp_min_daily_mg")),
+                "pjp_min_days": _fmt(t.value("infection.pjp_min_days")),
+                "vaccines_due": ", ".join(due) if due else "none",
+                "live_min_mg": _fmt(t.value("infection.live_vaccine_min_daily_mg")),
+                "live_min_days": _fmt(t.value("infection.live_vaccine_min_days")),
+                "live_wait_days": _fmt(t.value("infection.live_vaccine_wait_days")),
+            },
+            evidence=tuple(sorted({*evidence, *facts.refs("hepatitis_b")})),
+            suggestions=tuple(self.suggestions),
+            recommended=tuple(self.recommended),
+        )
+
+
+def interstitial_lung_disease(facts: ClinicalFacts) -> tuple[str, ...]:
+    """Active ILD, coded on its own or as a myositis code with respiratory involvement."""
+    return facts.refs("ild", active_only=True) + tuple(
+        h.ref for h in facts.of("myositis", active_only=True) if h.properties.get("ild")
+    )
 
 
 def second_immunosuppressant(facts: ClinicalFacts) -> tuple[str, ...]:
@@ -591,17 +634,12 @@ def evaluate_infection(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
     )
     live_contraindicated = live_run >= t.value("infection.live_vaccine_min_days")
     second_agent = second_immunosuppressant(facts)
-    ild = facts.refs("ild", active_only=True) + tuple(
-        h.ref for h in facts.of("myositis", active_only=True) if h.properties.get("ild")
-    )
+    ild = interstitial_lung_disease(facts)
     on_prophylaxis = facts.refs("pjp_drugs", active_only=True)
     sulfa = facts.refs("sulfa_allergy", active_only=True)
 
-    details: list[str] = ["exposure"]
-    suggestions: list[str] = []
-    recommended: list[str] = []
-    todo: list[str] = []
-    plan = InfectionPlan(details, suggestions, recommended, todo)
+    plan = InfectionPlan()
+    details = plan.details
     if high_dose and not on_prophylaxis:
         plan.add_pjp(stronger=bool(second_agent or ild), sulfa=bool(sulfa))
     tb_dose = tb_run >= t.value("infection.tb_min_days")
@@ -612,30 +650,17 @@ def evaluate_infection(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
         details.append("vaccines-defer")
     if live_contraindicated:
         details.append("live-vaccines")
-    if not todo:
+    if not plan.todo:
         return None  # screening, prophylaxis and vaccines are all on file
     if high_dose or second_agent or ild:
         details.append("lung-vigilance")
-    summary = "pjp" if "pjp" in todo else ("screening" if {"tb", "hbv"} & set(todo) else "vaccines")
-    values = status.facts(t) | {
-        "pjp_run_days": str(pjp_run),
-        "pjp_min_mg": _fmt(pjp_mg),
-        "pjp_min_days": _fmt(t.value("infection.pjp_min_days")),
-        "vaccines_due": ", ".join(due) if due else "none",
-        "live_min_mg": _fmt(t.value("infection.live_vaccine_min_daily_mg")),
-        "live_min_days": _fmt(t.value("infection.live_vaccine_min_days")),
-        "live_wait_days": _fmt(t.value("infection.live_vaccine_wait_days")),
-    }
-    evidence = set(status.evidence) | set(second_agent) | set(ild) | set(sulfa) | set(latent)
-    evidence |= set(facts.refs("hepatitis_b"))
-    return Finding(
-        summary=summary,
-        details=tuple(details),
-        indicator="warning" if "pjp" in todo else "info",
-        facts=values,
-        evidence=tuple(sorted(evidence)),
-        suggestions=tuple(suggestions),
-        recommended=tuple(recommended),
+    return plan.finding(
+        facts,
+        t,
+        values=status.facts(t),
+        evidence=(*status.evidence, *second_agent, *ild, *sulfa, *latent),
+        pjp_run=pjp_run,
+        due=due,
     )
 
 
