@@ -8,17 +8,15 @@ from datetime import UTC, datetime
 
 import anyio
 from fastapi import APIRouter, Request, Response
-from pydantic import ValidationError
 
-from cds_service.api.body import read_json
 from cds_service.api.deps import RuntimeDep
 from cds_service.api.http import (
     ERRORS,
     authenticate,
     find_service,
     json_response,
+    read_model,
     request_body,
-    validation_paths,
 )
 from cds_service.cdshooks import FeedbackRequest
 from cds_service.errors import CDSError, InvalidRequest, Unauthorized
@@ -47,11 +45,7 @@ def _timestamp(value: str, where: str) -> datetime:
 async def feedback(service_id: str, request: Request, runtime: RuntimeDep) -> Response:
     await authenticate(request, runtime)
     service = find_service(runtime, service_id)
-    body = await read_json(request, max_bytes=runtime.settings.max_body_bytes)
-    try:
-        parsed = FeedbackRequest.model_validate(body)
-    except ValidationError as exc:
-        raise InvalidRequest(validation_paths(exc)) from None
+    parsed = await read_model(request, FeedbackRequest, max_bytes=runtime.settings.max_body_bytes)
     items = []
     for index, entry in enumerate(parsed.feedback):
         reason = entry.overrideReason.reason if entry.overrideReason else None

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import Request, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from cds_service.api.auth import audience_for
+from cds_service.api.body import read_json
 from cds_service.api.deps import Runtime
 from cds_service.catalog import Service
 from cds_service.cdshooks import OperationOutcome
-from cds_service.errors import Unauthorized, UnknownService
+from cds_service.errors import InvalidRequest, Unauthorized, UnknownService
+
+M = TypeVar("M", bound=BaseModel)
 
 # Routes read raw bodies (size limits, media types, field-path-only errors), so the request and
 # response schemas are declared for the OpenAPI document here.
@@ -54,6 +57,15 @@ def request_body(model: type[Any]) -> dict[str, Any]:
 
 def json_response(content: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(content), status_code=status, media_type="application/json")
+
+
+async def read_model(request: Request, model: type[M], *, max_bytes: int) -> M:
+    """The JSON body validated as ``model``: 415/413/400 as read_json, 400 with field paths."""
+    body = await read_json(request, max_bytes=max_bytes)
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise InvalidRequest(validation_paths(exc)) from None
 
 
 def validation_paths(exc: ValidationError) -> str:

@@ -9,17 +9,16 @@ from datetime import datetime, timedelta
 
 import anyio
 from fastapi import APIRouter, Request, Response
-from pydantic import ValidationError
 
-from cds_service.api.body import check_depth, read_json
+from cds_service.api.body import check_depth
 from cds_service.api.deps import Runtime, RuntimeDep
 from cds_service.api.http import (
     ERRORS,
     authenticate,
     find_service,
     json_response,
+    read_model,
     request_body,
-    validation_paths,
 )
 from cds_service.api.orders import draft_orders_for
 from cds_service.catalog import Service
@@ -31,7 +30,7 @@ from cds_service.cdshooks import (
     dump,
 )
 from cds_service.engine import Evaluation, evaluate
-from cds_service.errors import CDSError, InvalidRequest
+from cds_service.errors import CDSError
 from cds_service.store.base import CardIssued, IssuedSuggestion
 from cds_service.store.patient_key import patient_key
 
@@ -136,11 +135,9 @@ async def call_service(service_id: str, request: Request, runtime: RuntimeDep) -
     try:
         await authenticate(request, runtime)
         service = find_service(runtime, service_id)
-        body = await read_json(request, max_bytes=runtime.settings.max_body_bytes)
-        try:
-            cds_request = CDSRequest.model_validate(body)
-        except ValidationError as exc:
-            raise InvalidRequest(validation_paths(exc)) from None
+        cds_request = await read_model(
+            request, CDSRequest, max_bytes=runtime.settings.max_body_bytes
+        )
         check_depth(cds_request.context, runtime.settings.max_json_depth, "context")
         hook = cds_request.hook if cds_request.hook in service.definition.hooks else "other"
         now = runtime.clock()
