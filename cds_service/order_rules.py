@@ -32,6 +32,7 @@ from cds_service.rules import (
     _newest,
     interstitial_lung_disease,
     second_immunosuppressant,
+    supplement_facts,
 )
 from cds_service.thresholds import Thresholds
 from cds_service.valuesets import Coding, ValueSet
@@ -256,8 +257,7 @@ def evaluate_order_bone_health(facts: ClinicalFacts, t: Thresholds) -> Finding |
         "dxa_baseline_months": _months(t.value("bone.dxa_baseline_within_days")),
         "last_dxa": _fmt_date(last_dxa),
         "dxa_interval_months": _months(t.value("bone.dxa_interval_days")),
-        "calcium_mg": f"{_fmt(t.value('bone.calcium_mg_low'))}-{_fmt(t.value('bone.calcium_mg_high'))}",
-        "vitamin_d_iu": f"{_fmt(t.value('bone.vitamin_d_iu_low'))}-{_fmt(t.value('bone.vitamin_d_iu_high'))}",
+        **supplement_facts(t),
     }
     evidence = set(draft.refs) | set(status.evidence) | set(known) | {h.ref for h in dxa_hits}
     evidence |= set(therapy) | set(facts.refs("hip_prosthesis"))

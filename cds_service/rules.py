@@ -325,6 +325,14 @@ class InfectionPlan:
         )
 
 
+def supplement_facts(t: Thresholds) -> dict[str, str]:
+    """Calcium and vitamin D ranges for the card text (ACR guideline numbers in thresholds)."""
+    return {
+        "calcium_mg": f"{_fmt(t.value('bone.calcium_mg_low'))}-{_fmt(t.value('bone.calcium_mg_high'))}",
+        "vitamin_d_iu": f"{_fmt(t.value('bone.vitamin_d_iu_low'))}-{_fmt(t.value('bone.vitamin_d_iu_high'))}",
+    }
+
+
 def interstitial_lung_disease(facts: ClinicalFacts) -> tuple[str, ...]:
     """Active ILD, coded on its own or as a myositis code with respiratory involvement."""
     return facts.refs("ild", active_only=True) + tuple(
@@ -448,8 +456,7 @@ def evaluate_bone_health(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
         "last_dxa": _fmt_date(last_dxa),
         "risk": risk,
         "dxa_interval_months": _fmt(round(t.value("bone.dxa_interval_days") / 30.4)),
-        "calcium_mg": f"{_fmt(t.value('bone.calcium_mg_low'))}-{_fmt(t.value('bone.calcium_mg_high'))}",
-        "vitamin_d_iu": f"{_fmt(t.value('bone.vitamin_d_iu_low'))}-{_fmt(t.value('bone.vitamin_d_iu_high'))}",
+        **supplement_facts(t),
         "frax_adjust_mg": _fmt(t.value("bone.frax_gc_adjust_above_mg")),
     }
     evidence = set(status.evidence) | set(risk_refs) | set(known) | {h.ref for h in dxa_hits}
