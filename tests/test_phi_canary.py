@@ -147,3 +147,13 @@ async def test_jwts_never_reach_logs_or_bodies(tmp_path: Path) -> None:
         assert rejected.split(".")[1] not in line  # not even the payload part
         assert leaks(line) == [], line
     assert leaks(bad.text) == []
+
+
+async def test_unknown_service_id_never_becomes_a_metric_label(tmp_path: Path) -> None:
+    async with app_client(make_settings(tmp_path)) as client:
+        assert (
+            await client.post(f"/cds-services/{PATIENT}", json=patient_view(PATIENT))
+        ).status_code == 404
+        metrics = (await client.get("/metrics")).text
+    assert leaks(metrics) == []
+    assert 'service="other"' in metrics
