@@ -1,7 +1,7 @@
 """``make bench``: the service and the parse-only ceiling, side by side, on the same bodies.
 
-Both run as ``uvicorn`` subprocesses with identical flags (one worker, no access log) on free
-loopback ports. For each body (seed case; 100, ~660, 1,000 and ~4,200-resource prefetch built from
+Both run as subprocesses with one uvicorn worker on free loopback ports: the service as in
+production (``cds-service serve``, JSON logs on), the ceiling under plain ``uvicorn``. For each body (seed case; 100, ~660, 1,000 and ~4,200-resource prefetch built from
 the Synthea bundles in ``../shared/fhir-data``) the load generator (``wrk`` if installed, else an
 async httpx loop) posts it for a fixed time to the ceiling, then to the service, and the table
 gives p50/p95/p99, requests/s, the server's peak RSS during the run, and our p50 over the
@@ -23,7 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -42,9 +42,11 @@ from benchmarks.load import (
 
 DOCS = ROOT / "docs" / "performance.md"
 NOTES_HEADING = "## Analysis (kept across runs)"
-SERVICE_APP = "cds_service.main:create_app"
 CEILING_APP = "benchmarks.ceiling:app"
 UVICORN_FLAGS = ("--host", "127.0.0.1", "--no-access-log", "--log-level", "warning")
+# The service runs as in production (`cds-service serve`: JSON logging configured, one worker).
+SERVICE_COMMAND = ("cds_service", "serve", "--host", "127.0.0.1", "--workers", "1")
+CEILING_COMMAND = ("uvicorn", CEILING_APP, *UVICORN_FLAGS)
 LARGE = ("wendell-1116", "ebony-5712")
 CURVE = ("slice-100", "wendell-1116", "slice-1000", "ebony-5712")
 
@@ -69,14 +71,15 @@ def rss_mb(pid: int) -> float | None:
 class Server:
     """One uvicorn subprocess on a free loopback port, its output in a log file."""
 
-    def __init__(self, name: str, target: list[str], env: dict[str, str], workdir: Path) -> None:
+    def __init__(
+        self, name: str, module_args: Sequence[str], env: dict[str, str], workdir: Path
+    ) -> None:
         self.name = name
         self.port = free_port()
         self.log_path = workdir / f"{name}.log"
         self._log = self.log_path.open("wb")
-        command = [sys.executable, "-m", "uvicorn", *target, "--port", str(self.port)]
         self.proc = subprocess.Popen(
-            [*command, *UVICORN_FLAGS],
+            [sys.executable, "-m", *module_args, "--port", str(self.port)],
             cwd=ROOT,
             env=env,
             stdout=self._log,
@@ -382,10 +385,11 @@ This file is generated; rerun the command to refresh it.
 
 ## Method
 
-- The service (`uvicorn --factory {SERVICE_APP}`, `CDS_AUTH=off`, SQLite in a temporary
-  directory, bundled `hooks/`) and the **ceiling** (`{CEILING_APP}`: a FastAPI POST that only
-  reads the body and `orjson`-parses it) run side by side as subprocesses, each with one uvicorn
-  worker and the same flags (`{" ".join(UVICORN_FLAGS)}`), on free loopback ports.
+- The service (`python -m {" ".join(SERVICE_COMMAND)}`: as in production, JSON logs at INFO
+  to a file, `CDS_AUTH=off`, SQLite in a temporary directory, bundled `hooks/`) and the
+  **ceiling** (`uvicorn {CEILING_APP} {" ".join(UVICORN_FLAGS)}`: a FastAPI POST that only reads
+  the body and `orjson`-parses it) run side by side as subprocesses, one uvicorn worker each
+  (uvloop and httptools), on free loopback ports.
 - For each body: one POST must answer 200, then {run.tool} loads the ceiling and then the
   service for {run.duration:g} s each (after a short warm-up), with 8 connections for bodies under
   200 KB and 4 above. Peak RSS is `VmRSS` from `/proc/<pid>/status`, sampled every 100 ms while
@@ -470,9 +474,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="cds-bench-") as tmpdir:
         tmp = Path(tmpdir)
         env = _server_env(tmp)
-        servers: dict[str, Server] = {"ceiling": Server("ceiling", [CEILING_APP], env, tmp)}
+        servers: dict[str, Server] = {"ceiling": Server("ceiling", CEILING_COMMAND, env, tmp)}
         if not args.no_service:
-            servers["service"] = Server("service", ["--factory", SERVICE_APP], env, tmp)
+            servers["service"] = Server("service", SERVICE_COMMAND, env, tmp)
         try:
             for name, server in list(servers.items()):
                 problem = server.wait_ready()
