@@ -52,7 +52,7 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     """Run one hook call offline (no FHIR fetches) and print the CDS Hooks response."""
     from cds_service.api.orders import draft_orders_for
     from cds_service.catalog import load_catalog
-    from cds_service.cdshooks import CDSRequest, dump
+    from cds_service.cdshooks import CDSRequest
     from cds_service.engine import evaluate
     from cds_service.errors import CDSError
 
@@ -98,7 +98,7 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
         )
     except CDSError as error:
         return _fail(f"{error.status} {error.code}: {error.detail}")
-    print(json.dumps(dump(evaluation.response), indent=2))  # noqa: T201 - CLI output
+    print(json.dumps(evaluation.response, indent=2))  # noqa: T201 - CLI output
     return 0
 
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from cds_service.catalog import Rule, Service
-from cds_service.cdshooks import Action, Card, Coding, Link, Source, Suggestion, dump
 from cds_service.rules import Finding
 
 EXTENSION_PREFIX = "org.example.glucocorticoid-cds"
@@ -34,20 +33,123 @@ class CardContext:
 
 @dataclass(frozen=True)
 class RenderedCard:
-    card: Card
+    card: dict[str, Any]  # the CDS Hooks 2.0 card as sent (JSON-ready, no None or empty values)
     rule: Rule
     suggestion_keys: tuple[tuple[str, str], ...]  # (suggestion uuid, "topic/key")
 
+    @property
+    def uuid(self) -> str:
+        return str(self.card["uuid"])
+
+    @property
+    def indicator(self) -> str:
+        return str(self.card["indicator"])
+
+
+Filler = Callable[[Mapping[str, str]], Any]
+_EMPTY: tuple[Any, ...] = ("", None, [], {})
+
 
 def _fill(value: Any, fields: Mapping[str, str]) -> Any:
+    """``value`` with ``{field}`` placeholders filled in; keys left empty are dropped."""
     if isinstance(value, str):
-        return value.format(**fields) if "{" in value or "}" in value else value
+        return value.format_map(fields) if "{" in value or "}" in value else value
     if isinstance(value, Mapping):
         filled = {k: _fill(v, fields) for k, v in value.items()}
-        return {k: v for k, v in filled.items() if v not in ("", None, [], {})}
+        return {k: v for k, v in filled.items() if v not in _EMPTY}
     if isinstance(value, list):
         return [_fill(v, fields) for v in value]
     return value
+
+
+def _has_placeholder(value: Any) -> bool:
+    if isinstance(value, str):
+        return "{" in value or "}" in value
+    if isinstance(value, Mapping):
+        return any(_has_placeholder(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_placeholder(v) for v in value)
+    return False
+
+
+def compile_template(value: Any) -> Filler:
+    """A function equal to ``lambda fields: _fill(value, fields)``, built once per template.
+
+    Subtrees without placeholders are filled once and shared between cards (the response is
+    serialised as is and never modified), so a card costs only its few request-specific values.
+    """
+    if not _has_placeholder(value):
+        constant = _fill(value, {})
+        return lambda _fields: constant
+    if isinstance(value, str):
+        return value.format_map
+    if isinstance(value, Mapping):
+        parts = [(k, compile_template(v)) for k, v in value.items()]
+        return lambda fields: {k: v for k, fill in parts if (v := fill(fields)) not in _EMPTY}
+    items = [compile_template(v) for v in value]
+    return lambda fields: [fill(fields) for fill in items]
+
+
+@dataclass(frozen=True)
+class _RuleParts:
+    """What a rule's cards share, built once per rule: source, override reasons, links,
+    and the compiled resource templates of its suggestions' actions."""
+
+    rule: Rule  # kept alive so that its id() is not reused while cached
+    source: dict[str, Any]
+    override_reasons: list[dict[str, str]]
+    links: list[dict[str, str]]
+    rule_extension: dict[str, Any]
+    resources: dict[tuple[str, int], Filler]
+
+
+_PARTS: dict[tuple[int, int], _RuleParts] = {}
+
+
+def _parts(rule: Rule, service: Service) -> _RuleParts:
+    key = (id(rule), id(service))
+    cached = _PARTS.get(key)
+    if cached is not None and cached.rule is rule:
+        return cached
+    definition, sdef = rule.definition, service.definition
+    topic = definition.topic
+    parts = _RuleParts(
+        rule=rule,
+        source=_fill(
+            {
+                "label": definition.source.label,
+                "url": definition.source.url,
+                "topic": {
+                    "system": sdef.topic_system,
+                    "code": topic,
+                    "display": topic.replace("-", " "),
+                },
+            },
+            {},
+        ),
+        override_reasons=[
+            _fill({"system": sdef.override_reason_system, "code": r.code, "display": r.display}, {})
+            for r in sdef.override_reasons
+        ],
+        links=[
+            {"label": link.label, "url": link.url, "type": "absolute"} for link in definition.links
+        ],
+        rule_extension={"id": definition.id, "version": definition.version},
+        resources={
+            (key, i): compile_template(action.resource)
+            for key, spec in definition.suggestions.items()
+            for i, action in enumerate(spec.actions)
+            if action.resource
+        },
+    )
+    if len(_PARTS) > 1_000:  # catalogs are built once per process; tests build many
+        _PARTS.clear()
+    _PARTS[key] = parts
+    return parts
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
 
 
 def render_card(
@@ -57,72 +159,63 @@ def render_card(
     context: CardContext,
     *,
     silenced_suggestions: frozenset[str] = frozenset(),
-    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    new_id: Callable[[], str] = new_uuid,
 ) -> RenderedCard:
     """Build the card for one finding; suggestions already accepted recently are left out."""
     definition = rule.definition
     topic = definition.topic
+    parts = _parts(rule, service)
     fields = context.fields()
-    suggestions: list[Suggestion] = []
+    suggestions: list[dict[str, Any]] = []
     keys: list[tuple[str, str]] = []
     for key in finding.suggestions:
         if f"{topic}/{key}" in silenced_suggestions:
             continue
         spec = definition.suggestions[key]
-        actions: list[Action] = []
-        for a in spec.actions:
+        actions: list[dict[str, Any]] = []
+        for i, a in enumerate(spec.actions):
             if a.type == "delete":  # one action per draft order the rule wants removed
                 actions.extend(
-                    Action(type="delete", description=a.description, resourceId=target)
+                    {"type": "delete", "description": a.description, "resourceId": target}
                     for target in finding.delete_targets.get(key, ())
                 )
             else:
-                resource = _fill(a.resource, fields) if a.resource else None
-                actions.append(Action(type=a.type, description=a.description, resource=resource))
+                action: dict[str, Any] = {"type": a.type, "description": a.description}
+                fill = parts.resources.get((key, i))
+                if fill is not None:
+                    action["resource"] = fill(fields)
+                actions.append(action)
         if not actions:
             continue  # a delete suggestion without a target has nothing to do
         suggestion_id = new_id()
-        suggestions.append(
-            Suggestion(
-                label=spec.label,
-                uuid=suggestion_id,
-                isRecommended=True if key in finding.recommended else None,
-                actions=actions,
-            )
-        )
+        suggestion: dict[str, Any] = {"label": spec.label, "uuid": suggestion_id}
+        if key in finding.recommended:
+            suggestion["isRecommended"] = True
+        suggestion["actions"] = actions
+        suggestions.append(suggestion)
         keys.append((suggestion_id, f"{topic}/{key}"))
     detail = "\n\n".join(
-        definition.details[d].format(**finding.facts).strip() for d in finding.details
+        definition.details[d].format_map(finding.facts).strip() for d in finding.details
     )
-    reasons = [
-        Coding(system=service.definition.override_reason_system, code=r.code, display=r.display)
-        for r in service.definition.override_reasons
-    ]
-    card = Card(
-        uuid=new_id(),
-        summary=definition.summaries[finding.summary].format(**finding.facts),
-        detail=detail or None,
-        indicator=finding.indicator,
-        source=Source(
-            label=definition.source.label,
-            url=definition.source.url,
-            topic=Coding(
-                system=service.definition.topic_system, code=topic, display=topic.replace("-", " ")
-            ),
-        ),
-        suggestions=suggestions or None,
+    card: dict[str, Any] = {
+        "uuid": new_id(),
+        "summary": definition.summaries[finding.summary].format_map(finding.facts),
+    }
+    if detail:
+        card["detail"] = detail
+    card["indicator"] = finding.indicator
+    card["source"] = parts.source
+    if suggestions:
+        card["suggestions"] = suggestions
         # Several independent recommendations: the clinician may accept any of them.
-        selectionBehavior="any" if suggestions else None,
-        overrideReasons=reasons,
-        links=[Link(label=link.label, url=link.url, type="absolute") for link in definition.links]
-        or None,
-        extension={
-            f"{EXTENSION_PREFIX}.rule": {"id": definition.id, "version": definition.version},
-            **(
-                {f"{EXTENSION_PREFIX}.evidence": list(finding.evidence)} if finding.evidence else {}
-            ),
-        },
-    )
+        card["selectionBehavior"] = "any"
+    card["overrideReasons"] = parts.override_reasons
+    if parts.links:
+        card["links"] = parts.links
+    extension: dict[str, Any] = {f"{EXTENSION_PREFIX}.rule": parts.rule_extension}
+    if finding.evidence:
+        extension[f"{EXTENSION_PREFIX}.evidence"] = list(finding.evidence)
+    card["extension"] = extension
     return RenderedCard(card=card, rule=rule, suggestion_keys=tuple(keys))
 
 
@@ -152,41 +245,44 @@ def _empty_paths(value: Any, path: str = "") -> list[str]:
     return []
 
 
-def check_card(card: Card) -> list[str]:
-    """Violations of the CDS Hooks 2.0 card rules (empty list when the card is valid)."""
+def check_card(card: Mapping[str, Any]) -> list[str]:
+    """Violations of the CDS Hooks 2.0 card rules in a wire card (empty list when valid)."""
     problems: list[str] = []
-    if not card.summary or len(card.summary) >= SUMMARY_MAX:
+    summary = card.get("summary")
+    if not isinstance(summary, str) or not summary or len(summary) >= SUMMARY_MAX:
         problems.append("summary must be 1-139 characters")
-    if not card.source.label:
+    if not (card.get("source") or {}).get("label"):
         problems.append("source.label is required")
-    if not card.uuid:
+    if not card.get("uuid"):
         problems.append("card uuid is required for feedback")
-    if card.suggestions and card.selectionBehavior is None:
+    if card.get("indicator") not in ("info", "warning", "critical"):
+        problems.append("indicator must be info, warning or critical")
+    suggestions = card.get("suggestions") or ()
+    if suggestions and card.get("selectionBehavior") is None:
         problems.append("selectionBehavior is required with suggestions")
     if (
-        card.selectionBehavior == "at-most-one"
-        and sum(1 for s in card.suggestions or () if s.isRecommended) > 1
+        card.get("selectionBehavior") == "at-most-one"
+        and sum(1 for s in suggestions if s.get("isRecommended")) > 1
     ):
         problems.append("at most one recommended suggestion with at-most-one")
-    for suggestion in card.suggestions or ():
-        if not suggestion.uuid:
+    for suggestion in suggestions:
+        if not suggestion.get("uuid"):
             problems.append("suggestion uuid is required")
-        for action in suggestion.actions or ():
-            if not action.description:
+        for action in suggestion.get("actions") or ():
+            if not action.get("description"):
                 problems.append("action description is required")
-            if action.type == "delete" and not action.resourceId:
+            if action.get("type") == "delete" and not action.get("resourceId"):
                 problems.append("delete action needs resourceId")
-            if action.type in ("create", "update") and not action.resource:
-                problems.append(f"{action.type} action needs a resource")
-    for reason in card.overrideReasons or ():
-        if not (reason.code and reason.system and reason.display):
+            if action.get("type") in ("create", "update") and not action.get("resource"):
+                problems.append(f"{action.get('type')} action needs a resource")
+    for reason in card.get("overrideReasons") or ():
+        if not (reason.get("code") and reason.get("system") and reason.get("display")):
             problems.append("overrideReasons need code, system and display")
-    for link in card.links or ():
-        if link.appContext is not None and link.type != "smart":
+    for link in card.get("links") or ():
+        if link.get("appContext") is not None and link.get("type") != "smart":
             problems.append("appContext is only allowed on smart links")
-        if not link.url.startswith(("https://", "http://")):
+        if not str(link.get("url", "")).startswith(("https://", "http://")):
             problems.append("link url must be absolute")
-    dumped = dump(card)
-    if _has_empty(dumped):
-        problems.extend(f"empty value at {p}" for p in _empty_paths(dumped))
+    if _has_empty(card):
+        problems.extend(f"empty value at {p}" for p in _empty_paths(card))
     return problems

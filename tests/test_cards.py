@@ -1,16 +1,64 @@
-"""The outgoing self-check catches every CDS Hooks 2.0 card rule violation."""
+"""Cards: compiled suggestion templates fill like the plain filler, and the outgoing
+self-check catches every CDS Hooks 2.0 card rule violation."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from cds_service.cards import check_card
-from cds_service.cdshooks import Card
+from cds_service.cards import CardContext, _fill, check_card, compile_template
+from cds_service.catalog import load_catalog
+from cds_service.cdshooks import Card, dump
+
+REPO = Path(__file__).resolve().parent.parent
+
+FIELDS = st.fixed_dictionaries(
+    {
+        "patient_id": st.text(min_size=1, max_size=8),
+        "patient_reference": st.text(max_size=8),
+        "encounter_reference": st.sampled_from(["", "Encounter/e1"]),
+        "today": st.sampled_from(["2026-11-25", ""]),
+    }
+)
+LEAVES = st.one_of(
+    st.sampled_from(["{patient_reference}", "{encounter_reference}", "x {today}", "", "plain"]),
+    st.integers(),
+    st.booleans(),
+    st.none(),
+)
+TEMPLATES = st.recursive(
+    LEAVES,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.sampled_from("abcd"), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
 
 
-def card(**changes: Any) -> Card:
+@given(TEMPLATES, FIELDS)
+def test_compiled_template_fills_like_the_plain_filler(template: Any, fields: Any) -> None:
+    assert compile_template(template)(fields) == _fill(template, fields)
+
+
+def test_every_bundled_suggestion_template_compiles_to_the_same_resource() -> None:
+    catalog = load_catalog(REPO / "hooks")
+    for encounter in (None, "enc-1"):
+        fields = CardContext("pt-1", encounter, "2026-11-25").fields()
+        for service in catalog.services:
+            for rule in service.rules:
+                for suggestion in rule.definition.suggestions.values():
+                    for action in suggestion.actions:
+                        if action.resource:
+                            compiled = compile_template(action.resource)(fields)
+                            assert compiled == _fill(action.resource, fields)
+                            assert "encounter" not in compiled or encounter is not None
+
+
+def card(**changes: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "uuid": "c1",
         "summary": "A summary",
@@ -33,8 +81,9 @@ def card(**changes: Any) -> Card:
         "overrideReasons": [{"system": "urn:x", "code": "already-done", "display": "Already done"}],
         "links": [{"label": "l", "url": "https://example.org", "type": "absolute"}],
     }
-    base.update(changes)
-    return Card.model_validate(base)
+    wire = dump(Card.model_validate(base))  # a valid card, as the wire model writes it
+    wire.update(changes)
+    return wire
 
 
 def test_valid_card_passes() -> None:
@@ -115,8 +164,18 @@ def test_valid_card_passes() -> None:
             "empty value at suggestions[0].actions[0].resource.code.text",
         ),
         ({"detail": ""}, "empty value at detail"),
+        ({"indicator": "hint"}, "indicator"),
     ],
 )
 def test_violations_are_reported(changes: dict[str, Any], problem: str) -> None:
     problems = check_card(card(**changes))
     assert any(problem in p for p in problems), problems
+
+
+def test_strict_mode_also_checks_the_wire_model() -> None:
+    from cds_service.engine import wire_model_problems
+
+    assert wire_model_problems(card()) == []
+    problems = wire_model_problems(card(selectionBehavior="all-of-them"))
+    assert problems and "selectionBehavior" in problems[0]
+    assert "all-of-them" not in problems[0], "paths only, never values"

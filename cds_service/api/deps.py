@@ -34,7 +34,8 @@ class Runtime:
     card_log: CardLog | None = None
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: FastAPI would run a plain def dependency in a worker thread on every request.
     runtime: Runtime = request.app.state.runtime
     return runtime
 

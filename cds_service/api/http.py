@@ -12,7 +12,7 @@ from cds_service.api.auth import audience_for
 from cds_service.api.body import read_json
 from cds_service.api.deps import Runtime
 from cds_service.catalog import Service
-from cds_service.cdshooks import OperationOutcome
+from cds_service.cdshooks import OperationOutcome, validation_paths
 from cds_service.errors import InvalidRequest, Unauthorized, UnknownService
 
 M = TypeVar("M", bound=BaseModel)
@@ -66,12 +66,6 @@ async def read_model(request: Request, model: type[M], *, max_bytes: int) -> M:
         return model.model_validate(body)
     except ValidationError as exc:
         raise InvalidRequest(validation_paths(exc)) from None
-
-
-def validation_paths(exc: ValidationError) -> str:
-    """Field paths only: pydantic's messages would echo the input (tokens included)."""
-    paths = sorted({".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()})
-    return "invalid or missing fields: " + ", ".join(paths)
 
 
 async def authenticate(request: Request, runtime: Runtime) -> None:

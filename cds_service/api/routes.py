@@ -106,14 +106,14 @@ def _issued(
 ) -> list[CardIssued]:
     return [
         CardIssued(
-            card_uuid=str(r.card.uuid),
+            card_uuid=r.uuid,
             service_id=service.id,
             hook=request.hook,
             hook_instance=request.hookInstance,
             rule_id=r.rule.definition.id,
             rule_version=r.rule.definition.version,
             topic=r.rule.definition.topic,
-            indicator=r.card.indicator,
+            indicator=r.indicator,
             issued_at=now,
             patient_key=key,
             suggestions=tuple(IssuedSuggestion(uuid=u, key=k) for u, k in r.suggestion_keys),
@@ -168,18 +168,14 @@ async def call_service(service_id: str, request: Request, runtime: RuntimeDep) -
                 )
             )
         status = 200
-        logger.info(
-            "hook call answered",
-            extra={
-                "service_id": service.id,
-                "hook": hook,
-                "hook_instance": cds_request.hookInstance,
-                "card_count": len(evaluation.response.cards),
-                "status": 200,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-            },
-        )
-        return json_response(dump(evaluation.response))
+        # The edge middleware writes one log line per request; these fields go into it.
+        request.state.log_fields = {
+            "service_id": service.id,
+            "hook": hook,
+            "hook_instance": cds_request.hookInstance,
+            "card_count": len(evaluation.response["cards"]),
+        }
+        return json_response(evaluation.response)
     except CDSError as error:
         status = error.status
         raise
@@ -190,7 +186,7 @@ async def call_service(service_id: str, request: Request, runtime: RuntimeDep) -
 def _observe(runtime: Runtime, evaluation: Evaluation) -> None:
     metrics = runtime.metrics
     for rendered in evaluation.rendered:
-        metrics.observe_card(rendered.rule.definition.topic, rendered.card.indicator)
+        metrics.observe_card(rendered.rule.definition.topic, rendered.indicator)
     if evaluation.prefetch is not None:
         p = evaluation.prefetch
         for source, keys in (
