@@ -177,5 +177,6 @@ def test_strict_mode_also_checks_the_wire_model() -> None:
 
     assert wire_model_problems(card()) == []
     problems = wire_model_problems(card(selectionBehavior="all-of-them"))
-    assert problems and "selectionBehavior" in problems[0]
+    assert problems
+    assert "selectionBehavior" in problems[0]
     assert "all-of-them" not in problems[0], "paths only, never values"
