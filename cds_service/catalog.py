@@ -10,6 +10,7 @@ import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -129,11 +130,19 @@ class Service:
             for key in rule.definition.needs
         )
 
-    @property
+    @cached_property
+    def roles_by_type(self) -> dict[str, tuple[tuple[str, ValueSet], ...]]:
+        """Resource type -> the (role, value set) pairs its resources are matched against."""
+        return {
+            rtype: tuple((role, self.valuesets[role]) for role in roles)
+            for rtype, roles in self.definition.selection.items()
+        }
+
+    @cached_property
     def snooze_days(self) -> dict[str, int]:
         return {r.code: r.snooze_days for r in self.definition.override_reasons if r.snooze_days}
 
-    @property
+    @cached_property
     def suggestion_intervals(self) -> dict[str, int]:
         return {
             f"{rule.definition.topic}/{key}": s.interval_days

@@ -131,10 +131,7 @@ async def evaluate(
         now,
         draft_orders=drafts.medication_requests,
     )
-    roles_by_type = {
-        rtype: [(role, service.valuesets[role]) for role in roles]
-        for rtype, roles in service.definition.selection.items()
-    }
+    roles_by_type = service.roles_by_type
     facts = collect_facts(
         record,
         roles_by_type,

@@ -226,11 +226,37 @@ def _resource_hits(
         yield Hit(ref, role, day, active, props, value, rtype)
     if concepts:
         found, text = all_codings(c for c in concepts if c is not None)
-        for role, vs in roles:
-            match = vs.match(found, text)
-            if match is not None:
-                props = match.concept.properties if match.concept else {}
-                yield Hit(ref, role, day, active, props, None, rtype)
+        for role, match in _role_matches(roles, found, text):
+            props = match.concept.properties if match.concept else {}
+            yield Hit(ref, role, day, active, props, None, rtype)
+
+
+ROLE_MEMO_SIZE = 50_000
+_role_memo: dict[
+    tuple[int, tuple[Coding, ...], str | None],
+    tuple[Sequence[tuple[str, ValueSet]], tuple[tuple[str, Match], ...]],
+] = {}
+
+
+def _role_matches(
+    roles: Sequence[tuple[str, ValueSet]], found: Sequence[Coding], text: str | None
+) -> tuple[tuple[str, Match], ...]:
+    """Every role whose value set matches the concept, memoised per (roles, codings, text).
+
+    The same codes recur across resources and calls; one lookup here replaces one per role.
+    Keyed by the identity of ``roles`` (a service's long-lived tuple), checked on every hit.
+    """
+    key = (id(roles), tuple(found), text)
+    entry = _role_memo.get(key)
+    if entry is not None and entry[0] is roles:
+        return entry[1]
+    result = tuple(
+        (role, match) for role, vs in roles if (match := vs.match(key[1], text)) is not None
+    )
+    if len(_role_memo) >= ROLE_MEMO_SIZE:
+        _role_memo.clear()
+    _role_memo[key] = (roles, result)
+    return result
 
 
 def collect_facts(

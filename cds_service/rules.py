@@ -208,6 +208,8 @@ def _unknown_dose_days(
     facts: ClinicalFacts, known_mg: float, lookback_days: int
 ) -> tuple[int, tuple[str, ...]]:
     """Days in the lookback covered only by systemic courses of unknown dose, and their sources."""
+    if not any(c.daily_peq_mg is None and not c.planned for c in facts.exposure.courses):
+        return 0, ()
     since = facts.today - timedelta(days=lookback_days - 1)
     known = {day for day, mg in facts.exposure.daily.items() if mg >= known_mg}
     days: set[date] = set()

@@ -180,3 +180,17 @@ def test_strict_mode_also_checks_the_wire_model() -> None:
     assert problems
     assert "selectionBehavior" in problems[0]
     assert "all-of-them" not in problems[0], "paths only, never values"
+
+
+def test_new_uuid_is_a_random_version_4_uuid() -> None:
+    import uuid
+
+    from cds_service.cards import new_uuid
+
+    ids = {new_uuid() for _ in range(1000)}
+    assert len(ids) == 1000
+    for value in ids:
+        parsed = uuid.UUID(value)
+        assert str(parsed) == value
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
