@@ -227,14 +227,27 @@ def render_card(
 def _has_empty(value: Any) -> bool:
     """Fast pre-check for ``_empty_paths`` (paths are only built when something is empty)."""
     stack = [value]
+    pop, push = stack.pop, stack.extend
     while stack:
-        node = stack.pop()
-        if node is None or node == "" or node == [] or node == {}:
+        node = pop()
+        kind = type(node)
+        if kind is dict:
+            if not node:
+                return True
+            push(node.values())
+        elif kind is list:
+            if not node:
+                return True
+            push(node)
+        elif kind is str:
+            if not node:
+                return True
+        elif node is None or (isinstance(node, Mapping | list) and not node):
             return True
-        if isinstance(node, dict):
-            stack.extend(node.values())
+        elif isinstance(node, Mapping):
+            push(node.values())
         elif isinstance(node, list):
-            stack.extend(node)
+            push(node)
     return False
 
 

@@ -114,7 +114,8 @@ def interpret(value: Any) -> tuple[str, list[dict[str, Any]], dict[str, Any] | N
         if _is_error_outcome(resource):
             outcomes += 1
             continue
-        resources.append(dict(resource))
+        # Read-only from here on: JSON dicts are kept as they are, not copied.
+        resources.append(resource if isinstance(resource, dict) else dict(resource))
     if outcomes and not resources and _has_error_issue(value):
         return "absent", [], None
     has_next = any(

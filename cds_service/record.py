@@ -62,21 +62,34 @@ class _TypeIndex:
         return _TypeIndex(frozenset(codes), {k: tuple(v) for k, v in prefixes.items()}, text)
 
     def hit(self, concept: Any) -> bool:
-        if not isinstance(concept, Mapping):
+        # Raw JSON (orjson dicts and lists): plain isinstance checks, no ABCs, on every coding
+        # of every resource of a large record.
+        if not isinstance(concept, dict):
             return False
-        codings = [c for c in concept.get("coding") or () if isinstance(c, Mapping)]
+        codings = concept.get("coding") or ()
+        codes, prefixes = self.codes, self.prefixes
         for coding in codings:
+            if not isinstance(coding, dict):
+                continue
             system, code = coding.get("system"), coding.get("code")
             if isinstance(system, str) and isinstance(code, str):
                 norm = normalize_code(system, code)
-                if (system, norm) in self.codes:
+                if (system, norm) in codes:
                     return True
-                if any(norm.startswith(p) for p in self.prefixes.get(system, ())):
+                starts = prefixes.get(system)
+                if starts and norm.startswith(starts):
                     return True
         if self.text is None:
             return False
-        texts = [concept.get("text"), *(c.get("display") for c in codings)]
-        return any(self._text_hit(t) for t in texts if isinstance(t, str))
+        text = concept.get("text")
+        if isinstance(text, str) and self._text_hit(text):
+            return True
+        for coding in codings:
+            if isinstance(coding, dict):
+                display = coding.get("display")
+                if isinstance(display, str) and self._text_hit(display):
+                    return True
+        return False
 
     def _text_hit(self, text: str) -> bool:
         # Displays repeat across resources and calls ("Body Height"): remember the verdict.
@@ -112,21 +125,28 @@ class Selector:
 
     def matches(self, raw: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]) -> bool:
         rtype = raw.get("resourceType")
-        if not isinstance(rtype, str) or rtype not in self.by_type:
+        if not isinstance(rtype, str):
             return False
+        if rtype not in self._index:
+            return False  # a type no rule reads
         index = self._index[rtype]
         if index is None:
-            return True
-        concepts = [raw.get(name) for name in CODE_FIELDS.get(rtype, ())]
+            return True  # every resource of this type is wanted
+        for name in CODE_FIELDS.get(rtype, ()):
+            if index.hit(raw.get(name)):
+                return True
         if rtype in MEDICATION_USE_TYPES and raw.get("medicationReference") is not None:
             target = _medication_for(raw, medications)
             if target is None:
                 return True  # unresolved reference: keep it, the engine decides later
-            concepts.append(target.get("code"))
+            if index.hit(target.get("code")):
+                return True
             for ingredient in target.get("ingredient") or ():
-                if isinstance(ingredient, Mapping):
-                    concepts.append(ingredient.get("itemCodeableConcept"))
-        return any(index.hit(concept) for concept in concepts)
+                if isinstance(ingredient, Mapping) and index.hit(
+                    ingredient.get("itemCodeableConcept")
+                ):
+                    return True
+        return False
 
 
 def _medication_for(
