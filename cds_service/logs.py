@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import traceback
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 # Only these ``extra`` keys reach a log line. Anything else (ids, URLs, bodies, tokens) is dropped.
 SAFE_FIELDS = frozenset(
@@ -68,7 +69,7 @@ class SafeJSONFormatter(logging.Formatter):
                 f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} {frame.name}"
                 for frame in traceback.extract_tb(tb)
             ][-8:]
-        return json.dumps(entry, default=str)
+        return orjson.dumps(entry, default=str).decode()
 
 
 def quiet_noisy_loggers() -> None:

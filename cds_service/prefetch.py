@@ -200,15 +200,8 @@ async def resolve(
         result.missing.extend(absent)
         result.incomplete.extend(to_page)
 
+    # The request's log line carries the provided and fetched keys (api/routes.py).
     lost = sorted(set(result.missing) & needs)
-    logger.info(
-        "prefetch resolved",
-        extra={
-            "prefetch_keys_provided": sorted(result.provided),
-            "prefetch_keys_fetched": sorted(result.fetched),
-            "count": len(result.missing),
-        },
-    )
     if lost:
         raise MissingData(lost)
     return result
@@ -244,11 +237,12 @@ async def _fetch_missing(
             fhir_server, bundle, token=token, resource_type=rtype
         )
 
-    async with anyio.create_task_group() as group:
-        if absent:
-            group.start_soon(fetch_absent)
-        for key, bundle in to_page.items():
-            group.start_soon(complete, key, bundle)
+    if absent or to_page:
+        async with anyio.create_task_group() as group:
+            if absent:
+                group.start_soon(fetch_absent)
+            for key, bundle in to_page.items():
+                group.start_soon(complete, key, bundle)
     for key in absent:
         value = fetched.get(key)
         state, resources, _ = interpret(value)

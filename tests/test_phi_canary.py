@@ -99,7 +99,14 @@ async def test_request_log_line_has_the_safe_fields(tmp_path: Path) -> None:
             assert response.status_code == 200
     answered = [line for line in logs.lines if '"http request"' in line and "{service_id}" in line]
     assert len(answered) == 1, "one log line per hook call"
-    for key in ('"hook_instance"', '"service_id"', '"status"', '"duration_ms"', '"card_count"'):
+    for key in (
+        '"hook_instance"',
+        '"service_id"',
+        '"status"',
+        '"duration_ms"',
+        '"card_count"',
+        '"prefetch_keys_provided"',
+    ):
         assert key in answered[0]
     assert all(leaks(line) == [] for line in logs.lines)
 

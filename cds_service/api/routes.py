@@ -175,6 +175,9 @@ async def call_service(service_id: str, request: Request, runtime: RuntimeDep) -
             "hook_instance": cds_request.hookInstance,
             "card_count": len(evaluation.response["cards"]),
         }
+        if evaluation.prefetch is not None:
+            request.state.log_fields["prefetch_keys_provided"] = evaluation.prefetch.provided
+            request.state.log_fields["prefetch_keys_fetched"] = evaluation.prefetch.fetched
         return json_response(evaluation.response)
     except CDSError as error:
         status = error.status
