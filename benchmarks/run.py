@@ -48,6 +48,10 @@ UVICORN_FLAGS = ("--host", "127.0.0.1", "--no-access-log", "--log-level", "warni
 SERVICE_COMMAND = ("cds_service", "serve", "--host", "127.0.0.1", "--workers", "1")
 CEILING_COMMAND = ("uvicorn", CEILING_APP, *UVICORN_FLAGS)
 LARGE = ("wendell-1116", "ebony-5712")
+# The same service with the validated-resource cache off (CDS_VALIDATION_CACHE_SIZE=0): what a
+# chart costs the first time it is seen (every resource validated as R4B on this call).
+UNCACHED = "uncached"
+UNCACHED_BODIES = ("seed", "slice-100")
 CURVE = ("slice-100", "wendell-1116", "slice-1000", "ebony-5712")
 
 
@@ -196,6 +200,8 @@ def measure(
         body_file.write_bytes(body.data)
         rows: dict[str, Row] = {}
         for name, server in servers.items():
+            if name == UNCACHED and body.name not in UNCACHED_BODIES:
+                continue
             row = Row(body, name)
             rows[name] = row
             run.rows.append(row)
@@ -210,9 +216,10 @@ def measure(
                 row.result = _load(url, body, body_file, args.duration, run.tool, tmp)
             row.rss_peak_mb = max(samples) if samples else None
             print(f"  {body.name:>13} {name:>8}: {_short(row)}", flush=True)
-        ceiling, service = rows.get("ceiling"), rows.get("service")
-        if ceiling and service and ceiling.result and service.result:
-            service.ratio = service.result.p50_ms / ceiling.result.p50_ms
+        ceiling = rows.get("ceiling")
+        for name, row in rows.items():
+            if name != "ceiling" and ceiling and ceiling.result and row.result:
+                row.ratio = row.result.p50_ms / ceiling.result.p50_ms
 
 
 def _short(row: Row) -> str:
@@ -403,6 +410,11 @@ This file is generated; rerun the command to refresh it.
   `ebony-5712` are the whole 1,116- and 5,712-entry bundles (types no key asks for, such as Claim
   or Encounter, are left out; the resources column counts what is sent), `slice-100` and
   `slice-1000` the first 100 and 1,000 of those resources from the 5,712-entry bundle.
+- `service` keeps validated FHIR resources in its in-memory cache (`CDS_VALIDATION_CACHE_SIZE`,
+  5 minutes), so repeated calls with the same record skip R4B validation, as when a chart is
+  reopened or order-select fires on each edit. `{UNCACHED}` is the same service with that cache
+  off: every call validates every selected resource, as the first call for a patient does.
+  It is measured on {", ".join(f"`{b}`" for b in UNCACHED_BODIES)}.
 
 ## Results
 
@@ -477,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
         servers: dict[str, Server] = {"ceiling": Server("ceiling", CEILING_COMMAND, env, tmp)}
         if not args.no_service:
             servers["service"] = Server("service", SERVICE_COMMAND, env, tmp)
+            cold_env = {**env, "CDS_VALIDATION_CACHE_SIZE": "0"}
+            servers[UNCACHED] = Server(UNCACHED, SERVICE_COMMAND, cold_env, tmp)
         try:
             for name, server in list(servers.items()):
                 problem = server.wait_ready()
