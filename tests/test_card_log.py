@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 import pytest
 
 from cds_service.api.card_log import CardLog
@@ -108,12 +110,60 @@ async def test_snooze_lookups_are_cached_until_ttl_or_invalidation() -> None:
     assert (await log.silenced("svc", "snoozed", NOW, {}, {}))[0] == {"bone-health"}
     await log.silenced("svc", "snoozed", NOW, {}, {})
     assert store.reads == 1
-    clock[0] = 6
-    await log.silenced("svc", "snoozed", NOW, {}, {})
+    clock[0] = 6  # past the TTL: the cached answer is served and read again in the background
+    assert (await log.silenced("svc", "snoozed", NOW, {}, {}))[0] == {"bone-health"}
+    assert store.reads == 1
+    await log.refresh_stale()
     assert store.reads == 2
+    await log.silenced("svc", "snoozed", NOW, {}, {})
+    await log.refresh_stale()
+    assert store.reads == 2, "fresh again after the background read"
     log.invalidate()
     await log.silenced("svc", "snoozed", NOW, {}, {})
     assert store.reads == 3
+
+
+class SlowStore(FakeStore):
+    """A store whose reads wait until the test lets them finish."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def silenced_topics(
+        self, patient_key: str, now: datetime, snooze_days: Mapping[str, int]
+    ) -> frozenset[str]:
+        self.release.wait(5)
+        return super().silenced_topics(patient_key, now, snooze_days)
+
+
+async def test_concurrent_misses_for_one_patient_share_one_read() -> None:
+    store = SlowStore()
+    log = CardLog(store, Metrics())  # type: ignore[arg-type]
+    answers: list[frozenset[str]] = []
+
+    async def ask() -> None:
+        answers.append((await log.silenced("svc", "snoozed", NOW, {}, {}))[0])
+
+    async with anyio.create_task_group() as group:
+        for _ in range(4):
+            group.start_soon(ask)
+        await anyio.sleep(0.05)
+        store.release.set()
+    assert store.reads == 1
+    assert answers == [frozenset({"bone-health"})] * 4
+
+
+async def test_a_read_begun_before_feedback_is_not_cached() -> None:
+    store = SlowStore()
+    log = CardLog(store, Metrics())  # type: ignore[arg-type]
+    async with anyio.create_task_group() as group:
+        group.start_soon(log.silenced, "svc", "snoozed", NOW, {}, {})
+        await anyio.sleep(0.05)
+        log.invalidate()  # feedback stored while the read was under way
+        store.release.set()
+    await log.silenced("svc", "snoozed", NOW, {}, {})
+    assert store.reads == 2
 
 
 async def test_repeat_check_sees_cards_still_queued() -> None:

@@ -7,7 +7,11 @@ Hook calls must not wait for the database, and a storage outage must not fail th
   read that depends on it (feedback, the order-hook repeat check);
 * snooze lookups (topics and suggestions silenced for a patient) take one thread hop and are
   cached for a few seconds per patient key; feedback received by this process clears the cache.
-  Another replica's feedback is seen within that time.
+  Past that time a cached answer is still served once more while the background task reads it
+  again (stale-while-revalidate), and concurrent misses for one patient share one read: a call
+  that holds a large parsed prefetch never waits on the database just because the cache aged,
+  and a burst of calls does not pile up parsed records behind one slow read. Another
+  replica's feedback is seen within the TTL plus one flush interval.
 """
 
 from __future__ import annotations
@@ -48,6 +52,11 @@ class CardLog:
         self._clock = clock
         self._pending: list[CardIssued] = []
         self._cache: dict[tuple[str, str], tuple[float, Silenced]] = {}
+        self._reading: dict[tuple[str, str], anyio.Event] = {}
+        self._generation = 0  # bumped by invalidate(): a read begun before it is not cached
+        # Stale entries to read again in the background: key -> the lookup's arguments.
+        self._stale: dict[tuple[str, str], tuple[datetime, Mapping[str, int], Mapping[str, int]]]
+        self._stale = {}
         self._flush_lock = anyio.Lock()
 
     # -- issued cards ---------------------------------------------------------------------------
@@ -78,14 +87,23 @@ class CardLog:
                 self._metrics.observe_store_error()
 
     async def run(self) -> None:
-        """Flush every ``flush_interval_s`` until cancelled (the app's lifespan owns this task)."""
+        """Every ``flush_interval_s`` until cancelled (the app's lifespan owns this task): flush
+        issued cards, then read again the snooze entries that were served stale."""
         while True:
             await anyio.sleep(self._interval)
             await self.flush()
+            await self.refresh_stale()
+
+    async def refresh_stale(self) -> None:
+        """Read again every snooze entry served past its TTL since the last refresh."""
+        stale, self._stale = self._stale, {}
+        for (service_id, patient_key), args in stale.items():
+            await self._read(service_id, patient_key, *args)
 
     # -- snooze --------------------------------------------------------------------------------
 
     def invalidate(self) -> None:
+        self._generation += 1
         self._cache.clear()
 
     async def silenced(
@@ -99,9 +117,29 @@ class CardLog:
         """Topics and suggestion keys silenced for this patient; empty when storage is down."""
         cache_key = (service_id, patient_key)
         cached = self._cache.get(cache_key)
-        if cached is not None and cached[0] > self._clock():
+        if cached is not None:
+            if cached[0] <= self._clock():
+                self._stale[cache_key] = (now, snooze_days, intervals)
             return cached[1]
-        store = self.store
+        return await self._read(service_id, patient_key, now, snooze_days, intervals)
+
+    async def _read(
+        self,
+        service_id: str,
+        patient_key: str,
+        now: datetime,
+        snooze_days: Mapping[str, int],
+        intervals: Mapping[str, int],
+    ) -> Silenced:
+        """Read from the store and cache; a read already under way for this key is shared."""
+        cache_key = (service_id, patient_key)
+        under_way = self._reading.get(cache_key)
+        if under_way is not None:
+            await under_way.wait()
+            shared = self._cache.get(cache_key)
+            return shared[1] if shared is not None else (frozenset(), frozenset())
+        done = self._reading[cache_key] = anyio.Event()
+        generation, store = self._generation, self.store
 
         def read() -> Silenced:
             return (
@@ -117,6 +155,11 @@ class CardLog:
             )
             self._metrics.observe_store_error()
             return frozenset(), frozenset()
+        finally:
+            del self._reading[cache_key]
+            done.set()
+        if generation != self._generation:
+            return result  # feedback arrived meanwhile: the next call reads again
         if len(self._cache) >= self._max_cached:
             self._cache.clear()
         self._cache[cache_key] = (self._clock() + self._ttl, result)
