@@ -95,7 +95,8 @@ class _RuleParts:
     """What a rule's cards share, built once per rule: source, override reasons, links,
     and the compiled resource templates of its suggestions' actions."""
 
-    rule: Rule  # kept alive so that its id() is not reused while cached
+    rule: Rule  # both kept alive so that their id()s are not reused while cached
+    service: Service
     source: dict[str, Any]
     override_reasons: list[dict[str, str]]
     links: list[dict[str, str]]
@@ -109,12 +110,13 @@ _PARTS: dict[tuple[int, int], _RuleParts] = {}
 def _parts(rule: Rule, service: Service) -> _RuleParts:
     key = (id(rule), id(service))
     cached = _PARTS.get(key)
-    if cached is not None and cached.rule is rule:
+    if cached is not None and cached.rule is rule and cached.service is service:
         return cached
     definition, sdef = rule.definition, service.definition
     topic = definition.topic
     parts = _RuleParts(
         rule=rule,
+        service=service,
         source=_fill(
             {
                 "label": definition.source.label,

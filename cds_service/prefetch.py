@@ -15,7 +15,6 @@ other missing keys are reported so the response can say what could not be judged
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,8 +25,6 @@ import anyio
 from cds_service.cdshooks import PREFETCH_TOKEN as TOKEN
 from cds_service.cdshooks import USER_TOKENS
 from cds_service.errors import MissingData
-
-logger = logging.getLogger(__name__)
 
 MEDICATION_REFS_KEY = "_medication-references"
 
