@@ -397,8 +397,8 @@ This file is generated; rerun the command to refresh it.
   **ceiling** (`uvicorn {CEILING_APP} {" ".join(UVICORN_FLAGS)}`: a FastAPI POST that only reads
   the body and `orjson`-parses it) run side by side as subprocesses, one uvicorn worker each
   (uvloop and httptools), on free loopback ports.
-- For each body: one POST must answer 200, then {run.tool} loads the ceiling and then the
-  service for {run.duration:g} s each (after a short warm-up), with 8 connections for bodies under
+- For each body: one POST must answer 200, then {run.tool} loads each server in turn, the
+  ceiling first, for {run.duration:g} s each (after a short warm-up), with 8 connections for bodies under
   200 KB and 4 above. Peak RSS is `VmRSS` from `/proc/<pid>/status`, sampled every 100 ms while
   the load runs. "p50 / ceiling" is the service's p50 over the ceiling's on the same body.
 - Bodies: `seed` is `fixtures/{SERVICE_ID}/seed-dermatomyositis/request.json` (full prefetch).
