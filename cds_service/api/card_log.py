@@ -29,6 +29,8 @@ from cds_service.store.base import CardIssued, FeedbackStore
 logger = logging.getLogger(__name__)
 
 Silenced = tuple[frozenset[str], frozenset[str]]
+SnoozeKey = tuple[str, str]  # (service id, patient key)
+Lookup = tuple[datetime, Mapping[str, int], Mapping[str, int]]  # now, snooze days, intervals
 
 
 class CardLog:
@@ -51,12 +53,10 @@ class CardLog:
         self._max_cached = max_cached
         self._clock = clock
         self._pending: list[CardIssued] = []
-        self._cache: dict[tuple[str, str], tuple[float, Silenced]] = {}
-        self._reading: dict[tuple[str, str], anyio.Event] = {}
+        self._cache: dict[SnoozeKey, tuple[float, Silenced]] = {}
+        self._reading: dict[SnoozeKey, anyio.Event] = {}
         self._generation = 0  # bumped by invalidate(): a read begun before it is not cached
-        # Stale entries to read again in the background: key -> the lookup's arguments.
-        self._stale: dict[tuple[str, str], tuple[datetime, Mapping[str, int], Mapping[str, int]]]
-        self._stale = {}
+        self._stale: dict[SnoozeKey, Lookup] = {}  # served past the TTL: read again in background
         self._flush_lock = anyio.Lock()
 
     # -- issued cards ---------------------------------------------------------------------------
@@ -97,8 +97,8 @@ class CardLog:
     async def refresh_stale(self) -> None:
         """Read again every snooze entry served past its TTL since the last refresh."""
         stale, self._stale = self._stale, {}
-        for (service_id, patient_key), args in stale.items():
-            await self._read(service_id, patient_key, *args)
+        for key, lookup in stale.items():
+            await self._read(key, lookup)
 
     # -- snooze --------------------------------------------------------------------------------
 
@@ -121,18 +121,12 @@ class CardLog:
             if cached[0] <= self._clock():
                 self._stale[cache_key] = (now, snooze_days, intervals)
             return cached[1]
-        return await self._read(service_id, patient_key, now, snooze_days, intervals)
+        return await self._read(cache_key, (now, snooze_days, intervals))
 
-    async def _read(
-        self,
-        service_id: str,
-        patient_key: str,
-        now: datetime,
-        snooze_days: Mapping[str, int],
-        intervals: Mapping[str, int],
-    ) -> Silenced:
+    async def _read(self, cache_key: SnoozeKey, lookup: Lookup) -> Silenced:
         """Read from the store and cache; a read already under way for this key is shared."""
-        cache_key = (service_id, patient_key)
+        patient_key = cache_key[1]
+        now, snooze_days, intervals = lookup
         under_way = self._reading.get(cache_key)
         if under_way is not None:
             await under_way.wait()
