@@ -11,8 +11,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cds_service import exposure
 from cds_service import medications as meds
+from cds_service.exposure import timeline
+from cds_service.exposure.records import Context as ExposureContext
 from cds_service.fhir.models import Medication
 from tests.test_exposure_support import (
     ATC,
@@ -187,8 +188,8 @@ def reference_maps(
     resources: Sequence[Any], drafts: Sequence[Any], know: Any = KNOWLEDGE
 ) -> tuple[dict[date, float], dict[date, float], dict[date, frozenset[str]]]:
     """daily, planned_daily and day_sources by the straightforward per-day loops."""
-    ctx = exposure._Context(know, PARAMS, {}, NOW.tzinfo, NOW.date())
-    prepared = exposure._prepare(resources, drafts, ctx)
+    ctx = ExposureContext(know, PARAMS, {}, NOW.tzinfo, NOW.date())
+    prepared = timeline._prepare(resources, drafts, ctx)
     records, today = prepared.records, ctx.today
     window_start = today - timedelta(days=PARAMS.lookback_days - 1)
     horizon = today + timedelta(days=PARAMS.lookback_days)

@@ -1,0 +1,84 @@
+"""Systemic glucocorticoid exposure: a per-day prednisone-equivalent (PEQ) timeline.
+
+Pure and I/O-free: ``summarize_exposure(resources, medications, knowledge, params, now)``
+turns MedicationRequest / MedicationStatement / MedicationAdministration / MedicationDispense
+records (clinical-knowledge.md D1-D7) into :class:`Course` segments and day maps. Codes,
+PEQ factors and thresholds come in through :class:`GlucocorticoidKnowledge` and
+:class:`ExposureParams`; nothing clinical is written here.
+
+Documented policies (design choices, not guideline statements):
+
+* **Days and time zone.** ``today`` is ``now.date()`` in ``now``'s offset; datetimes with an
+  offset are converted to that offset before taking the date. Partial dates ("2024-03") start
+  on the first and end on the last day of the period and mark the course ``undated``.
+* **Dose.** ``doseQuantity`` in a mass unit, or count/volume units times the product strength.
+  ``doseRange`` uses the high value (``dose_range=True``). ``ordered`` beats ``calculated``.
+  Weight/BSA-based doses (mg/kg, mg/m2), unitless doses and a missing PEQ factor give
+  ``daily_peq_mg=None`` (GC present, dose unknown): listed by ``unknown_dose_sources()``,
+  never counted as 0 mg silently in rules that ask for it.
+* **Frequency.** ``repeat.frequency``/``period`` (frequencyMax when given; ``periodMax`` is
+  ignored because the shorter interval is the higher exposure), ``when``/``timeOfDay`` counts,
+  else the HL7 GTSAbbreviation ``timing.code``, else **once daily** (a dose with no timing).
+  ``dayOfWeek`` puts the dose only on the listed weekdays. Schedules sparser than daily
+  (every other day, weekly, monthly) are **averaged per day** over the schedule: 40 mg every
+  other day = 20 mg/day on every day (``Course.alternate_day`` flags the every-other-day case,
+  which ACIP treats differently for live vaccines).
+* **Duration.** Per dosage: ``boundsPeriod`` (own dates), ``boundsDuration``/``boundsRange``
+  (high), ``repeat.count``. Per record: ``dispenseRequest.expectedSupplyDuration`` or
+  ``quantity`` / daily amount, each times ``numberOfRepeatsAllowed + 1``; MedicationStatement
+  ``effective[x]``; MedicationDispense ``daysSupply``; MedicationAdministration ``effective[x]``
+  (the whole dose on the start day unless the period is longer than a day, then spread evenly).
+  Dosages with the same ``sequence`` are concurrent (summed); different sequences are laid end
+  to end from the record's start (tapers). Dosages with no ``sequence`` are consecutive when
+  every one has its own duration (a taper without sequence numbers), else concurrent. A step
+  with no duration in the middle of a taper lasts one day (known gap).
+* **Status.** Ignored: entered-in-error, cancelled, not-taken, not-done, declined, draft
+  (outside ``draft_orders``), ``intent`` proposal/option, ``doNotPerform``. *active*: the past
+  counts, the future part of the planned end is planned exposure; an open end runs to today
+  but never past the last dated evidence of the record's cluster (see dedup) plus
+  ``open_course_cap_days``. *completed/stopped/unknown*: R4 has no ``statusChanged``, so the
+  course ends at its planned end (start + duration), or without one at the record's last dated
+  evidence, and never after today. *on-hold*: days before today only. MedicationStatement
+  *intended* and ``draft_orders``: planned only (today onward); a draft with no start starts
+  today, a draft or intended record with no duration counts for its first day only.
+  MedicationDispense: handed-over supply; its future days are planned exposure.
+* **Missing dates.** Start = the dosage's own ``boundsPeriod.start``, else ``authoredOn``,
+  else ``dispenseRequest.validityPeriod.start``, else ``effective[x]``/``whenHandedOver``, else
+  ``dateAsserted`` or ``meta.lastUpdated`` (these two set ``undated=True``). With no date at
+  all an active/current record counts for today only (``undated=True``); an ended, paused or
+  administered record with no date cannot be placed in time, is left out of the timeline and
+  reported by ``unknown_dose_sources()``.
+* **Dedup (D1, D5).** Records linked by reference form a *cluster*: MedicationStatement
+  ``basedOn``/``derivedFrom``/``partOf``, MedicationAdministration ``request``/``partOf``,
+  MedicationDispense ``authorizingPrescription``, MedicationRequest ``basedOn`` and
+  ``priorPrescription``. A renewal (``priorPrescription``) also ends the replaced order the day
+  before the new one starts (a draft renewal replaces it from tomorrow). Per ingredient and
+  day: within a cluster, administrations add up and the other records are duplicates (max of
+  each kind, then max over kinds); clusters that contain a MedicationRequest add up (5 mg + 1 mg
+  concurrent orders are summed); clusters without one add up within their kind, and the
+  per-kind totals are combined by max with the order total (an unlinked statement, dispense or
+  administration is assumed to document the same exposure as the orders). Ingredients add up.
+* **Route.** Oral, IV, IM, SC and unknown systemic count; non-systemic routes and excluded
+  products go to ``excluded_sources``. An IV day at or above ``iv_pulse_min_daily_peq_mg`` is a
+  pulse; pulses count in full toward the cumulative dose (``cumulative == sum(daily)``).
+* **Windows.** ``daily``: ``[today - lookback_days + 1, today]``. ``planned_daily``: today up to
+  ``today + lookback_days`` from current records and draft orders. Day values are rounded to
+  1e-6 mg so sums do not depend on record order.
+
+Modules, in the order the data flows: ``records`` (one record per resource: status policy,
+drug, dose segments; dates through ``dates``), ``timeline`` (clusters, open ends, renewals and
+the sweep into day maps), ``daymap`` (per-day totals as runs) and ``summary`` (what the engine
+returns and the queries rules ask).
+"""
+
+from cds_service.exposure.summary import Course, ExposureParams, ExposureSummary
+from cds_service.exposure.timeline import summarize_exposure
+from cds_service.medications import GlucocorticoidKnowledge
+
+__all__ = [
+    "Course",
+    "ExposureParams",
+    "ExposureSummary",
+    "GlucocorticoidKnowledge",
+    "summarize_exposure",
+]

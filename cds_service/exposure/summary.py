@@ -1,0 +1,157 @@
+"""What the exposure engine returns: courses, day maps and the queries rules ask."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+from cds_service.exposure.dates import DAY
+from cds_service.exposure.daymap import EPS, ROUND_DIGITS, DayMap, DaySources
+
+
+@dataclass(frozen=True)
+class ExposureParams:
+    """Engine parameters, all from hooks/thresholds.toml."""
+
+    lookback_days: int
+    open_course_cap_days: int  # open active order: ongoing to now, but not past evidence + cap
+    iv_pulse_min_daily_peq_mg: float  # an IV day at or above this is an IV pulse
+
+
+@dataclass(frozen=True)
+class Course:
+    """One dosing segment from one resource (a taper gives several).
+
+    ``daily_peq_mg`` is PEQ mg on each dosing day (every day unless the order lists weekdays;
+    sparser schedules are averaged), None when a systemic GC is present but its dose is not
+    computable. ``start``/``end`` are inclusive local dates.
+    """
+
+    source: str
+    ingredient: str
+    ingredient_name: str
+    start: date
+    end: date
+    daily_peq_mg: float | None
+    route: str
+    planned: bool
+    dose_range: bool
+    undated: bool
+    alternate_day: bool = False
+
+
+@dataclass(frozen=True)
+class ExposureSummary:
+    """The PEQ timeline. All mg are prednisone-equivalent mg; all counts are days."""
+
+    courses: tuple[Course, ...]
+    excluded_sources: tuple[str, ...]
+    daily: Mapping[date, float]  # only days with exposure > 0, within the lookback window
+    planned_daily: Mapping[date, float]  # today onward, from current and draft orders
+    today: date
+    window_start: date = field(default=date.min)
+    pulses: tuple[tuple[date, float, str], ...] = field(default=(), repr=False)
+    unknown: tuple[str, ...] = field(default=(), repr=False)
+    day_sources: Mapping[date, frozenset[str]] = field(default_factory=dict, repr=False)
+
+    def current_daily_peq_mg(self) -> float:
+        """PEQ mg today from actual exposure (drafts excluded)."""
+        return self.daily.get(self.today, 0.0)
+
+    def cumulative_peq_mg(self) -> float:
+        """Total PEQ mg over the lookback window; IV pulses count in full."""
+        if isinstance(self.daily, DayMap):
+            return self.daily.cumulative()
+        return round(math.fsum(self.daily.values()), ROUND_DIGITS)
+
+    def max_daily_peq_mg(self) -> float:
+        if isinstance(self.daily, DayMap):
+            return self.daily.maximum()
+        return max(self.daily.values(), default=0.0)
+
+    def days_at_or_above(self, mg: float) -> int:
+        """Days in the window with PEQ >= ``mg`` (summed, intermittent courses count).
+
+        Raises ValueError if ``mg`` is not positive (days without exposure are not stored).
+        """
+        _check_positive(mg)
+        if isinstance(self.daily, DayMap):
+            return self.daily.days_at_or_above(mg)
+        return sum(1 for v in self.daily.values() if v >= mg - EPS)
+
+    def longest_run_at_or_above(self, mg: float) -> int:
+        """Longest run of consecutive days in the window with PEQ >= ``mg``."""
+        _check_positive(mg)
+        if isinstance(self.daily, DayMap):
+            return self.daily.longest_run_at_or_above(mg)
+        return _longest_run(sorted(d for d, v in self.daily.items() if v >= mg - EPS))
+
+    def current_run_at_or_above(self, mg: float, *, include_planned: bool) -> int:
+        """Consecutive days at or above ``mg`` ending today.
+
+        With ``include_planned`` today is the larger of actual and planned exposure and the
+        run continues into planned days after today. 0 when today is below ``mg``.
+        """
+        _check_positive(mg)
+        today_value = self.daily.get(self.today, 0.0)
+        if include_planned:
+            today_value = max(today_value, self.planned_daily.get(self.today, 0.0))
+        if today_value < mg - EPS:
+            return 0
+        run = 1 + _run_from(self.daily, self.today - DAY, mg, -1)
+        if include_planned:
+            run += _run_from(self.planned_daily, self.today + DAY, mg, 1)
+        return run
+
+    def planned_days_at_or_above(self, mg: float) -> int:
+        """Days from today onward with planned PEQ >= ``mg`` (current and draft orders)."""
+        _check_positive(mg)
+        if isinstance(self.planned_daily, DayMap):
+            return self.planned_daily.days_at_or_above(mg, since=self.today)
+        return sum(1 for d, v in self.planned_daily.items() if d >= self.today and v >= mg - EPS)
+
+    def iv_pulse_days(self) -> tuple[tuple[date, float, str], ...]:
+        """(day, PEQ mg, source) for each IV day at or above the pulse threshold, by day."""
+        return self.pulses
+
+    def sources_for_days_at_or_above(self, mg: float) -> tuple[str, ...]:
+        """References of the records giving exposure on the days at or above ``mg``."""
+        _check_positive(mg)
+        daily, day_sources = self.daily, self.day_sources
+        if isinstance(day_sources, DaySources) and day_sources.days is daily:
+            return day_sources.days.sources_at_or_above(mg)
+        found: set[str] = set()
+        for day, value in daily.items():
+            if value >= mg - EPS:
+                found.update(day_sources.get(day, ()))
+        return tuple(sorted(found))
+
+    def unknown_dose_sources(self) -> tuple[str, ...]:
+        """Systemic GC records whose dose or dates could not be computed."""
+        return self.unknown
+
+
+def _check_positive(mg: float) -> None:
+    if not mg > 0:
+        raise ValueError("threshold must be a positive number of mg")
+
+
+def _longest_run(days: list[date]) -> int:
+    best = run = 0
+    previous: date | None = None
+    for day in days:
+        run = run + 1 if previous is not None and day - previous == DAY else 1
+        best, previous = max(best, run), day
+    return best
+
+
+def _run_from(days: Mapping[date, float], first: date, mg: float, step: int) -> int:
+    """Consecutive days from ``first`` (backwards with ``step=-1``) with a value >= ``mg``."""
+    if isinstance(days, DayMap):
+        return days.run_from(first, mg, step)
+    run, day, delta = 0, first, DAY * step
+    while days.get(day, 0.0) >= mg - EPS:
+        run, day = run + 1, day + delta
+    return run
