@@ -21,11 +21,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cds_service import __version__
 from cds_service.api import feedback
-from cds_service.api.auth import JWTVerifier, load_clients
+from cds_service.api.auth import JWTVerifier
 from cds_service.api.card_log import CardLog
 from cds_service.api.deps import Runtime
 from cds_service.api.http import json_response
 from cds_service.api.routes import router
+from cds_service.api.trusted_clients import load_clients
 from cds_service.catalog import load_catalog
 from cds_service.errors import (
     CDSError,

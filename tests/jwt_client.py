@@ -32,7 +32,7 @@ from typing import Any
 from joserfc import jwt
 from joserfc.jwk import ECKey, Key, KeyParameters, RSAKey
 
-from cds_service.api.auth import TrustedClient
+from cds_service.api.trusted_clients import TrustedClient
 
 EHR_ISSUER = "https://ehr.test.example/fhir"
 

@@ -18,14 +18,12 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import import_key
 
-from cds_service.api.auth import (
+from cds_service.api.auth import JWTVerifier, VerifiedClient, audience_for
+from cds_service.api.replay import MemoryReplayCache
+from cds_service.api.trusted_clients import (
     SANDBOX_ISSUER,
     ClientsFileError,
-    JWTVerifier,
-    MemoryReplayCache,
     TrustedClient,
-    VerifiedClient,
-    audience_for,
     load_clients,
 )
 from cds_service.errors import Unauthorized, operation_outcome

@@ -2,12 +2,8 @@
 
 Implements CDS Hooks 2.0 "Trusting CDS Clients" (https://cds-hooks.hl7.org/2.0/#trusting-cds-clients)
 with joserfc for every cryptographic step. Only issuers listed in the clients file
-(``CDS_CLIENTS_FILE``, see :func:`load_clients`) are trusted, and for each one only its own
+(``CDS_CLIENTS_FILE``, see :mod:`cds_service.api.trusted_clients`) are trusted, and for each one only its own
 ``jwks_url`` may appear as ``jku``: any other ``jku`` is refused before anything is fetched.
-
-**The CDS Hooks Sandbox issuer (``https://sandbox.cds-hooks.org``) is never trusted by default.**
-Its signing key is committed to the public sandbox repository, so anyone can mint "sandbox"
-tokens. List it in a clients file only for development and testing, never in production.
 
 Every failure raises the same :class:`~cds_service.errors.Unauthorized` (one generic detail, so a
 caller learns nothing about which check failed); the specific reason is logged as a constant
@@ -16,37 +12,33 @@ string in ``extra["reason"]``. Tokens are never logged, stored or put in an exce
 
 from __future__ import annotations
 
-import heapq
 import json
 import logging
 import math
 import re
 import time
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import httpx
 from joserfc import jws
 from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, Key, RSAKey, import_key
+from joserfc.jwk import Key
 
+from cds_service.api.replay import MemoryReplayCache, ReplayCache
+from cds_service.api.trusted_clients import (
+    SUPPORTED_ALGORITHMS,
+    TrustedClient,
+    import_public_key,
+    public_keys,
+)
 from cds_service.errors import Unauthorized
 
 logger = logging.getLogger(__name__)
 
-SANDBOX_ISSUER = "https://sandbox.cds-hooks.org"
-
-# Asymmetric JWS algorithms a clients file may list. "none" and HS* are never accepted (spec,
-# "JWT Signing Algorithm"); EdDSA is left out because joserfc flags it deprecated (RFC 9864).
-SUPPORTED_ALGORITHMS = frozenset(
-    {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
-)
-DEFAULT_ALGORITHMS = ("ES384", "RS384")  # the spec's RECOMMENDED pair
 
 # Sandbox tokens live 5 min, Epic's 15 min. A longer lifetime would make the replay cache hold
 # entries for that long, so such tokens are refused rather than remembered indefinitely.
@@ -56,29 +48,7 @@ MAX_JWKS_BYTES = 256 * 1024
 JWKS_TIMEOUT_S = 2.0
 
 _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)")
-_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-class ClientsFileError(ValueError):
-    """The clients file is unreadable or invalid; the message names the entry, never a secret."""
-
-
-@dataclass(frozen=True)
-class TrustedClient:
-    """One EHR allowed to call the service.
-
-    ``jwks_url`` is the only ``jku`` accepted for ``iss`` and where its keys are fetched; ``jwks``
-    pins keys inline (tried first). ``tenants`` empty means any tenant. ``audience`` lists extra
-    accepted ``aud`` values besides the URL called (Epic's ``aud`` is configured by hand).
-    """
-
-    iss: str
-    jwks_url: str | None
-    jwks: dict[str, Any] | None
-    algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
-    tenants: tuple[str, ...] = ()
-    audience: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,58 +59,6 @@ class VerifiedClient:
     sub: str | None
     tenant: str | None
     jti: str
-
-
-class ReplayCache(Protocol):
-    """Remembers ``(iss, jti)`` pairs until the token expires."""
-
-    def seen(self, iss: str, jti: str, exp: int) -> bool:
-        """True if the pair was already seen; otherwise record it until ``exp`` and return False."""
-        ...
-
-
-class MemoryReplayCache:
-    """In-process replay cache, bounded to ``max_entries``; entries expire at ``exp + leeway_s``.
-
-    When full of unexpired entries it fails closed (reports every new token as seen) rather than
-    forgetting tokens that could then be replayed. One process only: with several workers, plug
-    in a shared implementation of :class:`ReplayCache`.
-    """
-
-    def __init__(
-        self,
-        *,
-        max_entries: int = 100_000,
-        leeway_s: int = 60,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._max_entries = max_entries
-        self._leeway_s = leeway_s
-        self._clock = clock
-        self._until: dict[tuple[str, str], float] = {}
-        self._heap: list[tuple[float, str, str]] = []
-
-    def __len__(self) -> int:
-        self._purge(self._clock())
-        return len(self._until)
-
-    def seen(self, iss: str, jti: str, exp: int) -> bool:
-        self._purge(self._clock())
-        if (iss, jti) in self._until:
-            return True
-        if len(self._until) >= self._max_entries:
-            logger.warning("replay cache full", extra={"iss": iss, "count": len(self._until)})
-            return True
-        until = float(exp + self._leeway_s)
-        self._until[(iss, jti)] = until
-        heapq.heappush(self._heap, (until, iss, jti))
-        return False
-
-    def _purge(self, now: float) -> None:
-        while self._heap and self._heap[0][0] < now:
-            until, iss, jti = heapq.heappop(self._heap)
-            if self._until.get((iss, jti)) == until:
-                del self._until[(iss, jti)]
 
 
 def audience_for(public_url: str | None, request_url: str) -> str:
@@ -175,138 +93,6 @@ def _normalise_url(url: str) -> str:
     netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
     path = re.sub("/{2,}", "/", parts.path).rstrip("/")
     return urlunsplit((scheme, netloc, path, parts.query, ""))
-
-
-# ---------------------------------------------------------------- clients file
-
-
-def _is_allowed_jwks_url(url: str) -> bool:
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return True
-    # Plain http only on loopback, for tests and local development.
-    return parts.scheme == "http" and parts.hostname in {"127.0.0.1", "localhost", "::1"}
-
-
-def _string_tuple(value: object, where: str, *, allow_str: bool = False) -> tuple[str, ...]:
-    if allow_str and isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ClientsFileError(f"{where}: expected a list of non-empty strings")
-    return tuple(value)
-
-
-def _public_keys(jwks: object, where: str) -> dict[str, Key]:
-    """Import a JWK Set's public signing keys by ``kid``; raise on anything unusable."""
-    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
-        raise ClientsFileError(f'{where}: expected {{"keys": [...]}} with at least one key')
-    keys: dict[str, Key] = {}
-    for index, entry in enumerate(jwks["keys"]):
-        at = f"{where}.keys[{index}]"
-        if not isinstance(entry, dict):
-            raise ClientsFileError(f"{at}: expected an object")
-        if _PRIVATE_MEMBERS & entry.keys():
-            raise ClientsFileError(
-                f"{at}: holds private or symmetric key material; list public keys"
-            )
-        key = _import_public_key(entry)
-        if key is None:
-            raise ClientsFileError(f"{at}: not an EC or RSA signing key with a kid")
-        if key.kid in keys:
-            raise ClientsFileError(f"{at}: duplicate kid")
-        keys[str(key.kid)] = key
-    return keys
-
-
-def _import_public_key(entry: dict[str, Any]) -> Key | None:
-    """Import one public EC or RSA signing JWK with a string ``kid``, or None."""
-    if entry.get("kty") not in {"EC", "RSA"} or entry.get("use", "sig") != "sig":
-        return None
-    kid = entry.get("kid")
-    if not isinstance(kid, str) or not kid:
-        return None
-    public = {k: v for k, v in entry.items() if k not in _PRIVATE_MEMBERS}
-    try:
-        key = import_key(public)
-    except (JoseError, ValueError, TypeError, KeyError):
-        return None
-    return key if isinstance(key, ECKey | RSAKey) else None
-
-
-def _parse_client(raw: object, where: str) -> TrustedClient:
-    if not isinstance(raw, dict):
-        raise ClientsFileError(f"{where}: expected an object")
-    iss = raw.get("iss")
-    if not isinstance(iss, str) or not iss:
-        raise ClientsFileError(f"{where}.iss: required non-empty string")
-    jwks_url = raw.get("jwks_url")
-    if jwks_url is not None and (
-        not isinstance(jwks_url, str) or not _is_allowed_jwks_url(jwks_url)
-    ):
-        raise ClientsFileError(f"{where}.jwks_url: must be an https URL (http only on loopback)")
-    jwks = raw.get("jwks")
-    if jwks is None and jwks_url is None:
-        raise ClientsFileError(f"{where}: needs jwks_url or jwks")
-    if jwks is not None:
-        _public_keys(jwks, f"{where}.jwks")
-    algorithms = _string_tuple(
-        raw.get("algorithms", list(DEFAULT_ALGORITHMS)), f"{where}.algorithms"
-    )
-    for alg in algorithms:
-        if alg.lower() == "none" or alg.upper().startswith("HS"):
-            raise ClientsFileError(f"{where}.algorithms: {alg} is refused (none or symmetric)")
-        if alg not in SUPPORTED_ALGORITHMS:
-            raise ClientsFileError(f"{where}.algorithms: {alg} is not supported")
-    if not algorithms:
-        raise ClientsFileError(f"{where}.algorithms: empty")
-    return TrustedClient(
-        iss=iss,
-        jwks_url=jwks_url,
-        jwks=jwks,
-        algorithms=algorithms,
-        tenants=_string_tuple(raw.get("tenants", []), f"{where}.tenants"),
-        audience=_string_tuple(raw.get("audience", []), f"{where}.audience", allow_str=True),
-    )
-
-
-def load_clients(path: Path) -> tuple[TrustedClient, ...]:
-    """Read the trusted-client registry from a ``.json`` or ``.toml`` file.
-
-    Shape: ``{"clients": [{"iss", "jwks_url" and/or "jwks", "algorithms"?, "tenants"?,
-    "audience"?}]}``; other keys are ignored. Raises :class:`ClientsFileError` (a ValueError)
-    naming the offending entry, never echoing key material.
-    """
-    suffix = path.suffix.lower()
-    if suffix not in {".json", ".toml"}:
-        raise ClientsFileError(f"clients file {path.name}: expected a .json or .toml file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ClientsFileError(f"clients file {path.name}: cannot be read") from error
-    try:
-        data: object = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError):
-        # from None: the decoder's message can quote the file's content.
-        raise ClientsFileError(
-            f"clients file {path.name}: not valid {suffix[1:].upper()}"
-        ) from None
-    if (
-        not isinstance(data, dict)
-        or not isinstance(data.get("clients"), list)
-        or not data["clients"]
-    ):
-        raise ClientsFileError(f'clients file {path.name}: expected a non-empty "clients" list')
-    clients = tuple(_parse_client(raw, f"clients[{i}]") for i, raw in enumerate(data["clients"]))
-    issuers = [client.iss for client in clients]
-    if len(set(issuers)) != len(issuers):
-        raise ClientsFileError(f"clients file {path.name}: an iss is listed twice")
-    for client in clients:
-        if client.iss.rstrip("/") == SANDBOX_ISSUER:
-            logger.warning("sandbox issuer trusted: its key is public", extra={"iss": client.iss})
-    return clients
-
-
-# ---------------------------------------------------------------- verification
 
 
 class _Rejected(Exception):
@@ -371,7 +157,7 @@ class JWTVerifier:
         if len(self._clients) != len(clients):
             raise ValueError("an iss is listed twice")
         self._inline = {
-            client.iss: _public_keys(client.jwks, client.iss) if client.jwks is not None else {}
+            client.iss: public_keys(client.jwks, client.iss) if client.jwks is not None else {}
             for client in clients
         }
         self._http = http
@@ -559,7 +345,7 @@ class JWTVerifier:
         keys: dict[str, Key] = {}
         for entry in entries:
             # Keys we cannot use (enc, oct, OKP, no kid) are skipped, not fatal: a JWKS may mix.
-            key = _import_public_key(entry) if isinstance(entry, dict) else None
+            key = import_public_key(entry) if isinstance(entry, dict) else None
             if key is not None and key.kid not in keys:
                 keys[str(key.kid)] = key
         logger.info("jwks fetched", extra={"iss": iss, "count": len(keys)})
