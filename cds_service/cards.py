@@ -95,8 +95,6 @@ class _RuleParts:
     """What a rule's cards share, built once per rule: source, override reasons, links,
     and the compiled resource templates of its suggestions' actions."""
 
-    rule: Rule  # both kept alive so that their id()s are not reused while cached
-    service: Service
     source: dict[str, Any]
     override_reasons: list[dict[str, str]]
     links: list[dict[str, str]]
@@ -104,19 +102,14 @@ class _RuleParts:
     resources: dict[tuple[str, int], Filler]
 
 
-_PARTS: dict[tuple[int, int], _RuleParts] = {}
-
-
 def _parts(rule: Rule, service: Service) -> _RuleParts:
-    key = (id(rule), id(service))
-    cached = _PARTS.get(key)
-    if cached is not None and cached.rule is rule and cached.service is service:
-        return cached
+    return service.derived(("card-parts", rule.definition.id), lambda: _build_parts(rule, service))
+
+
+def _build_parts(rule: Rule, service: Service) -> _RuleParts:
     definition, sdef = rule.definition, service.definition
     topic = definition.topic
-    parts = _RuleParts(
-        rule=rule,
-        service=service,
+    return _RuleParts(
         source=_fill(
             {
                 "label": definition.source.label,
@@ -144,10 +137,6 @@ def _parts(rule: Rule, service: Service) -> _RuleParts:
             if action.resource
         },
     )
-    if len(_PARTS) > 1_000:  # catalogs are built once per process; tests build many
-        _PARTS.clear()
-    _PARTS[key] = parts
-    return parts
 
 
 def new_uuid() -> str:

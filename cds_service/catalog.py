@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import string
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -109,6 +109,9 @@ class Rule:
     kind: RuleKind
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
 class Service:
     """One service id with its validated rules and resolved value sets."""
@@ -117,6 +120,17 @@ class Service:
     rules: tuple[Rule, ...]
     valuesets: Mapping[str, ValueSet]  # role -> value set
     selector: Selector
+    _derived: dict[Hashable, Any] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
+
+    def derived(self, key: Hashable, build: Callable[[], T]) -> T:
+        """A value built from this loaded service once and kept with it (the engine's drug
+        knowledge, the parts every card of a rule shares): freed with the service."""
+        if key not in self._derived:
+            self._derived[key] = build()
+        value: T = self._derived[key]
+        return value
 
     @property
     def id(self) -> str:

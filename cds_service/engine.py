@@ -44,20 +44,14 @@ class Evaluation:
     repeated_topics: list[str] = field(default_factory=list)
 
 
-_knowledge: dict[tuple[int, int], tuple[Service, Catalog, GlucocorticoidKnowledge]] = {}
-
-
 def glucocorticoid_knowledge(service: Service, catalog: Catalog) -> GlucocorticoidKnowledge:
     """The drug knowledge the exposure engine needs, from the service's value-set roles
     (built once per loaded service and catalog)."""
-    key = (id(service), id(catalog))
-    hit = _knowledge.get(key)
-    if hit is not None and hit[0] is service and hit[1] is catalog:
-        return hit[2]
-    if len(_knowledge) > 100:  # one per process in service; tests load many catalogs
-        _knowledge.clear()
-    knowledge = _build_knowledge(service, catalog)
-    _knowledge[key] = (service, catalog, knowledge)
+    thresholds, knowledge = service.derived(
+        "gc-knowledge", lambda: (catalog.thresholds, _build_knowledge(service, catalog))
+    )
+    if thresholds is not catalog.thresholds:  # a service evaluated with another catalog
+        return _build_knowledge(service, catalog)
     return knowledge
 
 

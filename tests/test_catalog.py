@@ -164,3 +164,21 @@ def test_every_prefetch_template_uses_only_2_0_tokens_and_r4_syntax() -> None:
                 key,
                 template,
             )
+
+
+def test_values_derived_from_a_service_are_built_once_and_kept_per_service() -> None:
+    first, second = load_catalog(REPO / "hooks"), load_catalog(REPO / "hooks")
+    builds: list[str] = []
+
+    def build(name: str) -> Callable[[], str]:
+        def make() -> str:
+            builds.append(name)
+            return name
+
+        return make
+
+    service = first.services[0]
+    assert service.derived("k", build("a")) == "a"
+    assert service.derived("k", build("b")) == "a"
+    assert second.services[0].derived("k", build("c")) == "c", "another load builds its own"
+    assert builds == ["a", "c"]
