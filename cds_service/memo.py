@@ -1,0 +1,63 @@
+"""The engine's one cache mechanism: a bounded memo keyed by content, owned by what it serves.
+
+Every memo in the engine is an instance of :class:`Memo`, held by the long-lived object whose
+content it derives from (a loaded :class:`~cds_service.valuesets.ValueSet`, a service's drug
+knowledge or role map, the raw selector of a service). So a memo is freed with its owner, a
+reloaded catalog starts with empty memos, and no key ever needs an ``id()``.
+
+Rules every memo follows:
+- the key is the *content* the value is computed from (codes, texts, concept keys), never an
+  object identity;
+- the value is a pure function of the key and the owner's immutable content, so the memo never
+  needs invalidating while its owner lives;
+- it holds at most ``max_entries`` items; when full it is cleared (the working set of codes in
+  real records is small, so a clear is rare and cheaper than LRU bookkeeping on every hit);
+- an unhashable key (odd JSON in a record) is computed without the memo.
+
+Per-request values live on the request's own objects, not here. The validated-resource cache
+(``record.ValidationCache``) is the one cache with a time limit: it holds request data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Memo(Generic[K, V]):
+    """A bounded memo: ``memo.get(key, compute)`` returns ``compute()`` once per key."""
+
+    __slots__ = ("_items", "max_entries", "name")
+
+    def __init__(self, name: str, max_entries: int) -> None:
+        if max_entries < 1:
+            raise ValueError("a memo holds at least one entry")
+        self.name = name
+        self.max_entries = max_entries
+        self._items: dict[K, V] = {}
+
+    def get(self, key: K, compute: Callable[[], V]) -> V:
+        items = self._items
+        try:
+            return items[key]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable content: answer without remembering
+            return compute()
+        value = compute()
+        if len(items) >= self.max_entries:
+            items.clear()
+        items[key] = value
+        return value
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __repr__(self) -> str:
+        return f"Memo({self.name!r}, {len(self._items)}/{self.max_entries})"
