@@ -50,11 +50,12 @@ def _fail(message: str) -> int:
 
 def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     """Run one hook call offline (no FHIR fetches) and print the CDS Hooks response."""
-    from cds_service.api.orders import draft_orders_for
     from cds_service.catalog import load_catalog
     from cds_service.cdshooks import CDSRequest
-    from cds_service.engine import evaluate
+    from cds_service.decide import DecideOptions
+    from cds_service.engine import Engine, HookCall
     from cds_service.errors import CDSError
+    from cds_service.topics import KINDS
 
     path = Path(args.request)
     try:
@@ -68,7 +69,7 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     except ValidationError as exc:
         fields = sorted({".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()})
         return _fail("not a CDS Hooks request; invalid or missing fields: " + ", ".join(fields))
-    catalog = load_catalog(settings.hooks_dir)
+    catalog = load_catalog(settings.hooks_dir, KINDS)
     if args.service:
         service = catalog.find(args.service)
         if service is None:
@@ -83,19 +84,8 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if now.tzinfo is None:
         return _fail("--now needs a UTC offset, e.g. 2026-11-24T10:00:00+00:00")
     try:
-        drafts, _ = draft_orders_for(request)
-        evaluation = asyncio.run(
-            evaluate(
-                request,
-                service,
-                catalog,
-                now=now,
-                fetcher=None,
-                lookback_days=settings.lookback_days,
-                draft_orders=drafts,
-                strict=True,
-            )
-        )
+        engine = Engine(decide=DecideOptions(lookback_days=settings.lookback_days, strict=True))
+        evaluation = asyncio.run(engine.evaluate(HookCall.of(request, service, now)))
     except CDSError as error:
         return _fail(f"{error.status} {error.code}: {error.detail}")
     print(json.dumps(evaluation.response, indent=2))  # noqa: T201 - CLI output

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cds_service.catalog import Rule, Service
-from cds_service.rules import Finding
+from cds_service.rule_kind import Finding
 
 EXTENSION_PREFIX = "org.example.glucocorticoid-cds"
 SUMMARY_MAX = 140

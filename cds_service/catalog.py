@@ -19,14 +19,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from cds_service.cdshooks import PREFETCH_TOKEN as TOKEN
 from cds_service.cdshooks import USER_TOKENS
 from cds_service.errors import ContentError
-from cds_service.kinds import KINDS
+from cds_service.exposure import GlucocorticoidKnowledge
+from cds_service.facts import RoleMap
+from cds_service.hook_table import HOOKS
 from cds_service.record import Selector
-from cds_service.rules import RuleKind
+from cds_service.rule_kind import RuleKind
 from cds_service.thresholds import Thresholds, load_thresholds
 from cds_service.valuesets import ValueSet, ValueSetLibrary, load_valuesets
 
 SUMMARY_MAX = 140  # CDS Hooks 2.0: summary SHALL be fewer than 140 characters
-SUPPORTED_HOOKS = frozenset({"patient-view", "order-select", "order-sign"})
+SUPPORTED_HOOKS = frozenset(HOOKS)
 SUGGESTION_FIELDS = frozenset({"patient_reference", "patient_id", "today", "encounter_reference"})
 
 
@@ -120,13 +122,14 @@ class Service:
     rules: tuple[Rule, ...]
     valuesets: Mapping[str, ValueSet]  # role -> value set
     selector: Selector
+    thresholds: Thresholds
     _derived: dict[Hashable, Any] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
 
     def derived(self, key: Hashable, build: Callable[[], T]) -> T:
-        """A value built from this loaded service once and kept with it (the engine's drug
-        knowledge, the parts every card of a rule shares): freed with the service."""
+        """A value built from this loaded service once and kept with it (the parts every card
+        of a rule shares, keyed by rule id, so bounded by the rules): freed with the service."""
         if key not in self._derived:
             self._derived[key] = build()
         value: T = self._derived[key]
@@ -145,12 +148,30 @@ class Service:
         )
 
     @cached_property
-    def roles_by_type(self) -> dict[str, tuple[tuple[str, ValueSet], ...]]:
+    def role_map(self) -> RoleMap:
         """Resource type -> the (role, value set) pairs its resources are matched against."""
-        return {
-            rtype: tuple((role, self.valuesets[role]) for role in roles)
-            for rtype, roles in self.definition.selection.items()
-        }
+        return RoleMap(
+            {
+                rtype: tuple((role, self.valuesets[role]) for role in roles)
+                for rtype, roles in self.definition.selection.items()
+            }
+        )
+
+    @cached_property
+    def glucocorticoid_knowledge(self) -> GlucocorticoidKnowledge:
+        """The drug knowledge the exposure engine needs, from the value-set roles and the
+        prednisone-equivalent factors (built once per loaded service, owner of its memos)."""
+        vs = self.valuesets
+        return GlucocorticoidKnowledge(
+            ingredients=vs["gc_ingredients"],
+            products=vs["gc_products"],
+            excluded=vs["gc_excluded"],
+            nonsystemic_routes=vs["nonsystemic_routes"],
+            intravenous_routes=vs["intravenous_routes"],
+            peq_factor={
+                k: v.value for k, v in self.thresholds.section("prednisone_equivalents").items()
+            },
+        )
 
     @cached_property
     def snooze_days(self) -> dict[str, int]:
@@ -237,7 +258,11 @@ def _check_prefetch(service: ServiceDef, where: str) -> None:
 
 
 def build_service(
-    data: Mapping[str, Any], where: str, valuesets: ValueSetLibrary, thresholds: Thresholds
+    data: Mapping[str, Any],
+    where: str,
+    valuesets: ValueSetLibrary,
+    thresholds: Thresholds,
+    kinds: Mapping[str, RuleKind],
 ) -> Service:
     try:
         definition = ServiceDef.model_validate(data)
@@ -256,7 +281,7 @@ def build_service(
         if rule_def.id in seen:
             raise ContentError(f"{rwhere}: duplicate rule id")
         seen.add(rule_def.id)
-        kind = KINDS.get(rule_def.kind)
+        kind = kinds.get(rule_def.kind)
         if kind is None:
             raise ContentError(f"{rwhere}: unknown rule kind {rule_def.kind!r}")
         for hook in rule_def.hooks:
@@ -278,11 +303,12 @@ def build_service(
             if role not in resolved:
                 raise ContentError(f"{where}: selection uses unknown role {role!r}")
         by_type[rtype] = [resolved[role] for role in roles]
-    return Service(definition, tuple(rules), resolved, Selector(by_type))
+    return Service(definition, tuple(rules), resolved, Selector(by_type), thresholds)
 
 
-def load_catalog(hooks_dir: Path) -> Catalog:
-    """Load hooks/: valuesets/, thresholds.toml and every ``<service-id>/service.toml``."""
+def load_catalog(hooks_dir: Path, kinds: Mapping[str, RuleKind]) -> Catalog:
+    """Load hooks/: valuesets/, thresholds.toml and every ``<service-id>/service.toml``, with
+    each rule's ``kind`` looked up in ``kinds`` (the registry in cds_service.topics)."""
     valuesets = load_valuesets(hooks_dir / "valuesets")
     thresholds = load_thresholds(hooks_dir / "thresholds.toml")
     services = []
@@ -291,7 +317,8 @@ def load_catalog(hooks_dir: Path) -> Catalog:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ContentError(f"{path.parent.name}/service.toml: not readable TOML") from exc
-        service = build_service(data, f"{path.parent.name}/service.toml", valuesets, thresholds)
+        where = f"{path.parent.name}/service.toml"
+        service = build_service(data, where, valuesets, thresholds, kinds)
         if service.id != path.parent.name:
             raise ContentError(f"{path.parent.name}: service id must equal the folder name")
         services.append(service)

@@ -1,4 +1,5 @@
-"""Patient facts the rules read: value-set hits over the record, plus glucocorticoid exposure.
+"""Patient facts the rules read: value-set hits over the record and the draft orders, plus
+glucocorticoid exposure.
 
 Pure: no I/O, ``now`` passed in. Each hit keeps the relative reference of the resource that
 produced it, so every card can say which resources triggered it.
@@ -6,19 +7,31 @@ produced it, so every card can say which resources triggered it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
+from cds_service.drafts import DraftEntry, DraftOrders
 from cds_service.exposure import ExposureSummary
 from cds_service.fhir.extract import age_on, all_codings, codings, reference_of, to_date
 from cds_service.fhir.models import (
+    AllergyIntolerance,
+    Condition,
+    DiagnosticReport,
     FHIRResourceModel,
+    Immunization,
     Medication,
+    MedicationAdministration,
+    MedicationDispense,
     MedicationRequest,
+    MedicationStatement,
+    Observation,
+    Procedure,
+    ServiceRequest,
 )
-from cds_service.record import MEDICATION_USE_TYPES, PatientRecord
+from cds_service.memo import Memo
+from cds_service.record import PatientRecord
 from cds_service.valuesets import Coding, Match, ValueSet
 
 INACTIVE_CONDITION = frozenset({"inactive", "resolved", "remission"})
@@ -49,8 +62,9 @@ class ClinicalFacts:
     age: int | None
     exposure: ExposureSummary
     hits: dict[str, list[Hit]] = field(default_factory=dict)
-    # Derived values several rules share (e.g. the glucocorticoid status), computed once per call.
-    derived: dict[str, Any] = field(default_factory=dict)
+    # Order hooks: the draft orders the hook advises on, and what each draft says it is.
+    focus: frozenset[str] = frozenset()
+    draft_names: Mapping[str, str] = field(default_factory=dict)
 
     def of(self, role: str, *, active_only: bool = False) -> list[Hit]:
         found = self.hits.get(role, [])
@@ -68,7 +82,38 @@ class ClinicalFacts:
         return [h for h in self.of(role) if h.day is not None and h.day >= since]
 
 
-def _first_date(*values: Any) -> date | None:
+RoleSets = tuple[tuple[str, ValueSet], ...]
+ROLE_MEMO_SIZE = 50_000
+
+
+class RoleMap:
+    """Resource type -> the (role, value set) pairs its resources are matched against, with a
+    memo of which roles a concept matches (owned by the loaded service: the same codes recur
+    across resources and calls, and one lookup here replaces one per role)."""
+
+    def __init__(self, by_type: Mapping[str, RoleSets]) -> None:
+        self.by_type = dict(by_type)
+        self._memo: Memo[tuple[str, tuple[Coding, ...], str | None], tuple[tuple[str, Match], ...]]
+        self._memo = Memo("role-matches", ROLE_MEMO_SIZE)
+
+    def roles(self, resource_type: str) -> RoleSets:
+        return self.by_type.get(resource_type, ())
+
+    def matches(
+        self, resource_type: str, found: Sequence[Coding], text: str | None
+    ) -> tuple[tuple[str, Match], ...]:
+        """Every role of ``resource_type`` whose value set matches the concept."""
+        key = (resource_type, tuple(found), text)
+        roles = self.roles(resource_type)
+        return self._memo.get(
+            key,
+            lambda: tuple(
+                (role, match) for role, vs in roles if (match := vs.match(key[1], text)) is not None
+            ),
+        )
+
+
+def _first_date(*values: object) -> date | None:
     for value in values:
         day = to_date(value)
         if day is not None:
@@ -76,31 +121,61 @@ def _first_date(*values: Any) -> date | None:
     return None
 
 
-def _period_start(period: Any) -> Any:
+def _period_start(period: Any) -> object:  # an R4B Period (or None)
     return getattr(period, "start", None) if period is not None else None
 
 
-def _condition(resource: Any) -> tuple[bool, bool, date | None]:
-    """(usable, active, day) for a Condition."""
-    verification, _ = codings(resource.verificationStatus)
+class Reading(NamedTuple):
+    """What the facts step needs of one resource, whatever its type."""
+
+    usable: bool  # not refuted, entered in error, cancelled, not done...
+    active: bool
+    day: date | None
+    concepts: list[object]  # R4B CodeableConcepts matched against the type's roles
+
+
+NOT_USABLE = Reading(False, False, None, [])
+
+
+@dataclass(frozen=True)
+class ReadContext:
+    today: date
+    recent_medication_days: float
+    medications: Mapping[str, Medication]
+
+
+def _condition(r: Condition, _: ReadContext) -> Reading:
+    verification, _text = codings(r.verificationStatus)
     if any(c.code in EXCLUDED_VERIFICATION for c in verification):
-        return False, False, None
-    clinical, _ = codings(resource.clinicalStatus)
+        return NOT_USABLE
+    clinical, _text = codings(r.clinicalStatus)
     active = not any(c.code in INACTIVE_CONDITION for c in clinical)
-    day = _first_date(
-        resource.onsetDateTime, _period_start(resource.onsetPeriod), resource.recordedDate
-    )
-    return True, active, day
+    day = _first_date(r.onsetDateTime, _period_start(r.onsetPeriod), r.recordedDate)
+    return Reading(True, active, day, [r.code])
 
 
-def _medication_concepts(resource: Any, medications: Mapping[str, Medication]) -> list[Any]:
-    concepts: list[Any] = [resource.medicationCodeableConcept]
-    ref = resource.medicationReference
+def _allergy(r: AllergyIntolerance, _: ReadContext) -> Reading:
+    verification, _text = codings(r.verificationStatus)
+    clinical, _text = codings(r.clinicalStatus)
+    usable = not any(c.code in EXCLUDED_VERIFICATION for c in verification)
+    active = not any(c.code in INACTIVE_CONDITION for c in clinical)
+    day = _first_date(r.recordedDate, r.onsetDateTime)
+    return Reading(usable, active, day, [r.code, *(rx.substance for rx in (r.reaction or ()))])
+
+
+MedicationUse = (
+    MedicationRequest | MedicationStatement | MedicationAdministration | MedicationDispense
+)
+
+
+def _medication_concepts(r: MedicationUse, medications: Mapping[str, Medication]) -> list[object]:
+    concepts: list[object] = [r.medicationCodeableConcept]
+    ref = r.medicationReference
     target = getattr(ref, "reference", None) if ref is not None else None
-    medication: Any = None
+    medication: Any = None  # a Medication, contained or from the record
     if isinstance(target, str) and target.startswith("#"):
         medication = next(
-            (c for c in (resource.contained or ()) if getattr(c, "id", None) == target[1:]), None
+            (c for c in (r.contained or ()) if getattr(c, "id", None) == target[1:]), None
         )
     elif isinstance(target, str):
         parts = target.split("/")
@@ -114,173 +189,166 @@ def _medication_concepts(resource: Any, medications: Mapping[str, Medication]) -
     return concepts
 
 
-def _medication_use(
-    resource: Any, today: date, recent_days: float
-) -> tuple[bool, bool, date | None]:
-    """(usable, active, day) for a medication-use resource."""
-    status = getattr(resource, "status", None)
-    if status in EXCLUDED_STATUS:
-        return False, False, None
-    rtype = resource.get_resource_type()
-    if rtype == "MedicationRequest":
-        day = _first_date(resource.authoredOn)
-        return True, status in ACTIVE_MEDICATION_STATUS, day
-    if rtype == "MedicationStatement":
-        day = _first_date(
-            resource.effectiveDateTime,
-            _period_start(resource.effectivePeriod),
-            resource.dateAsserted,
-        )
-        end = (
-            to_date(getattr(resource.effectivePeriod, "end", None))
-            if resource.effectivePeriod
-            else None
-        )
-        active = status in ACTIVE_MEDICATION_STATUS and (end is None or end >= today)
-        return True, active, day
-    if rtype == "MedicationAdministration":
-        day = _first_date(resource.effectiveDateTime, _period_start(resource.effectivePeriod))
-    else:
-        day = _first_date(resource.whenHandedOver, resource.whenPrepared)
-    active = day is not None and (today - day).days <= recent_days
-    return True, active, day
+def _medication_request(r: MedicationRequest, ctx: ReadContext) -> Reading:
+    if r.status in EXCLUDED_STATUS:
+        return NOT_USABLE
+    active = r.status in ACTIVE_MEDICATION_STATUS
+    return Reading(
+        True, active, _first_date(r.authoredOn), _medication_concepts(r, ctx.medications)
+    )
 
 
-def _observation_values(resource: Any, vs: ValueSet) -> list[tuple[Match, float | None]]:
-    found: list[tuple[Match, float | None]] = []
-    cs, text = codings(resource.code)
-    match = vs.match(cs, text)
-    if match is not None:
-        found.append((match, _quantity(resource.valueQuantity)))
-    for component in resource.component or ():
-        ccs, ctext = codings(component.code)
-        cmatch = vs.match(ccs, ctext)
-        if cmatch is not None:
-            found.append((cmatch, _quantity(component.valueQuantity)))
-    return found
+def _medication_statement(r: MedicationStatement, ctx: ReadContext) -> Reading:
+    if r.status in EXCLUDED_STATUS:
+        return NOT_USABLE
+    day = _first_date(r.effectiveDateTime, _period_start(r.effectivePeriod), r.dateAsserted)
+    end = to_date(getattr(r.effectivePeriod, "end", None)) if r.effectivePeriod else None
+    active = r.status in ACTIVE_MEDICATION_STATUS and (end is None or end >= ctx.today)
+    return Reading(True, active, day, _medication_concepts(r, ctx.medications))
 
 
-def _quantity(quantity: Any) -> float | None:
+def _given_recently(day: date | None, ctx: ReadContext) -> bool:
+    return day is not None and (ctx.today - day).days <= ctx.recent_medication_days
+
+
+def _medication_administration(r: MedicationAdministration, ctx: ReadContext) -> Reading:
+    if r.status in EXCLUDED_STATUS:
+        return NOT_USABLE
+    day = _first_date(r.effectiveDateTime, _period_start(r.effectivePeriod))
+    return Reading(True, _given_recently(day, ctx), day, _medication_concepts(r, ctx.medications))
+
+
+def _medication_dispense(r: MedicationDispense, ctx: ReadContext) -> Reading:
+    if r.status in EXCLUDED_STATUS:
+        return NOT_USABLE
+    day = _first_date(r.whenHandedOver, r.whenPrepared)
+    return Reading(True, _given_recently(day, ctx), day, _medication_concepts(r, ctx.medications))
+
+
+def _procedure(r: Procedure, _: ReadContext) -> Reading:
+    usable = r.status not in EXCLUDED_STATUS and r.status != "not-done"
+    day = _first_date(r.performedDateTime, _period_start(r.performedPeriod))
+    return Reading(usable, True, day, [r.code])
+
+
+def _immunization(r: Immunization, _: ReadContext) -> Reading:
+    return Reading(
+        r.status == "completed",
+        True,
+        _first_date(r.occurrenceDateTime, r.recorded),
+        [r.vaccineCode],
+    )
+
+
+def _service_request(r: ServiceRequest, _: ReadContext) -> Reading:
+    day = _first_date(r.authoredOn, r.occurrenceDateTime)
+    return Reading(r.status in DONE_OR_ORDERED_STATUS, True, day, [r.code])
+
+
+def _diagnostic_report(r: DiagnosticReport, _: ReadContext) -> Reading:
+    day = _first_date(r.effectiveDateTime, _period_start(r.effectivePeriod), r.issued)
+    return Reading(r.status not in EXCLUDED_STATUS, True, day, [r.code])
+
+
+def _observation(r: Observation, _: ReadContext) -> Reading:
+    # The codes are matched with their values (observation_hits); no concepts here.
+    day = _first_date(r.effectiveDateTime, _period_start(r.effectivePeriod), r.issued)
+    return Reading(r.status not in EXCLUDED_STATUS, True, day, [])
+
+
+Reader = Callable[[Any, ReadContext], Reading]  # each reader takes its own R4B model
+READERS: Mapping[str, Reader] = {
+    "Condition": _condition,
+    "AllergyIntolerance": _allergy,
+    "MedicationRequest": _medication_request,
+    "MedicationStatement": _medication_statement,
+    "MedicationAdministration": _medication_administration,
+    "MedicationDispense": _medication_dispense,
+    "Procedure": _procedure,
+    "Immunization": _immunization,
+    "ServiceRequest": _service_request,
+    "DiagnosticReport": _diagnostic_report,
+    "Observation": _observation,
+}
+
+
+def _quantity(quantity: Any) -> float | None:  # an R4B Quantity (or None)
     value = getattr(quantity, "value", None) if quantity is not None else None
     return float(value) if value is not None else None
 
 
+def _observation_hits(r: Observation, roles: RoleSets, ref: str, day: date | None) -> Iterable[Hit]:
+    """An Observation matches on its code and on each component's code, with the value."""
+    parts = [(r.code, r.valueQuantity)] + [(c.code, c.valueQuantity) for c in r.component or ()]
+    for role, vs in roles:
+        for concept, quantity in parts:
+            found, text = codings(concept)
+            match = vs.match(found, text)
+            if match is not None:
+                props = match.concept.properties if match.concept else {}
+                yield Hit(ref, role, day, True, props, _quantity(quantity), "Observation")
+
+
 def _resource_hits(
-    resource: FHIRResourceModel,
-    roles: Sequence[tuple[str, ValueSet]],
-    medications: Mapping[str, Medication],
-    today: date,
-    recent_days: float,
+    resource: FHIRResourceModel, role_map: RoleMap, ctx: ReadContext
 ) -> Iterable[Hit]:
     rtype = resource.get_resource_type()
+    reader = READERS.get(rtype)
+    if reader is None:
+        return
+    reading = reader(resource, ctx)
+    if not reading.usable:
+        return
     ref = reference_of(resource)
-    r: Any = resource
-    value_matches: list[tuple[str, Match, float | None]] = []
-    if rtype == "Condition":
-        usable, active, day = _condition(r)
-        concepts = [r.code]
-    elif rtype in MEDICATION_USE_TYPES:
-        usable, active, day = _medication_use(r, today, recent_days)
-        concepts = _medication_concepts(r, medications)
-    elif rtype == "Observation":
-        usable = r.status not in EXCLUDED_STATUS
-        active = True
-        day = _first_date(r.effectiveDateTime, _period_start(r.effectivePeriod), r.issued)
-        if usable:
-            for role, vs in roles:
-                value_matches.extend((role, m, v) for m, v in _observation_values(r, vs))
-        concepts = []
-    elif rtype == "Procedure":
-        usable = r.status not in EXCLUDED_STATUS and r.status != "not-done"
-        active = True
-        day = _first_date(r.performedDateTime, _period_start(r.performedPeriod))
-        concepts = [r.code]
-    elif rtype == "Immunization":
-        usable = r.status == "completed"
-        active = True
-        day = _first_date(r.occurrenceDateTime, r.recorded)
-        concepts = [r.vaccineCode]
-    elif rtype == "ServiceRequest":
-        usable = r.status in DONE_OR_ORDERED_STATUS
-        active = True
-        day = _first_date(r.authoredOn, r.occurrenceDateTime)
-        concepts = [r.code]
-    elif rtype == "DiagnosticReport":
-        usable = r.status not in EXCLUDED_STATUS
-        active = True
-        day = _first_date(r.effectiveDateTime, _period_start(r.effectivePeriod), r.issued)
-        concepts = [r.code]
-    elif rtype == "AllergyIntolerance":
-        verification, _ = codings(r.verificationStatus)
-        clinical, _ = codings(r.clinicalStatus)
-        usable = not any(c.code in EXCLUDED_VERIFICATION for c in verification)
-        active = not any(c.code in INACTIVE_CONDITION for c in clinical)
-        day = _first_date(r.recordedDate, r.onsetDateTime)
-        concepts = [r.code, *(rx.substance for rx in (r.reaction or ()))]
-    else:
+    if isinstance(resource, Observation):
+        yield from _observation_hits(resource, role_map.roles(rtype), ref, reading.day)
         return
-    if not usable:
-        return
-    for role, value_match, value in value_matches:
-        props = value_match.concept.properties if value_match.concept else {}
-        yield Hit(ref, role, day, active, props, value, rtype)
-    if concepts:
-        found, text = all_codings(c for c in concepts if c is not None)
-        for role, match in _role_matches(roles, found, text):
+    found, text = all_codings(c for c in reading.concepts if c is not None)
+    for role, match in role_map.matches(rtype, found, text):
+        props = match.concept.properties if match.concept else {}
+        yield Hit(ref, role, reading.day, reading.active, props, None, rtype)
+
+
+def _draft_entry_hits(entry: DraftEntry, role_map: RoleMap, today: date) -> Iterable[Hit]:
+    """A coded draft (ServiceRequest, Immunization) is active and dated today: being ordered."""
+    for role, vs in role_map.roles(entry.resource_type):
+        match = vs.match(entry.codings, entry.text)
+        if match is not None:
             props = match.concept.properties if match.concept else {}
-            yield Hit(ref, role, day, active, props, None, rtype)
-
-
-ROLE_MEMO_SIZE = 50_000
-_role_memo: dict[
-    tuple[int, tuple[Coding, ...], str | None],
-    tuple[Sequence[tuple[str, ValueSet]], tuple[tuple[str, Match], ...]],
-] = {}
-
-
-def _role_matches(
-    roles: Sequence[tuple[str, ValueSet]], found: Sequence[Coding], text: str | None
-) -> tuple[tuple[str, Match], ...]:
-    """Every role whose value set matches the concept, memoised per (roles, codings, text).
-
-    The same codes recur across resources and calls; one lookup here replaces one per role.
-    Keyed by the identity of ``roles`` (a service's long-lived tuple), checked on every hit.
-    """
-    key = (id(roles), tuple(found), text)
-    entry = _role_memo.get(key)
-    if entry is not None and entry[0] is roles:
-        return entry[1]
-    result = tuple(
-        (role, match) for role, vs in roles if (match := vs.match(key[1], text)) is not None
-    )
-    if len(_role_memo) >= ROLE_MEMO_SIZE:
-        _role_memo.clear()
-    _role_memo[key] = (roles, result)
-    return result
+            yield Hit(entry.reference, role, today, True, props, None, entry.resource_type)
 
 
 def collect_facts(
     record: PatientRecord,
-    roles_by_type: Mapping[str, Sequence[tuple[str, ValueSet]]],
+    role_map: RoleMap,
     exposure: ExposureSummary,
     now: datetime,
     *,
     recent_medication_days: float,
-    draft_orders: Sequence[MedicationRequest] = (),
+    drafts: DraftOrders | None = None,
 ) -> ClinicalFacts:
-    """Match every resource against the roles its type is selected for."""
+    """Match every resource of the record and every draft order against the roles its type is
+    selected for."""
+    drafts = drafts or DraftOrders()
     today = now.date()
     birth = to_date(record.patient.birthDate) if record.patient is not None else None
-    facts = ClinicalFacts(today=today, age=age_on(birth, today), exposure=exposure)
+    facts = ClinicalFacts(
+        today=today,
+        age=age_on(birth, today),
+        exposure=exposure,
+        focus=drafts.focus,
+        draft_names=drafts.names() if drafts.focus else {},
+    )
+    ctx = ReadContext(today, recent_medication_days, record.medications)
     resources: list[FHIRResourceModel] = [r for rs in record.by_type.values() for r in rs]
-    resources.extend(draft_orders)
+    resources.extend(drafts.medication_requests)
     for resource in resources:
-        roles = roles_by_type.get(resource.get_resource_type(), ())
-        for hit in _resource_hits(
-            resource, roles, record.medications, today, recent_medication_days
-        ):
+        for hit in _resource_hits(resource, role_map, ctx):
+            facts.hits.setdefault(hit.role, []).append(hit)
+    for entry in drafts.entries:
+        for hit in _draft_entry_hits(entry, role_map, today):
             facts.hits.setdefault(hit.role, []).append(hit)
     return facts
 
 
-__all__ = ["ClinicalFacts", "Coding", "Hit", "collect_facts"]
+__all__ = ["ClinicalFacts", "Coding", "Hit", "RoleMap", "collect_facts"]

@@ -28,6 +28,8 @@ from cds_service.api.http import json_response
 from cds_service.api.routes import router
 from cds_service.api.trusted_clients import load_clients
 from cds_service.catalog import load_catalog
+from cds_service.decide import DecideOptions
+from cds_service.engine import Engine
 from cds_service.errors import (
     CDSError,
     InvalidRequest,
@@ -36,6 +38,7 @@ from cds_service.errors import (
     operation_outcome,
 )
 from cds_service.fhir.client import FHIRClient, FHIRClientConfig
+from cds_service.gather import GatherOptions
 from cds_service.logs import quiet_noisy_loggers
 from cds_service.metrics import Metrics
 from cds_service.record import ValidationCache
@@ -43,6 +46,7 @@ from cds_service.settings import Settings, get_settings
 from cds_service.store.base import FeedbackStore
 from cds_service.store.connect import migrate
 from cds_service.store.sql import SQLFeedbackStore
+from cds_service.topics import KINDS
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +170,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        catalog = load_catalog(settings.hooks_dir)  # ContentError stops startup
+        catalog = load_catalog(settings.hooks_dir, KINDS)  # ContentError stops startup
         app_metrics = metrics or Metrics()
         app_metrics.restrict_ids(
             [s.id for s in catalog.services]
@@ -211,11 +215,19 @@ def create_app(
                 verifier=verifier,
                 metrics=app_metrics,
                 clock=clock or (lambda: datetime.now(tz=UTC)),
-                validation_cache=ValidationCache(
-                    settings.validation_cache_size, settings.validation_cache_ttl_s
-                )
-                if settings.validation_cache_size
-                else None,
+                engine=Engine(
+                    GatherOptions(fhir, settings.fhir_budget_s, card_log),
+                    DecideOptions(
+                        lookback_days=settings.lookback_days,
+                        strict=settings.strict_response_check,
+                        validation_cache=ValidationCache(
+                            settings.validation_cache_size, settings.validation_cache_ttl_s
+                        )
+                        if settings.validation_cache_size
+                        else None,
+                        on_rule_error=app_metrics.observe_rule_error,
+                    ),
+                ),
                 card_log=card_log,
             )
             # Startup objects (catalog, models, modules) live for the whole process: keep the

@@ -261,7 +261,7 @@ async def test_unexpected_error_is_generic_500(
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("PHI-CANARY-PATIENT-7731 leaked in a message")
 
-    monkeypatch.setattr("cds_service.api.routes.evaluate", broken)
+    monkeypatch.setattr("cds_service.engine.Engine.evaluate", broken)
     response = await client.post(SERVICE, json=patient_view())
     outcome = assert_outcome(response, 500)
     assert outcome["issue"][0]["diagnostics"] == "internal error"

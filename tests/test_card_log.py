@@ -42,12 +42,13 @@ class FakeStore:
     ) -> frozenset[str]:
         return frozenset()
 
-    def recently_issued(
-        self, patient_key: str, topic: str, draft_key: str, since: datetime
-    ) -> bool:
-        return any(
-            c.patient_key == patient_key and c.topic == topic and c.draft_key == draft_key
+    def recent_cards(self, patient_key: str, since: datetime) -> frozenset[tuple[str, str]]:
+        if self.fail:
+            raise StoreError("feedback store failed: OperationalError")
+        return frozenset(
+            (c.topic, c.draft_key)
             for c in self.recorded
+            if c.patient_key == patient_key and c.draft_key is not None and c.issued_at >= since
         )
 
 
@@ -170,4 +171,11 @@ async def test_repeat_check_sees_cards_still_queued() -> None:
     store = FakeStore()
     log = CardLog(store, Metrics())  # type: ignore[arg-type]
     log.submit([card("a", draft_key="d1")])
-    assert await log.recently_issued("pk", "bone-health", "d1", NOW)
+    assert await log.recent_cards("pk", NOW) == {("bone-health", "d1")}
+
+
+async def test_repeat_check_answers_empty_when_storage_is_down() -> None:
+    store = FakeStore()
+    store.fail = True
+    log = CardLog(store, Metrics())  # type: ignore[arg-type]
+    assert await log.recent_cards("pk", NOW) == frozenset()

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from cds_service.cards import CardContext, _fill, check_card, compile_template
 from cds_service.catalog import load_catalog
 from cds_service.cdshooks import Card, dump
+from cds_service.topics import KINDS
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -45,7 +46,7 @@ def test_compiled_template_fills_like_the_plain_filler(template: Any, fields: An
 
 
 def test_every_bundled_suggestion_template_compiles_to_the_same_resource() -> None:
-    catalog = load_catalog(REPO / "hooks")
+    catalog = load_catalog(REPO / "hooks", KINDS)
     for encounter in (None, "enc-1"):
         fields = CardContext("pt-1", encounter, "2026-11-25").fields()
         for service in catalog.services:
@@ -173,7 +174,7 @@ def test_violations_are_reported(changes: dict[str, Any], problem: str) -> None:
 
 
 def test_strict_mode_also_checks_the_wire_model() -> None:
-    from cds_service.engine import wire_model_problems
+    from cds_service.decide import wire_model_problems
 
     assert wire_model_problems(card()) == []
     problems = wire_model_problems(card(selectionBehavior="all-of-them"))

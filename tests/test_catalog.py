@@ -12,13 +12,14 @@ import pytest
 
 from cds_service.catalog import load_catalog
 from cds_service.errors import ContentError
+from cds_service.topics import KINDS
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICE = "glucocorticoid-safety/service.toml"
 
 
 def test_bundled_content_loads() -> None:
-    catalog = load_catalog(REPO / "hooks")
+    catalog = load_catalog(REPO / "hooks", KINDS)
     service = catalog.find("glucocorticoid-safety")
     assert service is not None
     assert {r.definition.topic for r in service.rules} == {
@@ -126,7 +127,7 @@ def test_content_errors_stop_loading(hooks_copy: Path, case: str) -> None:
     relative, change, message = BROKEN[case]
     edit(hooks_copy / relative, change)
     with pytest.raises(ContentError, match=message):
-        load_catalog(hooks_copy)
+        load_catalog(hooks_copy, KINDS)
 
 
 def test_content_error_stops_app_startup(tmp_path: Path, hooks_copy: Path) -> None:
@@ -167,7 +168,7 @@ def test_every_prefetch_template_uses_only_2_0_tokens_and_r4_syntax() -> None:
 
 
 def test_values_derived_from_a_service_are_built_once_and_kept_per_service() -> None:
-    first, second = load_catalog(REPO / "hooks"), load_catalog(REPO / "hooks")
+    first, second = load_catalog(REPO / "hooks", KINDS), load_catalog(REPO / "hooks", KINDS)
     builds: list[str] = []
 
     def build(name: str) -> Callable[[], str]:

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from cds_service.api.orders import draft_orders_for
 from cds_service.catalog import Catalog, load_catalog
 from cds_service.cdshooks import CDSRequest
-from cds_service.engine import evaluate
+from cds_service.decide import DecideOptions
+from cds_service.engine import Engine, HookCall
+from cds_service.topics import KINDS
 
 pytestmark = pytest.mark.anyio
 REPO = Path(__file__).resolve().parents[1]
@@ -22,7 +23,7 @@ TOPICS = ("bone-health", "osteonecrosis", "infection-prevention")
 
 @pytest.fixture(scope="module")
 def catalog() -> Catalog:
-    return load_catalog(REPO / "hooks")
+    return load_catalog(REPO / "hooks", KINDS)
 
 
 def test_there_are_enough_golden_cases() -> None:
@@ -35,16 +36,8 @@ async def test_golden_case(case: Path, catalog: Catalog) -> None:
     request = CDSRequest.model_validate(json.loads((case / "request.json").read_text()))
     service = catalog.find(case.parent.name)
     assert service is not None
-    drafts, _ = draft_orders_for(request)
-    evaluation = await evaluate(
-        request,
-        service,
-        catalog,
-        now=datetime.fromisoformat(expected["now"]),
-        fetcher=None,
-        draft_orders=drafts,
-        strict=True,
-    )
+    call = HookCall.of(request, service, datetime.fromisoformat(expected["now"]))
+    evaluation = await Engine(decide=DecideOptions(strict=True)).evaluate(call)
     assert evaluation.failed_rules == []
     by_topic = {r.rule.definition.topic: r for r in evaluation.rendered}
     assert len(by_topic) == len(evaluation.rendered), "one card per topic at most"

@@ -20,6 +20,7 @@ from cds_service.catalog import build_service, load_catalog
 from cds_service.errors import ContentError
 from cds_service.main import create_app
 from cds_service.metrics import Metrics
+from cds_service.topics import KINDS
 from tests.app_client import FIXTURES, NOW, REPO, SPEC, app_client, make_settings
 
 pytestmark = pytest.mark.anyio
@@ -38,7 +39,7 @@ def load_case(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def suggestion_keys() -> dict[tuple[str, str], str]:
     """(topic, suggestion label) -> suggestion key, from the service content."""
-    service = load_catalog(REPO / "hooks").find("glucocorticoid-orders")
+    service = load_catalog(REPO / "hooks", KINDS).find("glucocorticoid-orders")
     assert service is not None
     return {
         (rule.definition.topic, spec.label): key
@@ -315,10 +316,10 @@ async def test_store_outage_shows_the_card_again(tmp_path: Path) -> None:
     ):
         assert by_topic(await c.post(SERVICE, json=sign))
 
-        def broken(*_: Any) -> bool:
+        def broken(*_: Any) -> frozenset[tuple[str, str]]:
             raise RuntimeError("database down")
 
-        app.state.runtime.store.recently_issued = broken
+        app.state.runtime.store.recent_cards = broken
         assert set(by_topic(await c.post(SERVICE, json=sign))) == {
             "infection-prevention",
             "osteonecrosis",
@@ -405,6 +406,6 @@ def test_content_refuses_a_delete_action_with_a_resource() -> None:
     data = tomllib.loads(path.read_text())
     rule = next(r for r in data["rule"] if r["id"] == "gc-order-live-vaccine")
     rule["suggestions"]["remove"]["actions"][0]["resource"] = {"resourceType": "MedicationRequest"}
-    catalog = load_catalog(REPO / "hooks")
+    catalog = load_catalog(REPO / "hooks", KINDS)
     with pytest.raises(ContentError, match="delete takes no resource"):
-        build_service(data, "glucocorticoid-orders", catalog.valuesets, catalog.thresholds)
+        build_service(data, "glucocorticoid-orders", catalog.valuesets, catalog.thresholds, KINDS)

@@ -64,7 +64,7 @@ async def test_canaries_never_leak_on_success_and_error_paths(
             async def broken(*_: Any, **__: Any) -> Any:
                 raise RuntimeError(f"boom {PATIENT} {TOKEN}")
 
-            monkeypatch.setattr("cds_service.api.routes.evaluate", broken)
+            monkeypatch.setattr("cds_service.engine.Engine.evaluate", broken)
             crash = await client.post(SERVICE, json=ok)
             assert crash.status_code == 500
             bodies.append(crash.text)

@@ -10,13 +10,14 @@ import pytest
 from cds_service.catalog import load_catalog
 from cds_service.fhir.models import Condition, MedicationRequest
 from cds_service.record import Selector, ValidationCache, build_record
+from cds_service.topics import KINDS
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def selector() -> Selector:
-    service = load_catalog(REPO / "hooks").find("glucocorticoid-safety")
+    service = load_catalog(REPO / "hooks", KINDS).find("glucocorticoid-safety")
     assert service is not None
     return service.selector
 

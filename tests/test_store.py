@@ -240,14 +240,13 @@ def test_accepted_suggestion_is_silenced_for_its_interval(store: SQLFeedbackStor
     assert store.silenced_suggestions(PATIENT_B, T0, intervals) == frozenset()
 
 
-def test_recently_issued(store: SQLFeedbackStore):
+def test_recent_cards(store: SQLFeedbackStore):
     store.record_cards([card("c-1", draft_key="draft-1"), card("c-2")])
-    assert store.recently_issued(PATIENT_A, "bone-health", "draft-1", T0 - timedelta(minutes=10))
-    assert store.recently_issued(PATIENT_A, "bone-health", "draft-1", T0)
-    assert not store.recently_issued(PATIENT_A, "bone-health", "draft-1", T0 + timedelta(seconds=1))
-    assert not store.recently_issued(PATIENT_A, "bone-health", "draft-2", T0 - timedelta(hours=1))
-    assert not store.recently_issued(PATIENT_B, "bone-health", "draft-1", T0 - timedelta(hours=1))
-    assert not store.recently_issued(PATIENT_A, "infection", "draft-1", T0 - timedelta(hours=1))
+    recent = {("bone-health", "draft-1")}
+    assert store.recent_cards(PATIENT_A, T0 - timedelta(minutes=10)) == recent
+    assert store.recent_cards(PATIENT_A, T0) == recent  # issued at T0: included
+    assert store.recent_cards(PATIENT_A, T0 + timedelta(seconds=1)) == frozenset()
+    assert store.recent_cards(PATIENT_B, T0 - timedelta(hours=1)) == frozenset()
 
 
 def test_stats_counts_outcomes_and_reasons(store: SQLFeedbackStore):

@@ -159,11 +159,17 @@ class CardLog:
         self._cache[cache_key] = (self._clock() + self._ttl, result)
         return result
 
-    async def recently_issued(
-        self, patient_key: str, topic: str, draft_key: str, since: datetime
-    ) -> bool:
+    async def recent_cards(self, patient_key: str, since: datetime) -> frozenset[tuple[str, str]]:
+        """(topic, draft key) of the cards issued for the patient at or after ``since`` (the
+        order-sign repeat check); empty when storage is down: the card is shown again rather
+        than the call failing."""
         await self.flush()
         store = self.store
-        return await anyio.to_thread.run_sync(
-            store.recently_issued, patient_key, topic, draft_key, since
-        )
+        try:
+            return await anyio.to_thread.run_sync(store.recent_cards, patient_key, since)
+        except Exception:
+            logger.exception(
+                "feedback store unavailable: repeat check skipped", extra={"component": "store"}
+            )
+            self._metrics.observe_store_error()
+            return frozenset()

@@ -1,4 +1,5 @@
-"""The per-process Runtime (catalog, HTTP client, store, verifier, metrics) and its dependency."""
+"""The per-process Runtime (catalog, engine, HTTP client, store, verifier, metrics) and its
+dependency."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from fastapi import Depends, Request
 from cds_service.api.auth import JWTVerifier
 from cds_service.api.card_log import CardLog
 from cds_service.catalog import Catalog
+from cds_service.engine import Engine
 from cds_service.fhir.client import FHIRClient
 from cds_service.metrics import Metrics
-from cds_service.record import ValidationCache
 from cds_service.settings import Settings
 from cds_service.store.base import FeedbackStore
 
@@ -30,7 +31,7 @@ class Runtime:
     verifier: JWTVerifier | None
     metrics: Metrics
     clock: Callable[[], datetime]
-    validation_cache: ValidationCache | None = None
+    engine: Engine
     card_log: CardLog | None = None
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
 
 import anyio
 from fastapi import APIRouter, Request, Response
@@ -20,8 +18,6 @@ from cds_service.api.http import (
     read_model,
     request_body,
 )
-from cds_service.api.orders import draft_orders_for
-from cds_service.catalog import Service
 from cds_service.cdshooks import (
     CDSRequest,
     CDSResponse,
@@ -29,7 +25,7 @@ from cds_service.cdshooks import (
     ServiceDescriptor,
     dump,
 )
-from cds_service.engine import Evaluation, evaluate
+from cds_service.engine import Evaluation, HookCall
 from cds_service.errors import CDSError
 from cds_service.store.base import CardIssued, IssuedSuggestion
 from cds_service.store.patient_key import patient_key
@@ -64,60 +60,22 @@ def _patient_key(runtime: Runtime, request: CDSRequest) -> str:
     )
 
 
-async def _silenced(
-    runtime: Runtime, service: Service, key: str, now: datetime
-) -> tuple[frozenset[str], frozenset[str]]:
-    if runtime.card_log is None:
-        return frozenset(), frozenset()
-    return await runtime.card_log.silenced(
-        service.id, key, now, service.snooze_days, service.suggestion_intervals
-    )
-
-
-def _repeat_check(
-    runtime: Runtime, service: Service, key: str, now: datetime
-) -> Callable[[str, str], Awaitable[bool]] | None:
-    """Was this topic issued for this draft order within the service's repeat window?"""
-    card_log, minutes = runtime.card_log, service.definition.repeat_window_minutes
-    if card_log is None or minutes is None:
-        return None
-    since = now - timedelta(minutes=minutes)
-
-    async def is_repeat(topic: str, draft_key: str) -> bool:
-        try:
-            return await card_log.recently_issued(key, topic, draft_key, since)
-        except Exception:  # a storage outage shows the card again rather than fail the call
-            logger.exception(
-                "feedback store unavailable: repeat check skipped", extra={"component": "store"}
-            )
-            runtime.metrics.observe_store_error()
-            return False
-
-    return is_repeat
-
-
-def _issued(
-    service: Service,
-    request: CDSRequest,
-    key: str,
-    evaluation: Evaluation,
-    now: datetime,
-    draft_key: str | None,
-) -> list[CardIssued]:
+def _issued(call: HookCall, evaluation: Evaluation) -> list[CardIssued]:
+    request = call.request
     return [
         CardIssued(
             card_uuid=r.uuid,
-            service_id=service.id,
+            service_id=call.service.id,
             hook=request.hook,
             hook_instance=request.hookInstance,
             rule_id=r.rule.definition.id,
             rule_version=r.rule.definition.version,
             topic=r.rule.definition.topic,
             indicator=r.indicator,
-            issued_at=now,
-            patient_key=key,
+            issued_at=call.now,
+            patient_key=call.patient_key or "",
             suggestions=tuple(IssuedSuggestion(uuid=u, key=k) for u, k in r.suggestion_keys),
-            draft_key=draft_key,
+            draft_key=evaluation.draft_key,
         )
         for r in evaluation.rendered
     ]
@@ -140,33 +98,13 @@ async def call_service(service_id: str, request: Request, runtime: RuntimeDep) -
         )
         check_depth(cds_request.context, runtime.settings.max_json_depth, "context")
         hook = cds_request.hook if cds_request.hook in service.definition.hooks else "other"
-        now = runtime.clock()
-        key = _patient_key(runtime, cds_request)
-        drafts, draft_key = draft_orders_for(cds_request)
-        topics, suggestions = await _silenced(runtime, service, key, now)
-        evaluation = await evaluate(
-            cds_request,
-            service,
-            runtime.catalog,
-            now=now,
-            fetcher=runtime.fhir,
-            lookback_days=runtime.settings.lookback_days,
-            fetch_budget_s=runtime.settings.fhir_budget_s,
-            draft_orders=drafts,
-            silenced_topics=topics,
-            silenced_suggestions=suggestions,
-            strict=runtime.settings.strict_response_check,
-            validation_cache=runtime.validation_cache,
-            on_rule_error=runtime.metrics.observe_rule_error,
-            is_repeat=_repeat_check(runtime, service, key, now),
+        call = HookCall.of(
+            cds_request, service, runtime.clock(), _patient_key(runtime, cds_request)
         )
+        evaluation = await runtime.engine.evaluate(call)
         _observe(runtime, evaluation)
         if runtime.card_log is not None and evaluation.rendered:
-            runtime.card_log.submit(
-                _issued(
-                    service, cds_request, key, evaluation, now, evaluation.draft_key or draft_key
-                )
-            )
+            runtime.card_log.submit(_issued(call, evaluation))
         status = 200
         # The edge middleware writes one log line per request; these fields go into it.
         request.state.log_fields = {

@@ -134,11 +134,9 @@ class FeedbackStore(Protocol):
         days before ``now``."""
         ...
 
-    def recently_issued(
-        self, patient_key: str, topic: str, draft_key: str, since: datetime
-    ) -> bool:
-        """Whether a card on ``topic`` for the same draft order(s) was issued at or after
-        ``since``."""
+    def recent_cards(self, patient_key: str, since: datetime) -> frozenset[tuple[str, str]]:
+        """(topic, draft key) of the cards issued for the patient at or after ``since`` that
+        were recorded with a draft key (the order hooks)."""
         ...
 
     def stats(self, since: datetime | None) -> list[StatRow]:

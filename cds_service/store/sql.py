@@ -250,21 +250,18 @@ class SQLFeedbackStore(FeedbackStore):
             found = conn.execute(query).all()
         return frozenset(key for key, latest in found if latest + timedelta(days=days[key]) > now)
 
-    def recently_issued(
-        self, patient_key: str, topic: str, draft_key: str, since: datetime
-    ) -> bool:
+    def recent_cards(self, patient_key: str, since: datetime) -> frozenset[tuple[str, str]]:
         query = (
-            sa.select(issued_card.c.card_uuid)
+            sa.select(issued_card.c.topic, issued_card.c.draft_key)
             .where(
                 issued_card.c.patient_key == patient_key,
-                issued_card.c.topic == topic,
-                issued_card.c.draft_key == draft_key,
+                issued_card.c.draft_key.is_not(None),
                 issued_card.c.issued_at >= _utc(since),
             )
-            .limit(1)
+            .distinct()
         )
         with _store_errors(), self._reader.connect() as conn:
-            return conn.execute(query).first() is not None
+            return frozenset((row.topic, row.draft_key) for row in conn.execute(query))
 
     def stats(self, since: datetime | None) -> list[StatRow]:
         group = (issued_card.c.service_id, issued_card.c.rule_id, issued_card.c.topic)

@@ -1,0 +1,207 @@
+"""The decide step of a hook call: record -> exposure -> facts -> rules -> cards.
+
+Pure and synchronous: it depends only on the gathered data, the loaded content and the
+evaluation time (``call.now``). No I/O, no clock, no randomness but card UUIDs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from cds_service.cards import EXTENSION_PREFIX, CardContext, RenderedCard, check_card, render_card
+from cds_service.catalog import Rule
+from cds_service.cdshooks import Card, validation_paths
+from cds_service.exposure import ExposureParams, summarize_exposure
+from cds_service.facts import ClinicalFacts, collect_facts
+from cds_service.gather import Gathered
+from cds_service.hook_call import HookCall
+from cds_service.prefetch import PrefetchResult
+from cds_service.record import MEDICATION_USE_TYPES, ValidationCache, build_record
+from cds_service.rule_kind import Finding
+from cds_service.steroid_status import SteroidStatus
+from cds_service.thresholds import Thresholds
+
+logger = logging.getLogger(__name__)
+
+
+class ResponseCheckFailed(Exception):
+    """A card broke the CDS Hooks card rules (raised only when strict checking is on)."""
+
+
+@dataclass(frozen=True)
+class DecideOptions:
+    lookback_days: int | None = None  # overrides exposure.lookback_days (CDS_LOOKBACK_DAYS)
+    strict: bool = False  # raise on a card that breaks the card rules or the wire model
+    validation_cache: ValidationCache | None = None
+    on_rule_error: Callable[[str], None] | None = None
+
+
+@dataclass
+class Evaluation:
+    """The response plus what the caller records (issued cards) and reports (metrics)."""
+
+    response: dict[str, Any]  # the CDS Hooks response body, JSON-ready
+    rendered: list[RenderedCard] = field(default_factory=list)
+    prefetch: PrefetchResult | None = None
+    failed_rules: list[str] = field(default_factory=list)
+    skipped_entries: dict[str, int] = field(default_factory=dict)
+    violations: int = 0
+    silenced_topics: list[str] = field(default_factory=list)
+    draft_key: str | None = None  # order hooks: the key the cards are recorded under
+    repeated_topics: list[str] = field(default_factory=list)
+
+
+def exposure_params(t: Thresholds, lookback_days: int | None) -> ExposureParams:
+    return ExposureParams(
+        lookback_days=int(lookback_days or t.value("exposure.lookback_days")),
+        open_course_cap_days=int(t.value("exposure.open_course_cap_days")),
+        iv_pulse_min_daily_peq_mg=t.value("exposure.iv_pulse_min_daily_peq_mg"),
+    )
+
+
+def clinical_facts(
+    call: HookCall, gathered: Gathered, options: DecideOptions
+) -> tuple[ClinicalFacts, dict[str, int]]:
+    """The patient's facts from the gathered record and the call's drafts, and the count of
+    prefetch entries skipped as invalid, by type."""
+    service, t = call.service, call.service.thresholds
+    record = build_record(gathered.prefetch.entries, service.selector, options.validation_cache)
+    medication_use = [r for rt in MEDICATION_USE_TYPES for r in record.by_type.get(rt, [])]
+    exposure = summarize_exposure(
+        medication_use,
+        record.medications,
+        service.glucocorticoid_knowledge,
+        exposure_params(t, options.lookback_days),
+        call.now,
+        draft_orders=call.drafts.medication_requests,
+    )
+    facts = collect_facts(
+        record,
+        service.role_map,
+        exposure,
+        call.now,
+        recent_medication_days=t.value("exposure.recent_use_days"),
+        drafts=call.drafts,
+    )
+    return facts, dict(record.skipped)
+
+
+def decide(call: HookCall, gathered: Gathered, options: DecideOptions) -> Evaluation:
+    facts, skipped = clinical_facts(call, gathered, options)
+    t = call.service.thresholds
+    status = SteroidStatus.of(facts, t)
+    evaluation = Evaluation(response={"cards": []}, prefetch=gathered.prefetch)
+    evaluation.skipped_entries = skipped
+    evaluation.draft_key = call.hook.draft_key(call.drafts, status.ordered)
+    context = CardContext(call.patient_id, call.encounter_id, call.now.date().isoformat())
+    for rule in call.service.rules:
+        if call.request.hook not in rule.definition.hooks:
+            continue
+        finding = _run_rule(rule, facts, status, t, call, evaluation, options)
+        if finding is None or not _shown(rule, finding, gathered, evaluation):
+            continue
+        rendered = render_card(
+            finding, rule, call.service, context, silenced_suggestions=gathered.silenced_suggestions
+        )
+        if _card_ok(rendered, rule, options.strict):
+            evaluation.rendered.append(rendered)
+        else:
+            evaluation.violations += 1
+    evaluation.response = _response(evaluation, gathered.prefetch)
+    return evaluation
+
+
+def _run_rule(
+    rule: Rule,
+    facts: ClinicalFacts,
+    status: SteroidStatus,
+    t: Thresholds,
+    call: HookCall,
+    evaluation: Evaluation,
+    options: DecideOptions,
+) -> Finding | None:
+    """The rule's finding; a failing rule is logged, counted and named in the response, and
+    must not take the others down."""
+    try:
+        return rule.kind.evaluate(facts, status, t)
+    except Exception:
+        definition = rule.definition
+        logger.exception(
+            "rule failed",
+            extra={
+                "rule_id": definition.id,
+                "rule_version": definition.version,
+                "service_id": call.service.id,
+            },
+        )
+        evaluation.failed_rules.append(definition.id)
+        if options.on_rule_error is not None:
+            options.on_rule_error(definition.id)
+        return None
+
+
+def _shown(rule: Rule, finding: Finding, gathered: Gathered, evaluation: Evaluation) -> bool:
+    """Whether a finding becomes a card: not when its topic is snoozed for the patient, nor
+    (order-sign) when the same card was shown for the same draft order moments ago, unless it
+    is critical (a safety stop is shown every time)."""
+    topic = rule.definition.topic
+    if topic in gathered.silenced_topics:
+        evaluation.silenced_topics.append(topic)
+        return False
+    key = evaluation.draft_key
+    if (
+        key is not None
+        and finding.indicator != "critical"
+        and (topic, key) in gathered.recent_cards
+    ):
+        evaluation.repeated_topics.append(topic)
+        return False
+    return True
+
+
+def _card_ok(rendered: RenderedCard, rule: Rule, strict: bool) -> bool:
+    """Never send a card silently broken: check it against the CDS Hooks card rules (and, in
+    strict mode, the wire model); strict mode raises instead of dropping it."""
+    problems = check_card(rendered.card)
+    if strict and not problems:
+        problems = wire_model_problems(rendered.card)
+    if not problems:
+        return True
+    logger.error(
+        "card failed the CDS Hooks self-check",
+        extra={"rule_id": rule.definition.id, "count": len(problems)},
+    )
+    if strict:
+        raise ResponseCheckFailed("; ".join(problems))
+    return False
+
+
+def _response(evaluation: Evaluation, prefetch: PrefetchResult) -> dict[str, Any]:
+    extension: dict[str, Any] = {}
+    if evaluation.failed_rules:
+        extension[f"{EXTENSION_PREFIX}.failed-rules"] = evaluation.failed_rules
+    unjudged = sorted(set(prefetch.missing) | set(prefetch.incomplete))
+    if unjudged:
+        extension[f"{EXTENSION_PREFIX}.missing-data"] = unjudged
+    if evaluation.silenced_topics:
+        extension[f"{EXTENSION_PREFIX}.snoozed-topics"] = sorted(evaluation.silenced_topics)
+    if evaluation.repeated_topics:
+        extension[f"{EXTENSION_PREFIX}.repeated-topics"] = sorted(evaluation.repeated_topics)
+    response: dict[str, Any] = {"cards": [r.card for r in evaluation.rendered]}
+    if extension:
+        response["extension"] = extension
+    return response
+
+
+def wire_model_problems(card: dict[str, Any]) -> list[str]:
+    """Strict mode also validates each card against the CDS Hooks wire model."""
+    try:
+        Card.model_validate(card)
+    except ValidationError as exc:
+        return [f"card does not match the wire model at {validation_paths(exc)}"]
+    return []

@@ -1,0 +1,80 @@
+"""The gather step of a hook call: every read it needs, and nothing else.
+
+Prefetch (with the FHIR fallback for what the EHR did not send), the topics and suggestions the
+clinician snoozed for this patient, and (order-sign) the cards shown moments ago for the same
+draft order. All I/O of a hook call happens here; decide.py then works on the result alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from cds_service.hook_call import HookCall
+from cds_service.prefetch import Fetcher, PrefetchResult, resolve
+
+Silenced = tuple[frozenset[str], frozenset[str]]
+
+
+class FeedbackLookups(Protocol):
+    """What the gather step reads from the feedback store (api.card_log.CardLog). Both answer
+    empty, never raise, when storage is down: a call shows cards rather than fail."""
+
+    async def silenced(
+        self,
+        service_id: str,
+        patient_key: str,
+        now: datetime,
+        snooze_days: Mapping[str, int],
+        intervals: Mapping[str, int],
+    ) -> Silenced: ...
+
+    async def recent_cards(self, patient_key: str, since: datetime) -> frozenset[tuple[str, str]]:
+        """(topic, draft key) of the cards issued for the patient at or after ``since``."""
+        ...
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """Everything read for one call."""
+
+    prefetch: PrefetchResult
+    silenced_topics: frozenset[str] = frozenset()
+    silenced_suggestions: frozenset[str] = frozenset()
+    recent_cards: frozenset[tuple[str, str]] = frozenset()  # (topic, draft key)
+
+
+@dataclass(frozen=True)
+class GatherOptions:
+    fetcher: Fetcher | None = None  # None: prefetch only (offline evaluation)
+    fetch_budget_s: float = 1.5
+    feedback: FeedbackLookups | None = None
+
+
+async def gather(call: HookCall, options: GatherOptions) -> Gathered:
+    """Read what the call needs. Raises MissingData (412) when a needed key cannot be had."""
+    request, service = call.request, call.service
+    silenced: Silenced = (frozenset(), frozenset())
+    recent: frozenset[tuple[str, str]] = frozenset()
+    feedback, key = options.feedback, call.patient_key
+    if feedback is not None and key is not None:
+        silenced = await feedback.silenced(
+            service.id, key, call.now, service.snooze_days, service.suggestion_intervals
+        )
+        window = service.definition.repeat_window_minutes
+        if call.hook.skips_repeats and window is not None and call.drafts.focus:
+            recent = await feedback.recent_cards(key, call.now - timedelta(minutes=window))
+    token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
+    prefetched = await resolve(
+        service.definition.prefetch,
+        service.needs(request.hook),
+        request.context,
+        request.prefetch,
+        fhir_server=request.fhirServer,
+        token=token,
+        fetcher=options.fetcher,
+        budget_s=options.fetch_budget_s,
+    )
+    return Gathered(prefetched, silenced[0], silenced[1], recent)

@@ -1,0 +1,251 @@
+"""Glucocorticoid status judged against the thresholds, shared by every topic.
+
+Computed once per hook call (decide.py) from the facts and handed to each rule kind: long-term
+use (ACR 2022), current and maximum dose, cumulative dose, the courses behind the numbers, and,
+at the order hooks, the glucocorticoid being ordered. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from functools import cached_property
+
+from cds_service.card_text import fmt_months, fmt_number
+from cds_service.drafts import reference_key
+from cds_service.exposure import Course, ExposureSummary
+from cds_service.facts import ClinicalFacts
+from cds_service.thresholds import Thresholds
+
+EPS = 1e-9
+MAX_COURSES_LISTED = 6
+
+COMMON_THRESHOLDS = (
+    "exposure.long_term_min_daily_mg",
+    "exposure.long_term_min_days",
+    "exposure.lookback_days",
+)
+COMMON_SAMPLE = {
+    "current_mg": "1250",
+    "days_long_term_dose": "365",
+    "cumulative_g": "12.5",
+    "max_mg": "1250",
+    "lookback_months": "12",
+    "long_term_min_daily_mg": "2.5",
+    "courses": "- prednisone: 40 mg/day prednisone-equivalent, 2026-01-01 to 2026-02-01 [MedicationRequest/x]",
+}
+# The order kinds' shared placeholders, at their longest.
+ORDER_SAMPLE = {
+    "drug": "methylprednisolone + dexamethasone",
+    "planned_mg": "1250",
+    "long_term_min_daily_mg": "2.5",
+}
+
+
+@dataclass(frozen=True)
+class OrderedSteroid:
+    """The systemic glucocorticoid among the draft orders the hook advises on."""
+
+    courses: tuple[Course, ...]
+    planned_mg: float  # highest planned PEQ mg/day of the focus drafts (0 when unknown)
+    refs: tuple[str, ...]
+    drug: str
+
+    @staticmethod
+    def of(facts: ClinicalFacts) -> OrderedSteroid | None:
+        courses = focus_courses(facts.exposure, facts.focus)
+        if not courses:
+            return None
+        names = sorted({c.ingredient_name for c in courses if c.ingredient_name})
+        return OrderedSteroid(
+            tuple(courses),
+            max((c.daily_peq_mg or 0.0 for c in courses), default=0.0),
+            tuple(sorted({c.source for c in courses})),
+            " + ".join(names) or "glucocorticoid",
+        )
+
+    @property
+    def key(self) -> str | None:
+        """Key of the glucocorticoid draft order(s): the same at order-select and at the
+        order-sign of the same order, whatever else is drafted with it."""
+        return reference_key(self.refs)
+
+    def facts(self) -> dict[str, str]:
+        return {"drug": self.drug, "planned_mg": fmt_number(self.planned_mg)}
+
+
+def focus_courses(exposure: ExposureSummary, focus: frozenset[str]) -> list[Course]:
+    """Planned systemic glucocorticoid courses of the draft orders in focus."""
+    if not focus:
+        return []
+    return [c for c in exposure.courses if c.planned and c.source in focus]
+
+
+@dataclass(frozen=True)
+class SteroidStatus:
+    """Glucocorticoid exposure judged against the thresholds (ACR 2022 long-term definition)."""
+
+    long_term: bool
+    current_mg: float
+    days_long_term_dose: int
+    planned_long_term_days: int
+    cumulative_mg: float
+    max_mg: float
+    coded_long_term: tuple[str, ...]
+    any_systemic: bool
+    evidence: tuple[str, ...]
+    ordered: OrderedSteroid | None  # order hooks: the glucocorticoid being ordered
+    _facts: ClinicalFacts = field(repr=False, compare=False)
+    _lookback_days: int = field(repr=False, compare=False)
+
+    @staticmethod
+    def of(facts: ClinicalFacts, t: Thresholds) -> SteroidStatus:
+        exp = facts.exposure
+        low = t.value("exposure.long_term_min_daily_mg")
+        min_days = t.value("exposure.long_term_min_days")
+        lookback = int(t.value("exposure.lookback_days"))
+        days = exp.days_at_or_above(low)
+        planned = exp.planned_days_at_or_above(low)
+        past_run = exp.current_run_at_or_above(low, include_planned=False)
+        coded = facts.refs("long_term_steroid", active_only=True)
+        unknown_days, unknown_sources = _unknown_dose_days(facts, low, lookback)
+        # ACR 2022: ">3 months at >=2.5 mg/day", summed so intermittent courses count, or an
+        # order planned for that long at initiation, or an explicit long-term-use code (Z79.52).
+        # Days of a systemic course whose dose cannot be computed (free-text SIG, mg/kg) count
+        # too: the duration is known and the knowledge base says they still fire this rule.
+        long_term = days + unknown_days >= min_days or past_run + planned >= min_days or bool(coded)
+        evidence = (*exp.sources_for_days_at_or_above(low), *unknown_sources)
+        return SteroidStatus(
+            long_term=long_term,
+            current_mg=exp.current_daily_peq_mg(),
+            days_long_term_dose=days,
+            planned_long_term_days=planned,
+            cumulative_mg=exp.cumulative_peq_mg(),
+            max_mg=exp.max_daily_peq_mg(),
+            coded_long_term=coded,
+            any_systemic=bool(exp.courses),
+            evidence=tuple(sorted(set(evidence) | set(coded))),
+            ordered=OrderedSteroid.of(facts),
+            _facts=facts,
+            _lookback_days=lookback,
+        )
+
+    @cached_property
+    def courses(self) -> str:
+        """Markdown list of the courses behind the numbers (drug, dose, dates, source)."""
+        return courses_markdown(self._facts, self._lookback_days)
+
+    def facts(self, t: Thresholds) -> dict[str, str]:
+        return {
+            "current_mg": fmt_number(self.current_mg),
+            "days_long_term_dose": str(self.days_long_term_dose),
+            "cumulative_g": fmt_number(round(self.cumulative_mg / 1000, 1)),
+            "max_mg": fmt_number(self.max_mg),
+            "lookback_months": fmt_months(t.value("exposure.lookback_days")),
+            "long_term_min_daily_mg": fmt_number(t.value("exposure.long_term_min_daily_mg")),
+            "courses": self.courses,
+        }
+
+
+def _dose_text(doses: list[str]) -> str:
+    if doses == ["unknown"]:
+        return "dose not computable from the record"
+    return f"{' → '.join(doses)} mg/day prednisone-equivalent"
+
+
+def _course_line(source: str, segments: list[Course]) -> str:
+    segments.sort(key=lambda c: c.start)
+    doses: list[str] = []
+    for c in segments:
+        text = fmt_number(c.daily_peq_mg) if c.daily_peq_mg is not None else "unknown"
+        if not doses or doses[-1] != text:
+            doses.append(text)
+    first, last = segments[0], segments[-1]
+    notes = [c.route for c in segments[:1] if c.route not in ("oral", "unknown-systemic")]
+    if any(c.planned for c in segments):
+        notes.append("includes planned days")
+    if any(c.dose_range for c in segments):
+        notes.append("high end of a dose range")
+    if any(c.undated for c in segments):
+        notes.append("dates inferred")
+    suffix = f" ({', '.join(notes)})" if notes else ""
+    return (
+        f"- {first.ingredient_name}: {_dose_text(doses)}, "
+        f"{first.start.isoformat()} to {last.end.isoformat()}{suffix} [{source}]"
+    )
+
+
+def courses_markdown(facts: ClinicalFacts, lookback_days: int) -> str:
+    """One line per source record, newest first: drug, route, doses (PEQ), dates, reference."""
+    since = facts.today - timedelta(days=lookback_days)
+    by_source: dict[str, list[Course]] = {}
+    for course in facts.exposure.courses:
+        if course.end >= since:
+            by_source.setdefault(course.source, []).append(course)
+    newest_first = sorted(
+        by_source.items(), key=lambda item: max(c.start for c in item[1]), reverse=True
+    )
+    lines = [_course_line(source, segments) for source, segments in newest_first]
+    if not lines:
+        return "- no dated systemic course in the lookback (long-term use is coded on the record)"
+    hidden = len(lines) - MAX_COURSES_LISTED
+    shown = lines[:MAX_COURSES_LISTED]
+    if hidden > 0:
+        shown.append(f"- and {hidden} earlier course(s)")
+    return "\n".join(shown)
+
+
+def _unknown_dose_days(
+    facts: ClinicalFacts, known_mg: float, lookback_days: int
+) -> tuple[int, tuple[str, ...]]:
+    """Days in the lookback covered only by systemic courses of unknown dose, and their sources."""
+    if not any(c.daily_peq_mg is None and not c.planned for c in facts.exposure.courses):
+        return 0, ()
+    since = facts.today - timedelta(days=lookback_days - 1)
+    known = {day for day, mg in facts.exposure.daily.items() if mg >= known_mg}
+    days: set[date] = set()
+    sources: set[str] = set()
+    for course in facts.exposure.courses:
+        if course.daily_peq_mg is not None or course.planned:
+            continue
+        start, end = max(course.start, since), min(course.end, facts.today)
+        covered = {start + timedelta(days=i) for i in range((end - start).days + 1)} - known
+        if covered:
+            days |= covered
+            sources.add(course.source)
+    return len(days), tuple(sorted(sources))
+
+
+# ---------------------------------------------------------------------------------------------
+# Exposure projected over planned days (order hooks)
+
+
+def run_with_plan(exposure: ExposureSummary, mg: float) -> int:
+    """Days at or above ``mg``: the run ending today continued by planned days, or (a draft
+    starting later) the planned days alone, whichever is longer."""
+    return max(
+        exposure.current_run_at_or_above(mg, include_planned=True),
+        exposure.planned_days_at_or_above(mg),
+    )
+
+
+def projected_cumulative_mg(exposure: ExposureSummary) -> float:
+    """Cumulative PEQ mg of the lookback window plus the planned days (today counted once)."""
+    today = exposure.today
+    future = [v for d, v in exposure.planned_daily.items() if d > today]
+    extra_today = max(exposure.planned_daily.get(today, 0.0) - exposure.daily.get(today, 0.0), 0.0)
+    return exposure.cumulative_peq_mg() + math.fsum(future) + extra_today
+
+
+def recent_run(exposure: ExposureSummary, mg: float, since: date) -> int:
+    """Longest run of days at or above ``mg`` (actual exposure) that ended on or after ``since``."""
+    days = sorted(d for d, v in exposure.daily.items() if v >= mg - EPS)
+    best = run = 0
+    previous: date | None = None
+    for day in days:
+        run = run + 1 if previous is not None and day - previous == timedelta(days=1) else 1
+        if day >= since:
+            best = max(best, run)
+        previous = day
+    return best

@@ -1,0 +1,332 @@
+"""bone-health: glucocorticoid-induced osteoporosis (ACR 2022).
+
+patient-view: long-term use -> fracture-risk category, DXA when due, a treatment prompt at
+moderate or higher risk, calcium and vitamin D. Order hooks: a glucocorticoid ordered at
+>= 2.5 mg/day for 3 months or more -> baseline DXA within 6 months of starting. Silent when DXA
+is within the interval and osteoporosis therapy is active.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from cds_service.card_text import fmt_date, fmt_months, fmt_number
+from cds_service.facts import ClinicalFacts, Hit
+from cds_service.rule_kind import Finding, Indicator, RuleKind
+from cds_service.steroid_status import (
+    COMMON_SAMPLE,
+    COMMON_THRESHOLDS,
+    EPS,
+    ORDER_SAMPLE,
+    SteroidStatus,
+    run_with_plan,
+)
+from cds_service.thresholds import Thresholds
+from cds_service.topics.patient_context import both_hips_replaced, newest
+
+ROLES = (
+    "long_term_steroid",
+    "osteoporosis",
+    "osteopenia",
+    "fragility_fracture",
+    "bone_density",
+    "osteoporosis_drugs",
+    "bisphosphonate_use",
+    "hip_prosthesis",
+)
+SUPPLEMENT_THRESHOLDS = (
+    "bone.calcium_mg_low",
+    "bone.calcium_mg_high",
+    "bone.vitamin_d_iu_low",
+    "bone.vitamin_d_iu_high",
+)
+SUPPLEMENT_SAMPLE = {"calcium_mg": "1000-1200", "vitamin_d_iu": "600-800"}
+
+
+def supplement_facts(t: Thresholds) -> dict[str, str]:
+    """Calcium and vitamin D ranges for the card text (ACR guideline numbers in thresholds)."""
+    calcium = f"{fmt_number(t.value('bone.calcium_mg_low'))}-{fmt_number(t.value('bone.calcium_mg_high'))}"
+    vitamin_d = f"{fmt_number(t.value('bone.vitamin_d_iu_low'))}-{fmt_number(t.value('bone.vitamin_d_iu_high'))}"
+    return {"calcium_mg": calcium, "vitamin_d_iu": vitamin_d}
+
+
+@dataclass(frozen=True)
+class BoneWork:
+    """What is already done for the bones: the last DXA, active therapy, known bone disease."""
+
+    dxa_hits: tuple[Hit, ...]  # results, procedures and DXA orders (drafts included)
+    last_dxa: date | None
+    dxa_current: bool
+    therapy: tuple[str, ...]
+    known_disease: tuple[str, ...]
+    hips_replaced: bool  # both hips: the DXA is of the spine and forearm
+
+    @staticmethod
+    def of(facts: ClinicalFacts, t: Thresholds) -> BoneWork:
+        dxa_hits = tuple(facts.of("bone_density"))
+        last_dxa = newest(list(dxa_hits))
+        interval = t.value("bone.dxa_interval_days")
+        return BoneWork(
+            dxa_hits=dxa_hits,
+            last_dxa=last_dxa,
+            dxa_current=last_dxa is not None and (facts.today - last_dxa).days <= interval,
+            therapy=facts.refs("osteoporosis_drugs", active_only=True)
+            + facts.refs("bisphosphonate_use", active_only=True),
+            known_disease=facts.refs("osteoporosis")
+            + facts.refs("osteopenia")
+            + facts.refs("fragility_fracture"),
+            hips_replaced=both_hips_replaced(facts),
+        )
+
+    @property
+    def done(self) -> bool:
+        """Assessed within the interval and treated: nothing to add."""
+        return self.dxa_current and bool(self.therapy)
+
+    def dxa_advice(self, never_done: str) -> tuple[list[str], list[str]]:
+        """(detail ids, suggestion ids) for a DXA that is due; ``never_done`` names the detail
+        for a patient with no DXA on file."""
+        if self.dxa_current:
+            return [], []
+        details = ["dxa-due" if self.last_dxa else never_done]
+        if self.hips_replaced:
+            return [*details, "hips-replaced"], ["dxa-spine-forearm"]
+        return details, ["dxa"]
+
+    def evidence(self, facts: ClinicalFacts) -> set[str]:
+        refs = {h.ref for h in self.dxa_hits} | set(self.known_disease)
+        return refs | set(facts.refs("hip_prosthesis"))
+
+
+# ---------------------------------------------------------------------------------------------
+# patient-view
+
+
+def fracture_risk(
+    facts: ClinicalFacts, t: Thresholds, status: SteroidStatus
+) -> tuple[str, list[str]]:
+    """ACR 2022 fracture-risk category from the record: (category, evidence refs)."""
+    exp = facts.exposure
+    very_high_dose = (
+        exp.longest_run_at_or_above(t.value("exposure.very_high_daily_mg"))
+        > t.value("exposure.very_high_days")
+    ) or status.cumulative_mg >= t.value("exposure.very_high_cumulative_mg")
+    fractures = facts.refs("fragility_fracture")
+    if fractures or very_high_dose:
+        return "very high", list(fractures)
+    if facts.age is not None and facts.age >= t.value("bone.frax_min_age"):
+        return _adult_risk(facts, t)
+    return _under_40_risk(facts, t)
+
+
+def _scores(facts: ClinicalFacts, kind: str) -> tuple[float | None, list[str]]:
+    """Lowest T- or Z-score on file and the references of every such score."""
+    hits = [
+        h
+        for h in facts.of("bone_density")
+        if h.properties.get("score") == kind and h.value is not None
+    ]
+    return min((h.value for h in hits if h.value is not None), default=None), [h.ref for h in hits]
+
+
+def _adult_risk(facts: ClinicalFacts, t: Thresholds) -> tuple[str, list[str]]:
+    """40 and over: FRAX with the glucocorticoid adjustment, T-scores and known disease."""
+    lowest, refs = _scores(facts, "t")
+    if lowest is not None and lowest <= t.value("bone.t_score_very_high"):
+        return "very high", refs
+    if (lowest is not None and lowest <= t.value("bone.t_score_osteoporosis")) or facts.of(
+        "osteoporosis"
+    ):
+        return "high", refs + list(facts.refs("osteoporosis"))
+    if (lowest is not None and lowest < t.value("bone.t_score_low")) or facts.of("osteopenia"):
+        return "moderate", refs + list(facts.refs("osteopenia"))
+    return "to be determined (FRAX)", []
+
+
+def _under_40_risk(facts: ClinicalFacts, t: Thresholds) -> tuple[str, list[str]]:
+    """Under 40 FRAX is not validated; ACR 2022 uses dose, fractures and Z-scores."""
+    lowest, refs = _scores(facts, "z")
+    sustained = facts.exposure.longest_run_at_or_above(t.value("bone.under40_moderate_daily_mg"))
+    if (
+        lowest is not None
+        and lowest < t.value("bone.z_score_moderate")
+        and sustained >= t.value("bone.under40_moderate_days")
+    ):
+        return "moderate", refs
+    if facts.of("osteoporosis"):
+        return "moderate", list(facts.refs("osteoporosis"))
+    return "low unless BMD shows otherwise", []
+
+
+def evaluate_bone_health(
+    facts: ClinicalFacts, status: SteroidStatus, t: Thresholds
+) -> Finding | None:
+    if not status.long_term:
+        return None
+    work = BoneWork.of(facts, t)
+    if work.done:
+        return None
+    risk, risk_refs = fracture_risk(facts, t, status)
+    adult_frax = facts.age is not None and facts.age >= t.value("bone.frax_min_age")
+    details = ["exposure", "frax" if adult_frax else "under-40"]
+    if work.known_disease:
+        details.append("known-bone-disease")
+    dxa_details, suggestions = work.dxa_advice(never_done="dxa-none")
+    details += dxa_details
+    treat = risk in ("moderate", "high", "very high") and not work.therapy
+    details += (
+        ["risk", "treatment", "calcium-vitamin-d"] if treat else ["risk", "calcium-vitamin-d"]
+    )
+    # The most consequential gap leads: untreated risk, then a missing or overdue DXA.
+    if treat:
+        summary = "treat"
+    elif not work.dxa_current:
+        summary = "dxa-due" if work.last_dxa else "dxa-none"
+    else:
+        summary = "supplements"
+    indicator: Indicator = "warning" if treat or not work.last_dxa else "info"
+    values = status.facts(t) | {
+        "age": str(facts.age) if facts.age is not None else "unknown",
+        "last_dxa": fmt_date(work.last_dxa),
+        "risk": risk,
+        "dxa_interval_months": fmt_months(t.value("bone.dxa_interval_days")),
+        **supplement_facts(t),
+        "frax_adjust_mg": fmt_number(t.value("bone.frax_gc_adjust_above_mg")),
+    }
+    evidence = set(status.evidence) | set(risk_refs) | work.evidence(facts)
+    return Finding(
+        summary=summary,
+        details=tuple(details),
+        indicator=indicator,
+        facts=values,
+        evidence=tuple(sorted(evidence)),
+        suggestions=tuple(suggestions),
+        recommended=tuple(suggestions[:1]),
+    )
+
+
+BONE_HEALTH = RuleKind(
+    name="glucocorticoid-bone-health",
+    roles=ROLES,
+    thresholds=(
+        *COMMON_THRESHOLDS,
+        "exposure.very_high_daily_mg",
+        "exposure.very_high_days",
+        "exposure.very_high_cumulative_mg",
+        "bone.frax_min_age",
+        "bone.dxa_interval_days",
+        "bone.t_score_osteoporosis",
+        "bone.t_score_very_high",
+        "bone.t_score_low",
+        "bone.z_score_moderate",
+        "bone.under40_moderate_daily_mg",
+        "bone.under40_moderate_days",
+        "bone.frax_gc_adjust_above_mg",
+        *SUPPLEMENT_THRESHOLDS,
+    ),
+    summaries=("dxa-none", "dxa-due", "treat", "supplements"),
+    details=(
+        "exposure",
+        "frax",
+        "under-40",
+        "known-bone-disease",
+        "dxa-none",
+        "dxa-due",
+        "hips-replaced",
+        "risk",
+        "treatment",
+        "calcium-vitamin-d",
+    ),
+    suggestions=("dxa", "dxa-spine-forearm"),
+    sample_facts=COMMON_SAMPLE
+    | SUPPLEMENT_SAMPLE
+    | {
+        "age": "120",
+        "last_dxa": "unknown date",
+        "risk": "low unless BMD shows otherwise",
+        "dxa_interval_months": "24",
+        "frax_adjust_mg": "7.5",
+    },
+    evaluate=evaluate_bone_health,
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# order-select, order-sign (ACR 2022: baseline BMD within 6 months of starting)
+
+
+def evaluate_order_bone_health(
+    facts: ClinicalFacts, status: SteroidStatus, t: Thresholds
+) -> Finding | None:
+    ordered = status.ordered
+    low = t.value("exposure.long_term_min_daily_mg")
+    if ordered is None or ordered.planned_mg < low - EPS:
+        return None
+    run = run_with_plan(facts.exposure, low)
+    if not (run >= t.value("exposure.long_term_min_days") or status.long_term):
+        return None
+    work = BoneWork.of(facts, t)
+    if work.done:
+        return None  # assessed within the interval and treated: nothing to add at ordering
+    details = ["exposure", "known-bone-disease"] if work.known_disease else ["exposure"]
+    dxa_details, suggestions = work.dxa_advice(never_done="dxa-baseline")
+    details += dxa_details
+    if not work.therapy:
+        details.append("risk-assessment")
+    details.append("calcium-vitamin-d")
+    summary = dxa_details[0] if dxa_details else "supplements"
+    values = ordered.facts() | {
+        "run_days": str(run),
+        "long_term_min_daily_mg": fmt_number(low),
+        "long_term_months": fmt_months(t.value("exposure.long_term_min_days")),
+        "dxa_baseline_months": fmt_months(t.value("bone.dxa_baseline_within_days")),
+        "last_dxa": fmt_date(work.last_dxa),
+        "dxa_interval_months": fmt_months(t.value("bone.dxa_interval_days")),
+        **supplement_facts(t),
+    }
+    evidence = set(ordered.refs) | set(status.evidence) | work.evidence(facts) | set(work.therapy)
+    return Finding(
+        summary=summary,
+        details=tuple(details),
+        indicator="warning" if not work.dxa_current else "info",
+        facts=values,
+        evidence=tuple(sorted(evidence)),
+        suggestions=tuple(suggestions),
+        recommended=tuple(suggestions[:1]),
+    )
+
+
+ORDER_BONE_HEALTH = RuleKind(
+    name="glucocorticoid-order-bone-health",
+    roles=ROLES,
+    thresholds=(
+        *COMMON_THRESHOLDS,
+        "bone.dxa_baseline_within_days",
+        "bone.dxa_interval_days",
+        *SUPPLEMENT_THRESHOLDS,
+    ),
+    summaries=("dxa-baseline", "dxa-due", "supplements"),
+    details=(
+        "exposure",
+        "known-bone-disease",
+        "dxa-baseline",
+        "dxa-due",
+        "hips-replaced",
+        "risk-assessment",
+        "calcium-vitamin-d",
+    ),
+    suggestions=("dxa", "dxa-spine-forearm"),
+    sample_facts=ORDER_SAMPLE
+    | SUPPLEMENT_SAMPLE
+    | {
+        "run_days": "730",
+        "long_term_months": "3",
+        "dxa_baseline_months": "6",
+        "last_dxa": "unknown date",
+        "dxa_interval_months": "24",
+    },
+    evaluate=evaluate_order_bone_health,
+)
+
+KINDS = (BONE_HEALTH, ORDER_BONE_HEALTH)
