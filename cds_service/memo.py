@@ -14,8 +14,13 @@ Rules every memo follows:
   real records is small, so a clear is rare and cheaper than LRU bookkeeping on every hit);
 - an unhashable key (odd JSON in a record) is computed without the memo.
 
-Per-request values live on the request's own objects, not here. The validated-resource cache
-(``record.ValidationCache``) is the one cache with a time limit: it holds request data.
+The memos: ``valueset-match`` (each ValueSet), ``selector-text`` (each resource type's raw
+selector), ``role-matches`` (each service's RoleMap), and the drug-identification and route
+memos of each service's GlucocorticoidKnowledge. Two other stores are not memos of content:
+``Service.derived`` keeps values built from the service's own definition (the parts every card
+of a rule shares), one per rule, freed with the service; ``record.ValidationCache`` holds
+validated request data for a few minutes (a time limit, LRU, off with size 0). Per-call values
+(the glucocorticoid status) are computed once per call and passed on, never cached.
 """
 
 from __future__ import annotations

@@ -23,11 +23,13 @@ from pydantic import ValidationError
 
 from cds_service.fhir.extract import CODE_FIELDS
 from cds_service.fhir.models import MODEL_BY_TYPE, FHIRResourceModel, Medication, Patient
+from cds_service.memo import Memo
 from cds_service.valuesets import ValueSet, normalize_code
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=FHIRResourceModel)
+TEXT_MEMO_SIZE = 50_000
 
 MEDICATION_USE_TYPES = frozenset(
     {"MedicationRequest", "MedicationStatement", "MedicationAdministration", "MedicationDispense"}
@@ -45,7 +47,10 @@ class _TypeIndex:
     codes: frozenset[tuple[str, str]]
     prefixes: Mapping[str, tuple[str, ...]]
     text: re.Pattern[str] | None
-    text_memo: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
+    # Displays repeat across resources and calls ("Body Height"): remember each verdict.
+    text_memo: Memo[str, bool] = field(
+        default_factory=lambda: Memo("selector-text", TEXT_MEMO_SIZE), compare=False, repr=False
+    )
 
     @staticmethod
     def of(valuesets: Sequence[ValueSet]) -> _TypeIndex:
@@ -92,17 +97,10 @@ class _TypeIndex:
         return False
 
     def _text_hit(self, text: str) -> bool:
-        # Displays repeat across resources and calls ("Body Height"): remember the verdict.
-        found = self.text_memo.get(text)
-        if found is None:
-            found = self.text is not None and self.text.search(text) is not None
-            if len(self.text_memo) >= TEXT_MEMO_SIZE:
-                self.text_memo.clear()
-            self.text_memo[text] = found
-        return found
-
-
-TEXT_MEMO_SIZE = 50_000
+        pattern = self.text
+        return self.text_memo.get(
+            text, lambda: pattern is not None and pattern.search(text) is not None
+        )
 
 
 @dataclass(frozen=True)
@@ -261,6 +259,29 @@ def _validate(
     return model
 
 
+def _wanted(
+    raw: Mapping[str, Any],
+    key: str,
+    record: PatientRecord,
+    selector: Selector,
+    raw_medications: Mapping[str, Mapping[str, Any]],
+) -> bool:
+    """Whether a raw entry is worth validating: an R4 type the rules read, selected by its
+    codes. Medications are read apart (by reference); a type that is not R4 is counted."""
+    rtype = raw.get("resourceType")
+    if not isinstance(rtype, str) or rtype == "Medication":
+        return False
+    if rtype not in MODEL_BY_TYPE:
+        if rtype in _NON_R4_TYPES:
+            record.skipped[rtype] += 1
+            logger.warning(
+                "prefetch entry skipped: not an R4 resource type",
+                extra={"prefetch_key": key, "resource_type": rtype},
+            )
+        return False
+    return selector.matches(raw, raw_medications)
+
+
 def build_record(
     entries_by_key: Mapping[str, Iterable[Any]],
     selector: Selector,
@@ -285,30 +306,17 @@ def build_record(
     seen: set[tuple[str, str]] = set()
     for key, entries in raw_by_key.items():
         for raw in entries:
-            rtype = raw.get("resourceType")
-            if not isinstance(rtype, str):
+            if not _wanted(raw, key, record, selector, raw_medications):
                 continue
-            if rtype not in MODEL_BY_TYPE:
-                if rtype in _NON_R4_TYPES:
-                    record.skipped[rtype] += 1
-                    logger.warning(
-                        "prefetch entry skipped: not an R4 resource type",
-                        extra={"prefetch_key": key, "resource_type": rtype},
-                    )
-                continue
-            if rtype == "Medication" or not selector.matches(raw, raw_medications):
-                continue
-            rid = raw.get("id")
+            rtype, rid = str(raw["resourceType"]), raw.get("id")
             if isinstance(rid, str):
                 if (rtype, rid) in seen:
                     continue  # the same resource under two keys (e.g. _include) counts once
                 seen.add((rtype, rid))
             model = _validate(raw, key, record, cache)
-            if model is None:
-                continue
             if isinstance(model, Patient):
                 record.patient = record.patient or model
-            else:
+            elif model is not None:
                 record.by_type.setdefault(rtype, []).append(model)
     for ref, raw in raw_medications.items():
         model = _validate(raw, "medication", record, cache)

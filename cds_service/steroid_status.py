@@ -39,7 +39,6 @@ COMMON_SAMPLE = {
 ORDER_SAMPLE = {
     "drug": "methylprednisolone + dexamethasone",
     "planned_mg": "1250",
-    "long_term_min_daily_mg": "2.5",
 }
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cds_service.errors import ContentError
+from cds_service.memo import Memo
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 ATC = "http://www.whocc.no/atc"
@@ -94,9 +95,9 @@ class ValueSet:
     text_pattern: re.Pattern[str] | None
     text_exclude: re.Pattern[str] | None
     # Memo of match() results: the same codes recur across patients and across the repeated
-    # calls of one chart (order-select fires on every edit). Bounded, cleared when full.
-    _memo: dict[tuple[tuple[Coding, ...], str | None], Match | None] = field(
-        default_factory=dict, repr=False, compare=False
+    # calls of one chart (order-select fires on every edit). Owned by this value set.
+    _memo: Memo[tuple[tuple[Coding, ...], str | None], Match | None] = field(
+        default_factory=lambda: Memo("valueset-match", MATCH_MEMO_SIZE), repr=False, compare=False
     )
 
     def match_code(self, system: str | None, code: str | None) -> Concept | None:
@@ -137,16 +138,8 @@ class ValueSet:
         A code match wins. An explicitly excluded code vetoes the text fallback (so
         "Inclusion body myositis" coded as such is not caught by a ``myositis`` pattern).
         """
-        key = (tuple(codings), text)
-        try:
-            return self._memo[key]
-        except KeyError:
-            pass
-        result = self._match(key[0], text)
-        if len(self._memo) >= MATCH_MEMO_SIZE:
-            self._memo.clear()
-        self._memo[key] = result
-        return result
+        found = tuple(codings)
+        return self._memo.get((found, text), lambda: self._match(found, text))
 
     def _match(self, codings: tuple[Coding, ...], text: str | None) -> Match | None:
         for coding in codings:

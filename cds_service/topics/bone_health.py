@@ -321,6 +321,7 @@ ORDER_BONE_HEALTH = RuleKind(
     | SUPPLEMENT_SAMPLE
     | {
         "run_days": "730",
+        "long_term_min_daily_mg": "2.5",
         "long_term_months": "3",
         "dxa_baseline_months": "6",
         "last_dxa": "unknown date",

@@ -1,0 +1,202 @@
+"""infection-prevention and live-vaccine safety as pure functions of facts and thresholds."""
+
+from __future__ import annotations
+
+import pytest
+
+from cds_service.facts import ClinicalFacts, Hit
+from cds_service.topics.infection import INFECTION, ORDER_INFECTION
+from cds_service.topics.live_vaccine import LIVE_VACCINE
+from tests.topic_support import Planned, Taken, facts, hit, run
+
+HIGH_NOW = [Taken(ago=40, days=41, mg=40)]  # 40 mg/day for 41 days, today included
+ALL_DONE: tuple[Hit, ...] = (
+    hit("pjp_drugs", "MedicationRequest/tmp"),
+    hit("tb_tests", "Observation/igra"),
+    hit("hbv_tests", "Observation/hbsag", marker="hbsag"),
+    hit("hbv_tests", "Observation/antihbc", marker="anti-hbc"),
+    hit("hbv_tests", "Observation/antihbs", marker="anti-hbs"),
+    hit("vaccines", "Immunization/rzv", group="zoster-recombinant"),
+    hit("vaccines", "Immunization/pcv", group="pneumococcal"),
+    hit("vaccines", "Immunization/flu", ago=100, group="influenza"),
+)
+
+
+def without(role_ref: str) -> tuple[Hit, ...]:
+    return tuple(h for h in ALL_DONE if h.ref != role_ref)
+
+
+@pytest.mark.parametrize(
+    ("case", "f", "summary", "suggestions"),
+    [
+        ("5-day burst: silent", facts(taken=[Taken(4, 5, 60)]), None, None),
+        ("everything on file: silent", facts(*ALL_DONE, taken=HIGH_NOW), None, None),
+        (
+            "no prophylaxis at 40 mg for 41 days",
+            facts(*without("MedicationRequest/tmp"), taken=HIGH_NOW),
+            "pjp",
+            ("tmp-smx", "dapsone", "atovaquone"),
+        ),
+        (
+            "sulfa allergy: no TMP-SMX",
+            facts(
+                *without("MedicationRequest/tmp"),
+                hit("sulfa_allergy", "AllergyIntolerance/sulfa"),
+                taken=HIGH_NOW,
+            ),
+            "pjp",
+            ("dapsone", "atovaquone"),
+        ),
+        ("no IGRA", facts(*without("Observation/igra"), taken=HIGH_NOW), "screening", ("igra",)),
+        (
+            "latent TB known: no IGRA asked",
+            facts(*without("Observation/igra"), hit("latent_tb", "Condition/ltbi"), taken=HIGH_NOW),
+            None,
+            None,
+        ),
+        (
+            "two of three HBV markers",
+            facts(*without("Observation/antihbs"), taken=HIGH_NOW),
+            "screening",
+            ("hbv-panel",),
+        ),
+        (
+            "influenza over a year ago",
+            facts(
+                *without("Immunization/flu"),
+                hit("vaccines", "Immunization/old", ago=400, group="influenza"),
+                taken=HIGH_NOW,
+            ),
+            "vaccines",
+            ("influenza",),
+        ),
+        (
+            "long-term 5 mg: vaccines, no PJP",
+            facts(*without("Immunization/rzv"), taken=[Taken(200, 201, 5)]),
+            "vaccines",
+            ("zoster",),
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_patient_view(
+    case: str, f: ClinicalFacts, summary: str | None, suggestions: tuple[str, ...] | None
+) -> None:
+    finding = run(INFECTION, f)
+    assert (finding.summary if finding else None) == summary, case
+    if finding is not None:
+        assert finding.suggestions == suggestions, case
+        assert finding.indicator == ("warning" if summary == "pjp" else "info")
+
+
+def test_second_immunosuppressant_strengthens_pjp_and_asks_for_vigilance() -> None:
+    f = facts(
+        *without("MedicationRequest/tmp"),
+        hit("immunosuppressant_drugs", "MedicationRequest/mtx"),
+        taken=HIGH_NOW,
+    )
+    finding = run(INFECTION, f)
+    assert finding is not None
+    assert {"pjp-stronger", "lung-vigilance"} <= set(finding.details)
+    assert "MedicationRequest/mtx" in finding.evidence
+
+
+def test_hydroxychloroquine_is_not_a_second_immunosuppressant() -> None:
+    f = facts(
+        *without("MedicationRequest/tmp"),
+        hit("immunosuppressant_drugs", "MedicationRequest/hcq", immunosuppressive=False),
+        taken=HIGH_NOW,
+    )
+    finding = run(INFECTION, f)
+    assert finding is not None
+    assert "pjp-stronger" not in finding.details
+
+
+@pytest.mark.parametrize(
+    ("case", "f", "summary"),
+    [
+        ("nothing ordered: silent", facts(taken=HIGH_NOW), None),
+        ("40 mg for 27 days ordered: silent", facts(planned=[Planned(27, 40)]), None),
+        ("40 mg for 28 days ordered", facts(planned=[Planned(28, 40)]), "pjp"),
+        ("prophylaxis drafted alongside", facts(*ALL_DONE, planned=[Planned(28, 40)]), None),
+        (
+            "continuing a current course",
+            facts(
+                *without("Observation/igra"), taken=[Taken(20, 21, 40)], planned=[Planned(10, 40)]
+            ),
+            "screening",
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_order_hooks(case: str, f: ClinicalFacts, summary: str | None) -> None:
+    finding = run(ORDER_INFECTION, f)
+    assert (finding.summary if finding else None) == summary, case
+
+
+MMR = hit("vaccines", "Immunization/mmr", ago=0, live=True, group="mmr")
+ZOSTER_LIVE = hit("vaccines", "Immunization/zvl", ago=0, live=True, group="zoster-live")
+
+
+@pytest.mark.parametrize(
+    ("case", "f", "removes"),
+    [
+        (
+            "live vaccine drafted on 40 mg for 41 days",
+            facts(MMR, taken=HIGH_NOW, focus=["Immunization/mmr"]),
+            ("Immunization/mmr",),
+        ),
+        ("live vaccine not in focus: silent", facts(MMR, taken=HIGH_NOW), None),
+        (
+            "non-live vaccine: silent",
+            facts(
+                hit("vaccines", "Immunization/rzv", ago=0, group="zoster-recombinant"),
+                taken=HIGH_NOW,
+                focus=["Immunization/rzv"],
+            ),
+            None,
+        ),
+        (
+            "13 days at 20 mg: silent",
+            facts(MMR, taken=[Taken(12, 13, 20)], focus=["Immunization/mmr"]),
+            None,
+        ),
+        (
+            "stopped 20 days ago after 30 days at 40 mg",
+            facts(MMR, taken=[Taken(50, 30, 40)], focus=["Immunization/mmr"]),
+            ("Immunization/mmr",),
+        ),
+        (
+            "stopped 40 days ago: silent",
+            facts(MMR, taken=[Taken(70, 30, 40)], focus=["Immunization/mmr"]),
+            None,
+        ),
+        (
+            "drafted with a 14-day 20 mg order",
+            facts(MMR, planned=[Planned(14, 20)], focus=["Immunization/mmr"]),
+            ("Immunization/mmr",),
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_live_vaccine(case: str, f: ClinicalFacts, removes: tuple[str, ...] | None) -> None:
+    finding = run(LIVE_VACCINE, f)
+    if removes is None:
+        assert finding is None, case
+        return
+    assert finding is not None, case
+    assert finding.indicator == "critical"
+    assert finding.delete_targets == {"remove": removes}
+
+
+def test_live_zoster_offers_the_recombinant_vaccine() -> None:
+    f = facts(
+        ZOSTER_LIVE,
+        taken=HIGH_NOW,
+        focus=["Immunization/zvl"],
+        draft_names={"Immunization/zvl": "Zostavax"},
+    )
+    finding = run(LIVE_VACCINE, f)
+    assert finding is not None
+    assert finding.suggestions == ("remove", "zoster-recombinant")
+    assert finding.facts["vaccines"] == "Zostavax"
