@@ -21,7 +21,7 @@ from cds_service.cdshooks import USER_TOKENS
 from cds_service.errors import ContentError
 from cds_service.exposure import GlucocorticoidKnowledge
 from cds_service.facts import RoleMap
-from cds_service.hook_table import HOOKS
+from cds_service.hook_table import DEFAULT_HOOK, HOOKS
 from cds_service.record import Selector
 from cds_service.rule_kind import RuleKind
 from cds_service.thresholds import Thresholds, load_thresholds
@@ -71,7 +71,7 @@ class RuleDef(_Content):
     kind: str
     version: int = Field(ge=1)
     topic: str
-    hooks: list[str] = Field(default_factory=lambda: ["patient-view"])
+    hooks: list[str] = Field(default_factory=lambda: [DEFAULT_HOOK])
     needs: list[str] = Field(default_factory=list)
     source: SourceDef
     summaries: dict[str, str]

@@ -68,10 +68,12 @@ class HookSpec:
         return ordered.key if ordered is not None else drafts.bundle_key
 
 
+DEFAULT_HOOK = "patient-view"  # a rule that names no hooks serves this one
+
 HOOKS: dict[str, HookSpec] = {
     spec.name: spec
     for spec in (
-        HookSpec("patient-view", ("patientId", "userId")),
+        HookSpec(DEFAULT_HOOK, ("patientId", "userId")),
         HookSpec("order-select", ("patientId", "userId", "draftOrders", "selections"), _selections),
         HookSpec("order-sign", ("patientId", "userId", "draftOrders"), _everything, True),
     )
