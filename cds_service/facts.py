@@ -7,7 +7,7 @@ produced it, so every card can say which resources triggered it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
@@ -121,7 +121,7 @@ def _first_date(*values: object) -> date | None:
     return None
 
 
-def _period_start(period: Any) -> object:  # an R4B Period (or None)
+def _period_start(period: object) -> object:  # an R4B Period (or None)
     return getattr(period, "start", None) if period is not None else None
 
 
@@ -172,7 +172,7 @@ def _medication_concepts(r: MedicationUse, medications: Mapping[str, Medication]
     concepts: list[object] = [r.medicationCodeableConcept]
     ref = r.medicationReference
     target = getattr(ref, "reference", None) if ref is not None else None
-    medication: Any = None  # a Medication, contained or from the record
+    medication: object = None  # a Medication, contained or from the record
     if isinstance(target, str) and target.startswith("#"):
         medication = next(
             (c for c in (r.contained or ()) if getattr(c, "id", None) == target[1:]), None
@@ -256,23 +256,35 @@ def _observation(r: Observation, _: ReadContext) -> Reading:
     return Reading(r.status not in EXCLUDED_STATUS, True, day, [])
 
 
-Reader = Callable[[Any, ReadContext], Reading]  # each reader takes its own R4B model
-READERS: Mapping[str, Reader] = {
-    "Condition": _condition,
-    "AllergyIntolerance": _allergy,
-    "MedicationRequest": _medication_request,
-    "MedicationStatement": _medication_statement,
-    "MedicationAdministration": _medication_administration,
-    "MedicationDispense": _medication_dispense,
-    "Procedure": _procedure,
-    "Immunization": _immunization,
-    "ServiceRequest": _service_request,
-    "DiagnosticReport": _diagnostic_report,
-    "Observation": _observation,
-}
+def read(resource: FHIRResourceModel, ctx: ReadContext) -> Reading:
+    """Status, activity, date and concepts of a resource, by its type (typed per model)."""
+    match resource:
+        case Condition():
+            return _condition(resource, ctx)
+        case MedicationRequest():
+            return _medication_request(resource, ctx)
+        case Observation():
+            return _observation(resource, ctx)
+        case Procedure():
+            return _procedure(resource, ctx)
+        case MedicationStatement():
+            return _medication_statement(resource, ctx)
+        case MedicationAdministration():
+            return _medication_administration(resource, ctx)
+        case MedicationDispense():
+            return _medication_dispense(resource, ctx)
+        case Immunization():
+            return _immunization(resource, ctx)
+        case ServiceRequest():
+            return _service_request(resource, ctx)
+        case DiagnosticReport():
+            return _diagnostic_report(resource, ctx)
+        case AllergyIntolerance():
+            return _allergy(resource, ctx)
+    return NOT_USABLE  # a type the rules do not read
 
 
-def _quantity(quantity: Any) -> float | None:  # an R4B Quantity (or None)
+def _quantity(quantity: object) -> float | None:  # an R4B Quantity (or None)
     value = getattr(quantity, "value", None) if quantity is not None else None
     return float(value) if value is not None else None
 
@@ -292,17 +304,14 @@ def _observation_hits(r: Observation, roles: RoleSets, ref: str, day: date | Non
 def _resource_hits(
     resource: FHIRResourceModel, role_map: RoleMap, ctx: ReadContext
 ) -> Iterable[Hit]:
-    rtype = resource.get_resource_type()
-    reader = READERS.get(rtype)
-    if reader is None:
-        return
-    reading = reader(resource, ctx)
+    reading = read(resource, ctx)
     if not reading.usable:
         return
     ref = reference_of(resource)
     if isinstance(resource, Observation):
-        yield from _observation_hits(resource, role_map.roles(rtype), ref, reading.day)
+        yield from _observation_hits(resource, role_map.roles("Observation"), ref, reading.day)
         return
+    rtype = resource.get_resource_type()
     found, text = all_codings(c for c in reading.concepts if c is not None)
     for role, match in role_map.matches(rtype, found, text):
         props = match.concept.properties if match.concept else {}
