@@ -88,7 +88,7 @@ def parse_record(
     return None
 
 
-# --------------------------------------------------------------------------- shared steps
+# ---------------------------------------------------------------------------- shared steps
 
 
 def _identify(
@@ -128,7 +128,7 @@ def _last_updated(meta: Meta | None, ctx: Context) -> Day | None:
     return to_day(meta.lastUpdated, ctx.tz) if meta else None
 
 
-# --------------------------------------------------------------------------- MedicationRequest
+# ----------------------------------------------------------------------- MedicationRequest
 
 
 def _parse_request(
@@ -198,7 +198,7 @@ def _draft_start(bound_starts: list[Day], today: date) -> Day:
     return Day(explicit if explicit is not None and explicit > today else today, False)
 
 
-# --------------------------------------------------------------------------- MedicationStatement
+# --------------------------------------------------------------------- MedicationStatement
 
 
 def _parse_statement(
@@ -229,7 +229,7 @@ def _parse_statement(
     )  # fmt: skip
 
 
-# --------------------------------------------------------------------------- MedicationAdministration
+# ---------------------------------------------------------------- MedicationAdministration
 
 
 def _parse_administration(
@@ -286,7 +286,7 @@ def _as_datetime(raw: object) -> datetime:
     return datetime.combine(day.value if day else date.min, datetime.min.time())
 
 
-# --------------------------------------------------------------------------- MedicationDispense
+# ---------------------------------------------------------------------- MedicationDispense
 
 
 def _parse_dispense(md: MedicationDispense, source: str, ctx: Context) -> Record | DrugInfo | None:

@@ -1,5 +1,8 @@
-"""A record's Dosage entries laid out as dose segments (module docstring of the package,
-"Duration"): same ``sequence`` concurrent, different sequences end to end (tapers)."""
+"""A record's Dosage entries laid out in time as dose segments.
+
+Same ``sequence`` concurrent, different sequences end to end (tapers); see "Duration" in the
+docstring of :mod:`cds_service.exposure`.
+"""
 
 from __future__ import annotations
 

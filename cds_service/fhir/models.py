@@ -8,7 +8,7 @@ from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.dosage import Dosage
 from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
 from fhir.resources.R4B.immunization import Immunization
-from fhir.resources.R4B.medication import Medication, MedicationIngredient
+from fhir.resources.R4B.medication import Medication
 from fhir.resources.R4B.medicationadministration import (
     MedicationAdministration,
     MedicationAdministrationDosage,
@@ -42,7 +42,6 @@ __all__ = [
     "MedicationAdministration",
     "MedicationAdministrationDosage",
     "MedicationDispense",
-    "MedicationIngredient",
     "MedicationRequest",
     "MedicationStatement",
     "Meta",

@@ -122,8 +122,11 @@ def identify(
     texts = texts_of(concept)
     if reference is not None and reference.display:
         texts.append(str(reference.display))
-    form_texts = texts_of(med.form) if med is not None else []
-    item_concepts = [i.itemCodeableConcept for i in (med.ingredient or [])] if med else []
+    form_texts: list[str] = []
+    item_concepts: list[CodeableConcept | None] = []
+    if med is not None:
+        form_texts = texts_of(med.form)
+        item_concepts = [i.itemCodeableConcept for i in (med.ingredient or [])]
 
     if _excluded_by_code(codings, item_concepts, knowledge):
         return _EXCLUDED
@@ -225,7 +228,7 @@ def _ingredient_item(
 ) -> tuple[str, str, Strength | None] | None:
     """The first ``Medication.ingredient`` naming a GC (``ingredient`` itself, when known):
     its code, name and strength."""
-    if not med:
+    if med is None:
         return None
     for item, concept in zip(med.ingredient or [], item_concepts, strict=False):
         code, item_name = _ingredient_from_codes(codings_of(concept), knowledge)
