@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 
 from cds_service import medications as meds
 from cds_service.exposure import timeline
-from cds_service.exposure.records import Context as ExposureContext
-from cds_service.fhir.models import Medication
+from cds_service.exposure.context import Context as ExposureContext
+from cds_service.fhir.models import Medication, Reference
+from cds_service.medications.identify import identify
+from cds_service.medications.route import read_route
 from tests.test_exposure_support import (
     ATC,
     KNOWLEDGE,
@@ -116,9 +118,8 @@ def medications_(draw: st.DrawFn) -> list[Medication]:
     return [medication("m1", **v) for v in variants]
 
 
-class _Ref:
-    def __init__(self, reference: str | None, display: str | None) -> None:
-        self.reference, self.display = reference, display
+def _ref(reference: str, display: str | None) -> Reference:
+    return Reference.model_validate({"reference": reference, "display": display})
 
 
 @SETTINGS
@@ -137,9 +138,9 @@ def test_memoised_identification_equals_a_fresh_one(
     for shown in (display, None, "prednisone 20 MG Oral Tablet"):
         for texts in (extra, []):
             for used in (*med, None):
-                ref = _Ref("Medication/m1", shown) if used is not None or shown else None
+                ref = _ref("Medication/m1", shown) if used is not None or shown else None
                 bundle = {"Medication/m1": used} if used is not None else {}
-                fresh = meds._identify(cc, ref, used, KNOWLEDGE, texts)
+                fresh = identify(cc, ref, used, KNOWLEDGE, texts)
                 for _ in range(2):
                     assert meds.identify_drug(cc, ref, [], bundle, KNOWLEDGE, texts) == fresh
 
@@ -327,6 +328,6 @@ def test_memoised_route_equals_a_fresh_one(
     route = medication("r", code=concept).code if concept else None
     for oral in (False, True):
         drug = meds.DrugInfo("8640", "prednisone", None, None, excluded=False, oral_form=oral)
-        fresh = meds._route_of(route, KNOWLEDGE, drug)
+        fresh = read_route(route, KNOWLEDGE, drug)
         for _ in range(2):
             assert meds.route_of(route, KNOWLEDGE, drug) == fresh

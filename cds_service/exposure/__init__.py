@@ -66,9 +66,10 @@ Documented policies (design choices, not guideline statements):
   1e-6 mg so sums do not depend on record order.
 
 Modules, in the order the data flows: ``records`` (one record per resource: status policy,
-drug, dose segments; dates through ``dates``), ``timeline`` (clusters, open ends, renewals and
-the sweep into day maps), ``daymap`` (per-day totals as runs) and ``summary`` (what the engine
-returns and the queries rules ask).
+drug, dates through ``dates``), ``segments`` (a record's Dosage entries laid out in time),
+``timeline`` (clusters, open ends, renewals and the sweep into day maps), ``daymap`` (per-day
+totals as runs) and ``summary`` (what the engine returns and the queries rules ask);
+``context`` holds what every parser reads besides the record.
 """
 
 from cds_service.exposure.summary import Course, ExposureParams, ExposureSummary

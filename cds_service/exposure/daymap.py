@@ -34,6 +34,8 @@ class DayMap(Mapping[date, float]):
         self.run_starts, self.run_ends = starts, ends
         self.run_values, self.run_sources = values, sources
         self._dict: dict[date, float] | None = None
+        # Query answers by (query, threshold, first day): a float, an int or a tuple of sources,
+        # told apart by the query name (not FHIR data).
         self._memo: dict[tuple[str, float, int], Any] = {}
 
     def _index(self, ordinal: int) -> int:
@@ -64,7 +66,7 @@ class DayMap(Mapping[date, float]):
             raise KeyError(key)
         return self.run_values[i]
 
-    def get(self, key: date, default: Any = None) -> Any:
+    def get(self, key: date, default: Any = None) -> Any:  # Mapping.get: any default
         i = self.index_of(key)
         return default if i < 0 else self.run_values[i]
 

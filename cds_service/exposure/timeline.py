@@ -7,16 +7,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import pairwise
 
+from cds_service.exposure.context import Context
 from cds_service.exposure.dates import DAY
 from cds_service.exposure.daymap import EPS, ROUND_DIGITS, DayMap, DaySources
-from cds_service.exposure.records import (
-    KIND_ORDER,
-    Context,
-    Record,
-    Segment,
-    parse_record,
-    source_of,
-)
+from cds_service.exposure.records import KIND_ORDER, Kind, Record, parse_record, source_of
+from cds_service.exposure.segments import Segment
 from cds_service.exposure.summary import Course, ExposureParams, ExposureSummary
 from cds_service.fhir.models import (
     FHIRResourceModel,
@@ -120,10 +115,21 @@ def _prepare(
     ctx: Context,
 ) -> _Prepared:
     """Parse, cluster (dedup), resolve open dates and apply renewals."""
-    today = ctx.today
+    records, excluded = _parse_all(resources, draft_orders, ctx)
+    anchors, evidence = _cluster(records)
+    unknown = _resolve_all(records, evidence, ctx)
+    _apply_renewals(records, ctx.today)
+    return _Prepared(records, anchors, excluded, unknown)
+
+
+def _parse_all(
+    resources: Sequence[FHIRResourceModel],
+    draft_orders: Sequence[MedicationRequest],
+    ctx: Context,
+) -> tuple[dict[str, Record], set[str]]:
+    """Records by source (the first of a repeated source wins), and the excluded sources."""
     records: dict[str, Record] = {}
     excluded: set[str] = set()
-    unknown: set[str] = set()
     inputs = [(r, False) for r in resources] + [(r, True) for r in draft_orders]
     for index, (resource, is_draft) in enumerate(inputs):
         source = source_of(resource, index)
@@ -132,7 +138,12 @@ def _prepare(
             excluded.add(source)
         elif parsed is not None and source not in records:
             records[source] = parsed
+    return records, excluded
 
+
+def _cluster(records: Mapping[str, Record]) -> tuple[dict[int, Kind], dict[int, date]]:
+    """Number the clusters of linked records (``Record.cluster``); return each cluster's anchor
+    kind (the first in ``KIND_ORDER``) and its latest dated evidence (drafts aside)."""
     clusters = _Clusters(records)
     for rec in records.values():
         for ref in (*rec.links, *rec.priors):
@@ -152,14 +163,21 @@ def _prepare(
         cid: min((r.kind for r in recs), key=KIND_ORDER.__getitem__)
         for cid, recs in members.items()
     }
+    return anchors, evidence
 
+
+def _resolve_all(
+    records: Mapping[str, Record], evidence: Mapping[int, date], ctx: Context
+) -> set[str]:
+    """Resolve every record's dates; drop the segments that stay undated and return the
+    sources that lost one (or had none)."""
+    unknown: set[str] = set()
     for rec in records.values():
         _resolve_dates(rec, evidence.get(rec.cluster), ctx)
         if any(s.start is None for s in rec.segments) or not rec.segments:
             unknown.add(rec.source)
             rec.segments = [s for s in rec.segments if s.start is not None]
-    _apply_renewals(records, today)
-    return _Prepared(records, anchors, excluded, unknown)
+    return unknown
 
 
 def _summarize(prepared: _Prepared, ctx: Context) -> ExposureSummary:

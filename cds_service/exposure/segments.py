@@ -1,0 +1,216 @@
+"""A record's Dosage entries laid out in time as dose segments.
+
+Same ``sequence`` concurrent, different sequences end to end (tapers); see "Duration" in the
+docstring of :mod:`cds_service.exposure`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from cds_service.exposure.context import Context
+from cds_service.exposure.dates import Day, to_day
+from cds_service.exposure.daymap import EPS, ROUND_DIGITS
+from cds_service.fhir.models import Dosage
+from cds_service.medications import (
+    MAX_SPAN_DAYS,
+    DrugInfo,
+    Route,
+    Schedule,
+    dose_per_administration,
+    duration_days,
+    route_of,
+    schedule,
+)
+from cds_service.medications.dosage import NO_DOSE
+
+
+@dataclass
+class Segment:
+    ingredient: str
+    name: str
+    start: date | None  # None: the record's start
+    end: date | None  # None: open, resolved by status policy
+    peq: float | None  # PEQ mg per dosing day
+    route: Route
+    dose_range: bool
+    undated: bool
+    weekdays: frozenset[int] | None = None
+    alternate: bool = False
+    mg_per_day: float | None = None  # ingredient mg/day (supply-based duration)
+
+
+def dosage_segments(
+    dosages: Sequence[Dosage],
+    drug: DrugInfo,
+    ctx: Context,
+    start: Day | None,
+    *,
+    record_days: int | None,
+    supply_mg: float | None,
+    supply_fills: int,
+) -> list[Segment]:
+    """Lay out Dosage entries from the record's ``start`` (None: no date yet, weak).
+
+    ``record_days`` (a supply duration) or ``supply_mg`` (an amount to divide by the daily
+    dose), times ``supply_fills``, give the length of a single-step record whose dosages have
+    none of their own; no dosage at all is one dose-less segment.
+    """
+    first = start.value if start else None
+    weak = start.weak if start else True
+    factor = ctx.knowledge.peq_factor.get(drug.ingredient)
+    groups = _sequence_groups(list(dosages) or [None])
+    segments: list[Segment] = []
+    cursor = first
+    ordered_keys = sorted(groups)
+    last_index = len(ordered_keys) - 1
+    for index, key in enumerate(ordered_keys):
+        step, step_days = _step(groups[key], drug, factor, ctx, first, weak, segments)
+        if not step:
+            continue
+        if step_days is None and last_index == 0:
+            step_days = _record_days(record_days, supply_mg, supply_fills, step)
+        elif step_days is None and index < last_index:
+            step_days = 1  # unknown middle step of a taper (documented gap)
+        _place_step(step, cursor, step_days)
+        if step_days is None and record_days is not None and first is not None:
+            # The open last step of a taper ends with the record's supply.
+            _end_with_supply(step, cursor, first, min(record_days * supply_fills, MAX_SPAN_DAYS))
+        segments.extend(step)
+        if cursor is not None and step_days is not None:
+            cursor = cursor + timedelta(days=step_days)
+    return segments
+
+
+def _sequence_groups(items: list[Dosage | None]) -> dict[int, list[Dosage | None]]:
+    """Dosages by step: their ``sequence``; without one, each its own step when every such
+    dosage has its own duration (a taper without sequence numbers), else one shared step."""
+    unsequenced = [d for d in items if d is None or d.sequence is None]
+    consecutive = len(unsequenced) > 1 and all(
+        d is not None and own_duration(d, schedule(d.timing)) is not None for d in unsequenced
+    )
+    groups: dict[int, list[Dosage | None]] = {}
+    for position, d in enumerate(items):
+        if d is not None and d.sequence is not None:
+            key = int(d.sequence)
+        else:
+            key = position if consecutive else -1
+        groups.setdefault(key, []).append(d)
+    return groups
+
+
+def _step(
+    group: list[Dosage | None],
+    drug: DrugInfo,
+    factor: float | None,
+    ctx: Context,
+    start: date | None,
+    weak: bool,
+    placed: list[Segment],
+) -> tuple[list[Segment], int | None]:
+    """The segments of one step and the step's length (its longest own duration, or None).
+
+    A dosage with its own ``boundsPeriod`` is not part of the step: its segment goes straight
+    to ``placed``, on its own dates.
+    """
+    step_days: int | None = None
+    step: list[Segment] = []
+    for d in group:
+        sched = schedule(d.timing if d is not None else None)
+        seg = _segment(d, sched, drug, factor, ctx, weak)
+        if d is not None and _place_on_own_bounds(seg, d, start, weak, ctx):
+            placed.append(seg)
+            continue
+        days = own_duration(d, sched) if d is not None else None
+        if days is not None:
+            step_days = max(step_days or 0, days)
+        step.append(seg)
+    return step, step_days
+
+
+def _segment(
+    dosage: Dosage | None,
+    sched: Schedule,
+    drug: DrugInfo,
+    factor: float | None,
+    ctx: Context,
+    weak: bool,
+) -> Segment:
+    """The dose segment of one Dosage, not yet placed in time."""
+    dose = dose_per_administration(dosage, drug) if dosage is not None else NO_DOSE
+    mg_day = dose.mg * sched.per_day if dose.mg is not None else None
+    peq = round(mg_day * factor, ROUND_DIGITS) if mg_day is not None and factor else None
+    route = route_of(dosage.route if dosage is not None else None, ctx.knowledge, drug)
+    return Segment(
+        drug.ingredient, drug.ingredient_name, None, None, peq, route,
+        dose.dose_range, weak, sched.weekdays, sched.alternate, mg_day,
+    )  # fmt: skip
+
+
+def _place_on_own_bounds(
+    seg: Segment, dosage: Dosage, start: date | None, weak: bool, ctx: Context
+) -> bool:
+    """Put ``seg`` on the dosage's own boundsPeriod; False when it has no dated bound."""
+    repeat = dosage.timing.repeat if dosage.timing is not None else None
+    bounds = repeat.boundsPeriod if repeat is not None else None
+    if bounds is None:
+        return False
+    own_start = to_day(bounds.start, ctx.tz)
+    own_end = to_day(bounds.end, ctx.tz, end=True)
+    if own_start is None and own_end is None:
+        return False
+    seg.start = own_start.value if own_start else start
+    seg.end = own_end.value if own_end else None
+    seg.undated = weak if own_start is None else own_start.weak
+    return True
+
+
+def _place_step(step: list[Segment], cursor: date | None, days: int | None) -> None:
+    for seg in step:
+        seg.start = cursor
+        if cursor is not None and days is not None:
+            seg.end = cursor + timedelta(days=days - 1)
+
+
+def _end_with_supply(step: list[Segment], cursor: date | None, first: date, days: int) -> None:
+    """The last step of a taper with a record-level supply duration ends with the supply."""
+    total_end = first + timedelta(days=days - 1)
+    for seg in step:
+        seg.end = max(total_end, cursor) if cursor is not None else total_end
+
+
+def own_duration(dosage: Dosage, sched: Schedule) -> int | None:
+    """Days of a Dosage from its own Timing: boundsDuration, boundsRange high, repeat.count."""
+    repeat = dosage.timing.repeat if dosage.timing is not None else None
+    if repeat is None:
+        return None
+    days = duration_days(repeat.boundsDuration)
+    if days is None and repeat.boundsRange is not None:
+        days = duration_days(repeat.boundsRange.high)
+    if days is None and sched.count is not None and sched.per_day > 0:
+        per_week = sched.per_day * (len(sched.weekdays) if sched.weekdays else 7)
+        days = min(max(1, math.ceil(sched.count / per_week * 7 - EPS)), MAX_SPAN_DAYS)
+    return days
+
+
+def _record_days(
+    record_days: int | None, supply_mg: float | None, fills: int, segments: list[Segment]
+) -> int | None:
+    """Planned days of a single-step record: supply duration or quantity / daily amount."""
+    if record_days is not None:
+        return min(record_days * fills, MAX_SPAN_DAYS)
+    per_day = [s.mg_per_day for s in segments]
+    if supply_mg is None or any(v is None for v in per_day):
+        return None
+    total_per_day = sum(v for v in per_day if v is not None)
+    weekly_fraction = 1.0
+    weekdays = segments[0].weekdays
+    if weekdays:
+        weekly_fraction = len(weekdays) / 7
+    if total_per_day * weekly_fraction <= 0:
+        return None
+    days = math.ceil(supply_mg * fills / (total_per_day * weekly_fraction) - EPS)
+    return min(max(1, days), MAX_SPAN_DAYS)

@@ -1,0 +1,212 @@
+"""One FHIR Dosage read: administrations per day (Timing), mg per administration, SIG texts.
+
+The exposure policies that use them are documented in :mod:`cds_service.exposure`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from cds_service.fhir.models import (
+    CodeableConcept,
+    Dosage,
+    MedicationAdministrationDosage,
+    Quantity,
+    Timing,
+    TimingRepeat,
+)
+from cds_service.medications.concepts import texts_of
+from cds_service.medications.knowledge import DrugInfo
+from cds_service.medications.units import (
+    COUNT_UNITS,
+    EPS,
+    PACK_UNITS,
+    UNIT_DAYS,
+    VOLUME_TO_ML,
+    mass_mg,
+    normalize_unit,
+)
+
+# HL7 v3 GTSAbbreviation timing codes (Timing.code) and frequent EHR spellings:
+# administrations per day, averaged for sparser schedules.
+TIMING_CODE_PER_DAY: Mapping[str, float] = {
+    "QD": 1.0,
+    "DAILY": 1.0,
+    "AM": 1.0,
+    "PM": 1.0,
+    "QAM": 1.0,
+    "QPM": 1.0,
+    "BED": 1.0,
+    "QHS": 1.0,
+    "Q24H": 1.0,
+    "BID": 2.0,
+    "Q12H": 2.0,
+    "TID": 3.0,
+    "Q8H": 3.0,
+    "QID": 4.0,
+    "Q6H": 4.0,
+    "Q4H": 6.0,
+    "Q3H": 8.0,
+    "Q2H": 12.0,
+    "Q1H": 24.0,
+    "QOD": 0.5,
+    "Q48H": 0.5,
+    "WK": 1 / 7,
+    "QWK": 1 / 7,
+    "MO": 1 / 30,
+}
+WEEKDAYS: Mapping[str, int] = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+_WEIGHT_BASED = re.compile(r"/\s*(kg|m2|\[lb_av\]|lb)\b")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    per_day: float  # administrations per dosing day (weekdays) or average per day
+    weekdays: frozenset[int] | None
+    alternate: bool
+    count: float | None  # repeat.count (max with countMax)
+
+
+ONCE_DAILY = Schedule(1.0, None, False, None)  # no timing with a dose: once daily
+
+
+def schedule(timing: Timing | None) -> Schedule:
+    """Administrations per day from Timing (module docstring of :mod:`cds_service.exposure`,
+    "Frequency"): repeat frequency/period, else when/timeOfDay, else the timing code, else 1."""
+    if timing is None:
+        return ONCE_DAILY
+    repeat = timing.repeat
+    rate, period_days = _repeat_rate(repeat) if repeat is not None else (None, 1.0)
+    if rate is None:
+        rate = TIMING_CODE_PER_DAY.get(_timing_code(timing.code))
+        if rate is not None:
+            period_days = max(1.0, 1 / rate) if rate < 1 else 1.0
+    if rate is None:
+        rate = 1.0
+    count = _repeat_count(repeat) if repeat is not None else None
+    weekdays = _weekdays(repeat) if repeat is not None else None
+    if weekdays is not None and period_days > 1:
+        rate = rate * 7 / len(weekdays)  # doses per week spread over the listed days
+    alternate = weekdays is None and abs(rate - 0.5) < EPS
+    return Schedule(rate, weekdays, alternate, count)
+
+
+def _repeat_rate(repeat: TimingRepeat) -> tuple[float | None, float]:
+    """Administrations per day from frequency/period (else when/timeOfDay counts, else None),
+    and the period in days."""
+    if repeat.frequency is not None or repeat.period is not None:
+        # frequencyMax when given; periodMax is ignored: the shorter interval is the higher dose.
+        freq = float(max(repeat.frequency or 1, repeat.frequencyMax or 0))
+        unit = str(repeat.periodUnit or "d")
+        period_days = float(repeat.period or 1) * UNIT_DAYS.get(unit, 1.0)
+        return (freq / period_days if period_days > 0 else freq), period_days
+    if repeat.when or repeat.timeOfDay:
+        return float(len(repeat.when or []) + len(repeat.timeOfDay or [])), 1.0
+    return None, 1.0
+
+
+def _timing_code(code: CodeableConcept | None) -> str:
+    """The first coded Timing.code, else its text, upper-cased ("" without one)."""
+    if code is None:
+        return ""
+    for coding in code.coding or []:
+        if coding.code:
+            return str(coding.code).upper()
+    return str(code.text).strip().upper() if code.text else ""
+
+
+def _repeat_count(repeat: TimingRepeat) -> float | None:
+    if repeat.count is None:
+        return None
+    return float(max(repeat.count, repeat.countMax or 0))
+
+
+def _weekdays(repeat: TimingRepeat) -> frozenset[int] | None:
+    if not repeat.dayOfWeek:
+        return None
+    days = (WEEKDAYS[d] for d in repeat.dayOfWeek if d is not None and d in WEEKDAYS)
+    return frozenset(days) or None
+
+
+@dataclass(frozen=True)
+class Dose:
+    mg: float | None  # ingredient mg per administration
+    dose_range: bool
+
+
+NO_DOSE = Dose(None, False)
+
+
+def quantity_mg(value: float, quantity: Quantity, drug: DrugInfo) -> float | None:
+    """Ingredient mg in ``value`` units of ``quantity`` (mass, count, volume or pack).
+
+    None for a weight- or area-based unit (mg/kg, mg/m2), no unit, or a count/volume/pack
+    unit the product's strength does not cover.
+    """
+    unit = normalize_unit(quantity)
+    if not unit or _WEIGHT_BASED.search(unit):
+        return None
+    mg = mass_mg(value, unit)
+    if mg is not None:
+        return mg
+    strength = drug.strength
+    if strength is None:
+        return None
+    if unit in COUNT_UNITS and strength.mg_per_unit is not None:
+        return value * strength.mg_per_unit
+    if unit in PACK_UNITS and strength.mg_per_unit is not None and drug.pack_units:
+        return value * drug.pack_units * strength.mg_per_unit
+    ml = VOLUME_TO_ML.get(unit)
+    if ml is not None and strength.mg_per_ml is not None:
+        return value * ml * strength.mg_per_ml
+    return None
+
+
+def amount_mg(quantity: Quantity | None, drug: DrugInfo) -> float | None:
+    """Ingredient mg in a whole Quantity (a dispensed amount, an administered dose)."""
+    if quantity is None or quantity.value is None:
+        return None
+    return quantity_mg(float(quantity.value), quantity, drug)
+
+
+def dose_per_administration(dosage: Dosage, drug: DrugInfo) -> Dose:
+    """The dose of one administration: ``ordered`` beats ``calculated``; a doseRange gives its
+    high value (else its low one) with ``dose_range=True``."""
+    entries = list(dosage.doseAndRate or [])
+    if not entries:
+        return NO_DOSE
+    entry = next((e for e in entries if _type_code(e.type) == "ordered"), None)
+    entry = entry or next((e for e in entries if _type_code(e.type) != "calculated"), entries[0])
+    if entry.doseQuantity is not None and entry.doseQuantity.value is not None:
+        value = float(entry.doseQuantity.value)
+        return Dose(quantity_mg(value, entry.doseQuantity, drug), False)
+    rng = entry.doseRange
+    if rng is not None:
+        bound = rng.high if rng.high is not None and rng.high.value is not None else rng.low
+        if bound is not None and bound.value is not None:
+            return Dose(quantity_mg(float(bound.value), bound, drug), True)
+    return NO_DOSE
+
+
+def _type_code(concept: CodeableConcept | None) -> str:
+    """The first code of doseAndRate.type ("" without one)."""
+    if concept is None:
+        return ""
+    return next((str(c.code) for c in (concept.coding or []) if c.code), "")
+
+
+def dosage_texts(items: Iterable[Dosage | MedicationAdministrationDosage]) -> list[str]:
+    """Route, site, method and SIG texts of dosages: checked against the exclusion lists."""
+    out: list[str] = []
+    for d in items:
+        out.extend(texts_of(d.route))
+        out.extend(texts_of(d.site))
+        out.extend(texts_of(d.method))
+        if d.text:
+            out.append(str(d.text))
+        # MedicationAdministration.dosage has no patientInstruction.
+        if isinstance(d, Dosage) and d.patientInstruction:
+            out.append(str(d.patientInstruction))
+    return out
