@@ -18,6 +18,7 @@ from cds_service.fhir.models import (
     Medication,
     MedicationRequest,
 )
+from cds_service.fhir.references import relative_reference
 from cds_service.record import MEDICATION_USE_TYPES, PatientRecord
 from cds_service.valuesets import Coding, Match, ValueSet
 
@@ -103,10 +104,7 @@ def _medication_concepts(resource: Any, medications: Mapping[str, Medication]) -
             (c for c in (resource.contained or ()) if getattr(c, "id", None) == target[1:]), None
         )
     elif isinstance(target, str):
-        parts = target.split("/")
-        if "_history" in parts:
-            parts = parts[: parts.index("_history")]
-        medication = medications.get("/".join(parts[-2:]))
+        medication = medications.get(relative_reference(target))
     if medication is not None:
         concepts.append(getattr(medication, "code", None))
         for ingredient in getattr(medication, "ingredient", None) or ():

@@ -40,6 +40,7 @@ from functools import cached_property
 from typing import Any, Literal
 
 from cds_service.fhir.models import Medication
+from cds_service.fhir.references import relative_reference
 from cds_service.valuesets import Coding, ValueSet
 
 # UCUM codes and the spellings EHRs put in Quantity.unit (generic unit handling, not clinical).
@@ -369,14 +370,6 @@ def _resolve_medication(
                 return res
         return None
     return medications.get(relative_reference(ref))
-
-
-def relative_reference(ref: str) -> str:
-    """``Type/id`` from a relative or absolute reference, without ``/_history/n``."""
-    parts = [p for p in ref.split("?")[0].split("/") if p]
-    if len(parts) >= 4 and parts[-2] == "_history":
-        parts = parts[:-2]
-    return "/".join(parts[-2:]) if len(parts) >= 2 else ref
 
 
 def _concept_key(concept: Any) -> tuple[Any, ...] | None:

@@ -25,6 +25,7 @@ import anyio
 from cds_service.cdshooks import PREFETCH_TOKEN as TOKEN
 from cds_service.cdshooks import USER_TOKENS
 from cds_service.errors import MissingData
+from cds_service.fhir.references import parse_reference
 
 MEDICATION_REFS_KEY = "_medication-references"
 
@@ -144,10 +145,15 @@ def _missing_medication_refs(entries: Mapping[str, list[dict[str, Any]]]) -> lis
         for r in resources:
             ref = r.get("medicationReference")
             target = ref.get("reference") if isinstance(ref, Mapping) else None
-            if isinstance(target, str) and target.startswith("Medication/"):
-                relative = "/".join(target.split("/")[:2])
-                if relative not in present:
-                    wanted.add(relative)
+            parsed = parse_reference(target) if isinstance(target, str) else None
+            # Relative references only: an absolute one may name another server than fhirServer.
+            if (
+                parsed
+                and parsed.base is None
+                and parsed.resource_type == "Medication"
+                and parsed.relative not in present
+            ):
+                wanted.add(parsed.relative)
     return sorted(wanted)
 
 

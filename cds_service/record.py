@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from cds_service.fhir.extract import CODE_FIELDS
 from cds_service.fhir.models import MODEL_BY_TYPE, FHIRResourceModel, Medication, Patient
+from cds_service.fhir.references import relative_reference
 from cds_service.valuesets import ValueSet, normalize_code
 
 logger = logging.getLogger(__name__)
@@ -161,15 +162,7 @@ def _medication_for(
             if isinstance(contained, Mapping) and contained.get("id") == target[1:]:
                 return contained
         return None
-    return medications.get(_relative(target))
-
-
-def _relative(reference: str) -> str:
-    """``http://x/fhir/Medication/1`` or ``Medication/1/_history/2`` -> ``Medication/1``."""
-    parts = reference.split("/")
-    if "_history" in parts:
-        parts = parts[: parts.index("_history")]
-    return "/".join(parts[-2:])
+    return medications.get(relative_reference(target))
 
 
 def _repair(raw: dict[str, Any]) -> dict[str, Any]:

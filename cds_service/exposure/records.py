@@ -19,6 +19,7 @@ from cds_service.fhir.models import (
     MedicationRequest,
     MedicationStatement,
 )
+from cds_service.fhir.references import relative_reference
 from cds_service.medications import (
     MAX_SPAN_DAYS,
     Dose,
@@ -31,7 +32,6 @@ from cds_service.medications import (
     duration_days,
     identify_drug,
     quantity_mg,
-    relative_reference,
     route_of,
     schedule,
 )
