@@ -25,6 +25,7 @@ import anyio
 from cds_service.cdshooks import PREFETCH_TOKEN as TOKEN
 from cds_service.cdshooks import USER_TOKENS
 from cds_service.errors import MissingData
+from cds_service.fhir.quirks import unwrap_prefetch_value
 from cds_service.fhir.references import parse_reference
 
 MEDICATION_REFS_KEY = "_medication-references"
@@ -85,18 +86,11 @@ def _is_error_outcome(resource: Mapping[str, Any]) -> bool:
     return resource.get("resourceType") == "OperationOutcome"
 
 
-def _unwrap(value: Any) -> Any:
-    # Pre-1.0 clients wrapped values: {"response": {"status": "200 OK"}, "resource": {...}}.
-    if isinstance(value, Mapping) and "resourceType" not in value and "resource" in value:
-        return value["resource"]
-    return value
-
-
 def interpret(value: Any) -> tuple[str, list[dict[str, Any]], dict[str, Any] | None]:
     """Classify one prefetch value: ("null" | "absent" | "data", resources, bundle to page)."""
     if value is None:
         return "null", [], None
-    value = _unwrap(value)
+    value = unwrap_prefetch_value(value)
     if not isinstance(value, Mapping) or not isinstance(value.get("resourceType"), str):
         return "absent", [], None
     if _is_error_outcome(value):

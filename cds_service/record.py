@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from cds_service.fhir.extract import CODE_FIELDS
 from cds_service.fhir.models import MODEL_BY_TYPE, FHIRResourceModel, Medication, Patient
+from cds_service.fhir.quirks import repair_resource
 from cds_service.fhir.references import relative_reference
 from cds_service.valuesets import ValueSet, normalize_code
 
@@ -165,17 +166,6 @@ def _medication_for(
     return medications.get(relative_reference(target))
 
 
-def _repair(raw: dict[str, Any]) -> dict[str, Any]:
-    """Fix known, harmless client quirks before strict validation.
-
-    The CDS Hooks Sandbox sends R4 ``MedicationRequest.category`` as one object instead of an
-    array (cds-hooks/sandbox medication-reducers.js).
-    """
-    if raw.get("resourceType") == "MedicationRequest" and isinstance(raw.get("category"), dict):
-        raw = {**raw, "category": [raw["category"]]}
-    return raw
-
-
 @dataclass
 class PatientRecord:
     """Validated resources by type, plus the Medications they reference."""
@@ -239,7 +229,7 @@ def _validate(
     found, model = cache.get(digest) if cache is not None else (False, None)
     if not found:
         try:
-            model = MODEL_BY_TYPE[rtype].model_validate(_repair(dict(raw)))
+            model = MODEL_BY_TYPE[rtype].model_validate(repair_resource(dict(raw)))
         except (ValidationError, ValueError, TypeError):
             model = None
         if cache is not None:

@@ -18,6 +18,7 @@ from cds_service.cdshooks import CDSRequest
 from cds_service.errors import InvalidRequest
 from cds_service.fhir.extract import CODE_FIELDS, raw_codings
 from cds_service.fhir.models import MedicationRequest
+from cds_service.fhir.quirks import repair_draft_medication_request
 from cds_service.order_rules import DraftEntry, DraftOrders
 
 logger = logging.getLogger(__name__)
@@ -41,11 +42,7 @@ def _reference(resource: Mapping[str, Any]) -> str:
 
 
 def _medication_request(raw: Mapping[str, Any]) -> MedicationRequest | None:
-    fixed = dict(raw)
-    if isinstance(fixed.get("category"), dict):
-        fixed["category"] = [fixed["category"]]  # sandbox sends one object, R4 wants a list
-    fixed.setdefault("intent", "order")  # the sandbox omits intent until dispense details exist
-    fixed.setdefault("status", "draft")
+    fixed = repair_draft_medication_request(raw)  # sandbox drafts (fhir/quirks.py)
     try:
         return MedicationRequest.model_validate(fixed)
     except (ValidationError, ValueError, TypeError):
