@@ -256,6 +256,23 @@ def _empty_paths(value: Any, path: str = "") -> list[str]:
 
 def check_card(card: Mapping[str, Any]) -> list[str]:
     """Violations of the CDS Hooks 2.0 card rules in a wire card (empty list when valid)."""
+    problems = _card_problems(card)
+    suggestions = card.get("suggestions") or ()
+    problems.extend(_selection_problems(card, suggestions))
+    for suggestion in suggestions:
+        problems.extend(_suggestion_problems(suggestion))
+    for reason in card.get("overrideReasons") or ():
+        if not (reason.get("code") and reason.get("system") and reason.get("display")):
+            problems.append("overrideReasons need code, system and display")
+    for link in card.get("links") or ():
+        problems.extend(_link_problems(link))
+    if _has_empty(card):
+        problems.extend(f"empty value at {p}" for p in _empty_paths(card))
+    return problems
+
+
+def _card_problems(card: Mapping[str, Any]) -> list[str]:
+    """The card's own required fields: summary, source.label, uuid, indicator."""
     problems: list[str] = []
     summary = card.get("summary")
     if not isinstance(summary, str) or not summary or len(summary) >= SUMMARY_MAX:
@@ -266,32 +283,46 @@ def check_card(card: Mapping[str, Any]) -> list[str]:
         problems.append("card uuid is required for feedback")
     if card.get("indicator") not in ("info", "warning", "critical"):
         problems.append("indicator must be info, warning or critical")
-    suggestions = card.get("suggestions") or ()
-    if suggestions and card.get("selectionBehavior") is None:
+    return problems
+
+
+def _selection_problems(card: Mapping[str, Any], suggestions: Any) -> list[str]:
+    """selectionBehavior: required with suggestions; at-most-one allows one recommendation."""
+    problems: list[str] = []
+    behavior = card.get("selectionBehavior")
+    if suggestions and behavior is None:
         problems.append("selectionBehavior is required with suggestions")
-    if (
-        card.get("selectionBehavior") == "at-most-one"
-        and sum(1 for s in suggestions if s.get("isRecommended")) > 1
-    ):
+    if behavior == "at-most-one" and sum(1 for s in suggestions if s.get("isRecommended")) > 1:
         problems.append("at most one recommended suggestion with at-most-one")
-    for suggestion in suggestions:
-        if not suggestion.get("uuid"):
-            problems.append("suggestion uuid is required")
-        for action in suggestion.get("actions") or ():
-            if not action.get("description"):
-                problems.append("action description is required")
-            if action.get("type") == "delete" and not action.get("resourceId"):
-                problems.append("delete action needs resourceId")
-            if action.get("type") in ("create", "update") and not action.get("resource"):
-                problems.append(f"{action.get('type')} action needs a resource")
-    for reason in card.get("overrideReasons") or ():
-        if not (reason.get("code") and reason.get("system") and reason.get("display")):
-            problems.append("overrideReasons need code, system and display")
-    for link in card.get("links") or ():
-        if link.get("appContext") is not None and link.get("type") != "smart":
-            problems.append("appContext is only allowed on smart links")
-        if not str(link.get("url", "")).startswith(("https://", "http://")):
-            problems.append("link url must be absolute")
-    if _has_empty(card):
-        problems.extend(f"empty value at {p}" for p in _empty_paths(card))
+    return problems
+
+
+def _suggestion_problems(suggestion: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    if not suggestion.get("uuid"):
+        problems.append("suggestion uuid is required")
+    for action in suggestion.get("actions") or ():
+        problems.extend(_action_problems(action))
+    return problems
+
+
+def _action_problems(action: Mapping[str, Any]) -> list[str]:
+    """An action needs a description; delete needs resourceId; create and update a resource."""
+    problems: list[str] = []
+    kind = action.get("type")
+    if not action.get("description"):
+        problems.append("action description is required")
+    if kind == "delete" and not action.get("resourceId"):
+        problems.append("delete action needs resourceId")
+    if kind in ("create", "update") and not action.get("resource"):
+        problems.append(f"{kind} action needs a resource")
+    return problems
+
+
+def _link_problems(link: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    if link.get("appContext") is not None and link.get("type") != "smart":
+        problems.append("appContext is only allowed on smart links")
+    if not str(link.get("url", "")).startswith(("https://", "http://")):
+        problems.append("link url must be absolute")
     return problems

@@ -22,6 +22,7 @@ from cds_service.errors import ContentError
 from cds_service.exposure import GlucocorticoidKnowledge
 from cds_service.facts import RoleMap
 from cds_service.hook_table import DEFAULT_HOOK, HOOKS
+from cds_service.prefetch_templates import expand_prefetch
 from cds_service.record import Selector
 from cds_service.rule_kind import RuleKind
 from cds_service.thresholds import Thresholds, load_thresholds
@@ -272,8 +273,10 @@ def build_service(
     for hook in definition.hooks:
         if hook not in SUPPORTED_HOOKS:
             raise ContentError(f"{where}: unsupported hook {hook!r}")
-    _check_prefetch(definition, where)
     resolved = {role: valuesets[vs_id] for role, vs_id in definition.valuesets.items()}
+    prefetch = expand_prefetch(definition.prefetch, resolved, definition.selection, where)
+    definition = definition.model_copy(update={"prefetch": prefetch})  # codes from value sets
+    _check_prefetch(definition, where)
     rules = []
     seen: set[str] = set()
     for rule_def in definition.rule:

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from cds_service.errors import InvalidRequest
 from cds_service.fhir.extract import CODE_FIELDS, raw_codings
 from cds_service.fhir.models import MedicationRequest
+from cds_service.fhir.quirks import repair_draft_medication_request
 from cds_service.valuesets import Coding
 
 logger = logging.getLogger(__name__)
@@ -119,11 +120,7 @@ def read_drafts(entries: list[Mapping[str, Any]], focus: frozenset[str]) -> Draf
 
 
 def _medication_request(raw: Mapping[str, Any]) -> MedicationRequest | None:
-    fixed = dict(raw)
-    if isinstance(fixed.get("category"), dict):
-        fixed["category"] = [fixed["category"]]  # sandbox sends one object, R4 wants a list
-    fixed.setdefault("intent", "order")  # the sandbox omits intent until dispense details exist
-    fixed.setdefault("status", "draft")
+    fixed = repair_draft_medication_request(raw)  # sandbox drafts (fhir/quirks.py)
     try:
         return MedicationRequest.model_validate(fixed)
     except (ValidationError, ValueError, TypeError):

@@ -30,6 +30,7 @@ from cds_service.fhir.models import (
     Procedure,
     ServiceRequest,
 )
+from cds_service.fhir.references import relative_reference
 from cds_service.memo import Memo
 from cds_service.record import PatientRecord
 from cds_service.valuesets import Coding, Match, ValueSet
@@ -178,10 +179,7 @@ def _medication_concepts(r: MedicationUse, medications: Mapping[str, Medication]
             (c for c in (r.contained or ()) if getattr(c, "id", None) == target[1:]), None
         )
     elif isinstance(target, str):
-        parts = target.split("/")
-        if "_history" in parts:
-            parts = parts[: parts.index("_history")]
-        medication = medications.get("/".join(parts[-2:]))
+        medication = medications.get(relative_reference(target))
     if medication is not None:
         concepts.append(getattr(medication, "code", None))
         for ingredient in getattr(medication, "ingredient", None) or ():

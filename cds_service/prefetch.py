@@ -18,13 +18,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import anyio
 
 from cds_service.cdshooks import PREFETCH_TOKEN as TOKEN
 from cds_service.cdshooks import USER_TOKENS
 from cds_service.errors import MissingData
+from cds_service.fhir.bundles import is_subsetted, next_link
+from cds_service.fhir.quirks import unwrap_prefetch_value
+from cds_service.fhir.references import parse_reference
 
 MEDICATION_REFS_KEY = "_medication-references"
 
@@ -84,42 +87,44 @@ def _is_error_outcome(resource: Mapping[str, Any]) -> bool:
     return resource.get("resourceType") == "OperationOutcome"
 
 
-def _unwrap(value: Any) -> Any:
-    # Pre-1.0 clients wrapped values: {"response": {"status": "200 OK"}, "resource": {...}}.
-    if isinstance(value, Mapping) and "resourceType" not in value and "resource" in value:
-        return value["resource"]
-    return value
+def _is_resource(value: object) -> TypeGuard[Mapping[str, Any]]:
+    return isinstance(value, Mapping) and isinstance(value.get("resourceType"), str)
 
 
 def interpret(value: Any) -> tuple[str, list[dict[str, Any]], dict[str, Any] | None]:
-    """Classify one prefetch value: ("null" | "absent" | "data", resources, bundle to page)."""
+    """Classify one prefetch value: ("null" | "absent" | "data", resources, bundle to page).
+
+    "absent" covers anything that is not data: not a FHIR resource, an OperationOutcome, or a
+    Bundle of nothing but error outcomes. The bundle to page is returned only when it has a
+    next link (the FHIR client follows the same link, :func:`cds_service.fhir.bundles.next_link`).
+    """
     if value is None:
         return "null", [], None
-    value = _unwrap(value)
-    if not isinstance(value, Mapping) or not isinstance(value.get("resourceType"), str):
-        return "absent", [], None
-    if _is_error_outcome(value):
+    value = unwrap_prefetch_value(value)
+    if not _is_resource(value) or _is_error_outcome(value):
         return "absent", [], None
     if value["resourceType"] != "Bundle":
         return "data", [dict(value)], None
+    resources, outcomes = _bundle_resources(value)
+    if outcomes and not resources and _has_error_issue(value):
+        return "absent", [], None
+    return "data", resources, dict(value) if next_link(value) is not None else None
+
+
+def _bundle_resources(bundle: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
+    """The entries' resources minus OperationOutcomes, and how many OperationOutcomes there were."""
     resources: list[dict[str, Any]] = []
     outcomes = 0
-    for entry in value.get("entry") or ():
+    for entry in bundle.get("entry") or ():
         resource = entry.get("resource") if isinstance(entry, Mapping) else None
-        if not isinstance(resource, Mapping) or not isinstance(resource.get("resourceType"), str):
+        if not _is_resource(resource):
             continue
         if _is_error_outcome(resource):
             outcomes += 1
             continue
         # Read-only from here on: JSON dicts are kept as they are, not copied.
         resources.append(resource if isinstance(resource, dict) else dict(resource))
-    if outcomes and not resources and _has_error_issue(value):
-        return "absent", [], None
-    has_next = any(
-        isinstance(link, Mapping) and link.get("relation") == "next" and link.get("url")
-        for link in value.get("link") or ()
-    )
-    return "data", resources, dict(value) if has_next else None
+    return resources, outcomes
 
 
 def _has_error_issue(bundle: Mapping[str, Any]) -> bool:
@@ -144,10 +149,15 @@ def _missing_medication_refs(entries: Mapping[str, list[dict[str, Any]]]) -> lis
         for r in resources:
             ref = r.get("medicationReference")
             target = ref.get("reference") if isinstance(ref, Mapping) else None
-            if isinstance(target, str) and target.startswith("Medication/"):
-                relative = "/".join(target.split("/")[:2])
-                if relative not in present:
-                    wanted.add(relative)
+            parsed = parse_reference(target) if isinstance(target, str) else None
+            # Relative references only: an absolute one may name another server than fhirServer.
+            if (
+                parsed
+                and parsed.base is None
+                and parsed.resource_type == "Medication"
+                and parsed.relative not in present
+            ):
+                wanted.add(parsed.relative)
     return sorted(wanted)
 
 
@@ -204,13 +214,6 @@ async def resolve(
     return result
 
 
-def _subsetted(value: object) -> bool:
-    """True when the FHIR client had to cut a search short (meta.tag SUBSETTED)."""
-    meta = value.get("meta") if isinstance(value, Mapping) else None
-    tags = meta.get("tag") if isinstance(meta, Mapping) else None
-    return any(isinstance(t, Mapping) and t.get("code") == "SUBSETTED" for t in tags or ())
-
-
 async def _fetch_missing(
     result: PrefetchResult,
     absent: Mapping[str, str],
@@ -246,13 +249,13 @@ async def _fetch_missing(
         if state == "data":
             result.fetched.append(key)
             result.entries[key] = resources
-            if _subsetted(value):
+            if is_subsetted(value):
                 result.incomplete.append(key)
         else:
             result.missing.append(key)
     for key in to_page:
         state, resources, _ = interpret(completed.get(key))
-        if state == "data" and not _subsetted(completed.get(key)):
+        if state == "data" and not is_subsetted(completed.get(key)):
             result.entries[key] = resources
         else:
             result.incomplete.append(key)

@@ -23,6 +23,8 @@ from pydantic import ValidationError
 
 from cds_service.fhir.extract import CODE_FIELDS
 from cds_service.fhir.models import MODEL_BY_TYPE, FHIRResourceModel, Medication, Patient
+from cds_service.fhir.quirks import repair_resource
+from cds_service.fhir.references import relative_reference
 from cds_service.memo import Memo
 from cds_service.valuesets import ValueSet, normalize_code
 
@@ -159,26 +161,7 @@ def _medication_for(
             if isinstance(contained, Mapping) and contained.get("id") == target[1:]:
                 return contained
         return None
-    return medications.get(_relative(target))
-
-
-def _relative(reference: str) -> str:
-    """``http://x/fhir/Medication/1`` or ``Medication/1/_history/2`` -> ``Medication/1``."""
-    parts = reference.split("/")
-    if "_history" in parts:
-        parts = parts[: parts.index("_history")]
-    return "/".join(parts[-2:])
-
-
-def _repair(raw: dict[str, Any]) -> dict[str, Any]:
-    """Fix known, harmless client quirks before strict validation.
-
-    The CDS Hooks Sandbox sends R4 ``MedicationRequest.category`` as one object instead of an
-    array (cds-hooks/sandbox medication-reducers.js).
-    """
-    if raw.get("resourceType") == "MedicationRequest" and isinstance(raw.get("category"), dict):
-        raw = {**raw, "category": [raw["category"]]}
-    return raw
+    return medications.get(relative_reference(target))
 
 
 @dataclass
@@ -244,7 +227,7 @@ def _validate(
     found, model = cache.get(digest) if cache is not None else (False, None)
     if not found:
         try:
-            model = MODEL_BY_TYPE[rtype].model_validate(_repair(dict(raw)))
+            model = MODEL_BY_TYPE[rtype].model_validate(repair_resource(dict(raw)))
         except (ValidationError, ValueError, TypeError):
             model = None
         if cache is not None:

@@ -173,6 +173,40 @@ def test_violations_are_reported(changes: dict[str, Any], problem: str) -> None:
     assert any(problem in p for p in problems), problems
 
 
+def test_every_problem_is_listed_once_in_card_order() -> None:
+    bad = card(
+        summary="",
+        source={},
+        uuid=None,
+        indicator="hint",
+        selectionBehavior="at-most-one",
+        suggestions=[
+            {"label": "a", "isRecommended": True, "actions": [{"type": "delete"}]},
+            {"label": "b", "uuid": "s2", "isRecommended": True, "actions": [{"type": "update"}]},
+        ],
+        overrideReasons=[{"code": "c"}],
+        links=[{"url": "ftp://x", "type": "absolute", "appContext": "y"}],
+    )
+    assert check_card(bad) == [
+        "summary must be 1-139 characters",
+        "source.label is required",
+        "card uuid is required for feedback",
+        "indicator must be info, warning or critical",
+        "at most one recommended suggestion with at-most-one",
+        "suggestion uuid is required",
+        "action description is required",
+        "delete action needs resourceId",
+        "action description is required",
+        "update action needs a resource",
+        "overrideReasons need code, system and display",
+        "appContext is only allowed on smart links",
+        "link url must be absolute",
+        "empty value at uuid",  # empty values in the card's own key order
+        "empty value at summary",
+        "empty value at source",
+    ]
+
+
 def test_strict_mode_also_checks_the_wire_model() -> None:
     from cds_service.decide import wire_model_problems
 

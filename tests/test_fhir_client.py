@@ -459,7 +459,7 @@ async def test_token_header_sent_exactly_when_given(make_client) -> None:
 
 
 async def test_token_never_in_logs_or_errors(make_client, caplog) -> None:
-    caplog.set_level(logging.DEBUG, logger="cds_service.fhir.client")
+    caplog.set_level(logging.DEBUG, logger="cds_service.fhir")
     calls = iter(range(100))
 
     def mixed(request: httpx.Request) -> httpx.Response:
@@ -478,7 +478,7 @@ async def test_token_never_in_logs_or_errors(make_client, caplog) -> None:
     errors = [*result.values(), *refs.values()]
     assert all(isinstance(e, FHIRError) for e in errors)
     # httpx itself logs URLs at INFO; logs.configure_logging() raises it to WARNING.
-    records = [r for r in caplog.records if r.name == "cds_service.fhir.client"]
+    records = [r for r in caplog.records if r.name.startswith("cds_service.fhir.")]
     formatter = SafeJSONFormatter()
     logged = "\n".join(
         [formatter.format(r) for r in records]
@@ -486,6 +486,7 @@ async def test_token_never_in_logs_or_errors(make_client, caplog) -> None:
         + [repr(vars(r)) for r in records]
     )
     assert len(records) >= 3
+    assert {r.name for r in records} >= {"cds_service.fhir.client", "cds_service.fhir.transport"}
     for text in [logged, *map(str, errors), *map(repr, errors)]:
         assert TOKEN not in text
         assert PATIENT_ID not in text

@@ -134,6 +134,85 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     return value
 
 
+def _bearer_token(authorization_header: str | None) -> bytes:
+    """The compact JWT of an ``Authorization: Bearer`` header (bounded length)."""
+    if not authorization_header:
+        raise _Rejected("authorization header missing")
+    header_value = authorization_header.strip()
+    if len(header_value) > MAX_TOKEN_CHARS:
+        raise _Rejected("token too long")
+    match = _BEARER.fullmatch(header_value)
+    if match is None:
+        raise _Rejected("authorization header malformed")
+    return match.group(1).encode("ascii")
+
+
+def _parse_token(token: bytes) -> tuple[jws.CompactSignature, dict[str, Any], dict[str, Any]]:
+    """The unverified JWS, its header and its claims (both JSON objects)."""
+    registry = jws.JWSRegistry(algorithms=sorted(SUPPORTED_ALGORITHMS), strict_check_header=False)
+    registry.max_header_length = 2048  # Epic's jku URLs are long
+    try:
+        obj = jws.extract_compact(token, registry=registry)
+    except (JoseError, ValueError):
+        raise _Rejected("token malformed") from None
+    header: object = obj.headers()  # joserfc accepts any JSON that contains "alg"
+    if not isinstance(header, dict):
+        raise _Rejected("token malformed")
+    return obj, header, _json_object(obj.payload or b"")
+
+
+def _check_header(header: dict[str, Any]) -> tuple[str, str]:
+    """``alg`` (supported) and ``kid`` (present) of a header without JWS extensions."""
+    alg: object = header.get("alg")  # untrusted JSON: may be any type
+    if not isinstance(alg, str) or alg not in SUPPORTED_ALGORITHMS:
+        raise _Rejected("alg not allowed")
+    if "crit" in header or "b64" in header:
+        raise _Rejected("unsupported header")  # no JWS extensions (e.g. RFC 7797) accepted
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise _Rejected("kid missing")
+    typ = header.get("typ")
+    if typ is not None and (not isinstance(typ, str) or typ.lower() != "jwt"):
+        raise _Rejected("typ not jwt")
+    return alg, kid
+
+
+def _check_signature(obj: jws.CompactSignature, key: Key, alg: str, iss: str) -> None:
+    try:
+        verifier = jws.JWSRegistry(algorithms=[alg], strict_check_header=False)
+        if not jws.validate_compact(obj, key, registry=verifier):
+            raise _Rejected("bad signature", iss)
+    except JoseError:
+        raise _Rejected("key does not fit alg", iss) from None
+
+
+def _check_audience(claims: dict[str, Any], accepted: Sequence[str], iss: str) -> None:
+    """``aud`` (a string or a list of strings) must name one of the ``accepted`` URLs."""
+    aud = claims.get("aud")
+    auds = [aud] if isinstance(aud, str) else aud
+    if not isinstance(auds, list) or not auds or not all(isinstance(a, str) for a in auds):
+        raise _Rejected("aud missing or malformed", iss)
+    if not {_normalise_url(u) for u in accepted} & {_normalise_url(a) for a in auds}:
+        raise _Rejected("aud mismatch", iss)
+
+
+def _identity(claims: dict[str, Any], client: TrustedClient) -> tuple[str, str | None, str | None]:
+    """``jti`` (required), ``tenant`` (allowed for the client) and ``sub``, type-checked."""
+    iss = client.iss
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti or len(jti) > 256:
+        raise _Rejected("jti missing or malformed", iss)
+    tenant = claims.get("tenant")
+    if tenant is not None and not isinstance(tenant, str):
+        raise _Rejected("tenant malformed", iss, jti)
+    if client.tenants and tenant not in client.tenants:
+        raise _Rejected("tenant not allowed", iss, jti)
+    sub = claims.get("sub")
+    if sub is not None and not isinstance(sub, str):
+        raise _Rejected("sub malformed", iss, jti)
+    return jti, tenant, sub
+
+
 class JWTVerifier:
     """Checks ``Authorization: Bearer <JWT>`` against the trusted clients.
 
@@ -188,40 +267,19 @@ class JWTVerifier:
         raise Unauthorized() from None
 
     async def _verify(self, authorization_header: str | None, audience_url: str) -> VerifiedClient:
-        if not authorization_header:
-            raise _Rejected("authorization header missing")
-        header_value = authorization_header.strip()
-        if len(header_value) > MAX_TOKEN_CHARS:
-            raise _Rejected("token too long")
-        match = _BEARER.fullmatch(header_value)
-        if match is None:
-            raise _Rejected("authorization header malformed")
-        token = match.group(1).encode("ascii")
-        registry = jws.JWSRegistry(
-            algorithms=sorted(SUPPORTED_ALGORITHMS), strict_check_header=False
-        )
-        registry.max_header_length = 2048  # Epic's jku URLs are long
-        try:
-            obj = jws.extract_compact(token, registry=registry)
-        except (JoseError, ValueError):
-            raise _Rejected("token malformed") from None
-        header: object = obj.headers()  # joserfc accepts any JSON that contains "alg"
-        if not isinstance(header, dict):
-            raise _Rejected("token malformed")
-        claims = _json_object(obj.payload or b"")
+        # Checks run cheapest first and nothing is fetched before the issuer, alg and jku are
+        # known to be acceptable.
+        obj, header, claims = _parse_token(_bearer_token(authorization_header))
+        alg, kid = _check_header(header)
+        client = self._client_for(claims, header, alg)
+        key = await self._key(client, kid)
+        _check_signature(obj, key, alg, client.iss)
+        return self._check_claims(client, claims, audience_url)
 
-        alg: object = header.get("alg")  # untrusted JSON: may be any type
-        if not isinstance(alg, str) or alg not in SUPPORTED_ALGORITHMS:
-            raise _Rejected("alg not allowed")
-        if "crit" in header or "b64" in header:
-            raise _Rejected("unsupported header")  # no JWS extensions (e.g. RFC 7797) accepted
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not kid:
-            raise _Rejected("kid missing")
-        typ = header.get("typ")
-        if typ is not None and (not isinstance(typ, str) or typ.lower() != "jwt"):
-            raise _Rejected("typ not jwt")
-
+    def _client_for(
+        self, claims: dict[str, Any], header: dict[str, Any], alg: str
+    ) -> TrustedClient:
+        """The trusted client named by ``iss``, if it may use ``alg`` and the header's ``jku``."""
         iss = claims.get("iss")
         client = self._clients.get(iss) if isinstance(iss, str) else None
         if client is None:
@@ -231,28 +289,22 @@ class JWTVerifier:
         # Never follow a jku that is not this issuer's registered one (SSRF, forged keys).
         if "jku" in header and header["jku"] != client.jwks_url:
             raise _Rejected("jku not registered", client.iss)
-
-        key = await self._key(client, kid)
-        try:
-            verifier = jws.JWSRegistry(algorithms=[alg], strict_check_header=False)
-            if not jws.validate_compact(obj, key, registry=verifier):
-                raise _Rejected("bad signature", client.iss)
-        except JoseError:
-            raise _Rejected("key does not fit alg", client.iss) from None
-        return self._check_claims(client, claims, audience_url)
+        return client
 
     def _check_claims(
         self, client: TrustedClient, claims: dict[str, Any], audience_url: str
     ) -> VerifiedClient:
         iss = client.iss
-        aud = claims.get("aud")
-        auds = [aud] if isinstance(aud, str) else aud
-        if not isinstance(auds, list) or not auds or not all(isinstance(a, str) for a in auds):
-            raise _Rejected("aud missing or malformed", iss)
-        accepted = {_normalise_url(u) for u in (audience_url, *client.audience)}
-        if not accepted & {_normalise_url(a) for a in auds}:
-            raise _Rejected("aud mismatch", iss)
+        _check_audience(claims, (audience_url, *client.audience), iss)
+        exp = self._check_times(claims, iss)
+        jti, tenant, sub = _identity(claims, client)
+        if self._replay.seen(iss, jti, math.ceil(exp)):
+            raise _Rejected("jti replayed", iss, jti)
+        logger.debug("jwt accepted", extra={"iss": iss, "jti": jti})
+        return VerifiedClient(iss=iss, sub=sub, tenant=tenant, jti=jti)
 
+    def _check_times(self, claims: dict[str, Any], iss: str) -> float:
+        """``exp``, ``iat`` and optional ``nbf`` against now, within the leeway; returns exp."""
         now = self._clock()
         exp = _number(claims, "exp", iss)
         iat = _number(claims, "iat", iss)
@@ -265,22 +317,7 @@ class JWTVerifier:
             raise _Rejected("jwt not yet valid", iss)
         if exp - iat > MAX_TOKEN_LIFETIME_S:
             raise _Rejected("jwt lifetime too long", iss)
-
-        jti = claims.get("jti")
-        if not isinstance(jti, str) or not jti or len(jti) > 256:
-            raise _Rejected("jti missing or malformed", iss)
-        tenant = claims.get("tenant")
-        if tenant is not None and not isinstance(tenant, str):
-            raise _Rejected("tenant malformed", iss, jti)
-        if client.tenants and tenant not in client.tenants:
-            raise _Rejected("tenant not allowed", iss, jti)
-        sub = claims.get("sub")
-        if sub is not None and not isinstance(sub, str):
-            raise _Rejected("sub malformed", iss, jti)
-        if self._replay.seen(iss, jti, math.ceil(exp)):
-            raise _Rejected("jti replayed", iss, jti)
-        logger.debug("jwt accepted", extra={"iss": iss, "jti": jti})
-        return VerifiedClient(iss=iss, sub=sub, tenant=tenant, jti=jti)
+        return exp
 
     async def _key(self, client: TrustedClient, kid: str) -> Key:
         """The client's key ``kid``: inline first, then its cached or refetched JWKS."""

@@ -23,6 +23,7 @@ from cds_service.fhir.models import (
     Period,
     Reference,
 )
+from cds_service.fhir.references import relative_reference
 from cds_service.medications import (
     DrugInfo,
     Route,
@@ -30,7 +31,6 @@ from cds_service.medications import (
     dosage_texts,
     duration_days,
     identify_drug,
-    relative_reference,
     route_of,
 )
 

@@ -1,1 +1,1 @@
-"""FHIR R4 access: models, client and pure extraction helpers."""
+"""FHIR R4 access: models, the client (errors, urls, transport, bundles), references, quirks."""

@@ -1,4 +1,10 @@
-"""Async FHIR R4 reads and searches with the caller's token, bounded by one time budget per call."""
+"""Async FHIR R4 reads and searches with the caller's token, bounded by one time budget per call.
+
+This module runs the calls (concurrency, budget, paging, logging of failures). The pieces it
+uses each have their own module: :mod:`~cds_service.fhir.errors` (exception tree),
+:mod:`~cds_service.fhir.urls` (which URLs may be called), :mod:`~cds_service.fhir.transport`
+(one GET and its retry), :mod:`~cds_service.fhir.bundles` (pages of a searchset).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +14,30 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
-import orjson
+
+from cds_service.fhir.bundles import data_entries, merge_pages, next_link
+from cds_service.fhir.errors import (
+    BAD_AUTH,
+    BAD_QUERY,
+    BUDGET,
+    INVALID,
+    LOG_MESSAGES,
+    FHIRError,
+    FHIRNotAllowed,
+    FHIRRefused,
+    FHIRUnavailable,
+)
+from cds_service.fhir.references import is_resource_type, parse_reference
+from cds_service.fhir.transport import get_json
+from cds_service.fhir.urls import check_server, join_url
 
 logger = logging.getLogger(__name__)
 
+# The names callers import from here; the exceptions and URL checks live in their own modules.
 __all__ = [
     "FHIRClient",
     "FHIRClientConfig",
@@ -27,63 +49,9 @@ __all__ = [
     "join_url",
 ]
 
-# Failure kinds: the only words besides the resource type and status that reach a message or log.
-TIMEOUT: Final = "timeout"
-CONNECTION: Final = "connection error"
-INVALID: Final = "invalid response"
-OUTCOME: Final = "OperationOutcome"
-BUDGET: Final = "budget exhausted"
-NOT_ALLOWED: Final = "not allowed"
-BAD_AUTH: Final = "invalid token"
-BAD_QUERY: Final = "invalid query"
-
-_LOG_MESSAGES: Final = {
-    TIMEOUT: "fhir fetch failed: timeout",
-    CONNECTION: "fhir fetch failed: connection error",
-    INVALID: "fhir fetch failed: invalid response",
-    OUTCOME: "fhir fetch failed: OperationOutcome",
-    BUDGET: "fhir fetch failed: budget exhausted",
-    NOT_ALLOWED: "fhir fetch refused: server not allowed",
-    BAD_AUTH: "fhir fetch refused: invalid token",
-    BAD_QUERY: "fhir fetch refused: invalid query",
-    "status": "fhir fetch failed: http status",
-}
-
-_RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
 # RFC 6750 b64token is stricter; any visible ASCII keeps header injection out and vendor tokens in.
 _TOKEN = re.compile(r"[\x21-\x7e]+")
-_SUBSETTED = {
-    "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
-    "code": "SUBSETTED",
-}
 _MAX_CONCURRENCY: Final = 8  # per call: enough for a prefetch set, gentle on the EHR
-
-
-class FHIRError(Exception):
-    """A FHIR fetch failed. The message holds the resource type and the status or failure kind.
-
-    Never the URL (it holds the patient id), the body or the token. ``status`` is the HTTP status
-    when there was a response, else None; ``kind`` is one of the module's failure kinds or "status".
-    """
-
-    def __init__(self, resource_type: str, *, status: int | None = None, kind: str = "status"):
-        self.resource_type = resource_type
-        self.status = status
-        self.kind = kind
-        detail = str(status) if kind == "status" else kind
-        super().__init__(f"{resource_type} fetch failed: {detail}")
-
-
-class FHIRUnavailable(FHIRError):
-    """Timeout, connection error, 5xx, a body that is not a FHIR resource, or no budget left."""
-
-
-class FHIRRefused(FHIRError):
-    """The server answered 3xx (redirects are not followed) or 4xx (401, 403, 404, ...)."""
-
-
-class FHIRNotAllowed(FHIRError):
-    """Nothing was sent: server not allow-listed, a token for http://, or an unsafe URL."""
 
 
 @dataclass(frozen=True)
@@ -98,96 +66,14 @@ class FHIRClientConfig:
     max_entries: int
 
 
-def _parse(url: str, resource_type: str) -> httpx.URL:
-    # One parser (httpx's, the one that sends) for every check, so checks and requests agree.
-    if any(ch <= " " or ch in "\\\x7f" for ch in url):
-        raise FHIRNotAllowed(resource_type, kind=NOT_ALLOWED)
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, ValueError, TypeError):
-        raise FHIRNotAllowed(resource_type, kind=NOT_ALLOWED) from None
-    if parsed.scheme not in ("http", "https") or not parsed.host or parsed.userinfo:
-        raise FHIRNotAllowed(resource_type, kind=NOT_ALLOWED)
-    return parsed
-
-
-def _origin(url: httpx.URL) -> tuple[str, str, int]:
-    return url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80)
-
-
-def _has_dot_segment(path: str) -> bool:
-    # httpx removes dot segments, so "Patient/../../admin" would leave the base path.
-    return any(unquote(seg) in (".", "..") for seg in path.split("/"))
-
-
-def join_url(base: str, relative: str, *, resource_type: str = "Resource") -> str:
-    """Append ``relative`` ("Patient/123", "Condition?patient=123") to ``base``.
-
-    Strips one trailing "/" from ``base`` and keeps its path (urljoin would drop "/r4" from
-    "https://h/r4"); CDS Hooks item 22. An absolute ``relative`` (a Bundle next link) is returned
-    as is, and must have the scheme, host and port of ``base``. Raises FHIRNotAllowed otherwise,
-    or when ``relative`` has "." or ".." path segments.
-    """
-    base_url = _parse(base, resource_type)
-    split = urlsplit(relative)
-    if split.scheme or relative.startswith("//"):
-        target = _parse(relative, resource_type)
-        if _origin(target) != _origin(base_url) or _has_dot_segment(split.path):
-            raise FHIRNotAllowed(resource_type, kind=NOT_ALLOWED)
-        return relative
-    if _has_dot_segment(split.path) or "\\" in relative or "#" in relative:
-        raise FHIRNotAllowed(resource_type, kind=BAD_QUERY)
-    root = base[:-1] if base.endswith("/") else base
-    return f"{root}/{relative.lstrip('/')}"
-
-
-def _prefix_matches(prefix: str, base: httpx.URL) -> bool:
-    try:
-        allowed = _parse(prefix, "Resource")
-        explicit_port = urlsplit(prefix).port is not None
-    except (FHIRNotAllowed, ValueError):
-        return False  # a malformed allow-list entry allows nothing
-    if (allowed.scheme, allowed.host) != (base.scheme, base.host):
-        return False
-    # A prefix written without a port allows any port on that host (loopback test servers and
-    # the sandbox use arbitrary ports); a written port must match, default ports normalised.
-    if explicit_port and _origin(allowed) != _origin(base):
-        return False
-    want = allowed.path.rstrip("/")
-    have = base.path.rstrip("/")
-    return have == want or have.startswith(want + "/")
-
-
-def check_server(
-    base: str, *, allowed_prefixes: Sequence[str], allow_insecure: bool, has_token: bool
-) -> None:
-    """Raise FHIRNotAllowed unless ``base`` may be queried; runs before any network I/O.
-
-    ``base`` must be http(s) without user info, query or fragment, and match an allow-list prefix
-    on URL boundaries: same scheme and host (so "http://127.0.0.1" does not allow
-    "http://127.0.0.1.evil.com"), same port when the prefix names one, and a path equal to the
-    prefix's path or below it ("/fhir" does not allow "/fhir-evil"). A token never goes to
-    http:// unless ``allow_insecure`` (CDS Hooks item 23).
-    """
-    parsed = _parse(base, "Resource")
-    split = urlsplit(base)
-    if split.query or split.fragment or "?" in base or "#" in base or _has_dot_segment(split.path):
-        raise FHIRNotAllowed("Resource", kind=NOT_ALLOWED)
-    if has_token and parsed.scheme != "https" and not allow_insecure:
-        raise FHIRNotAllowed("Resource", kind=NOT_ALLOWED)
-    if not any(_prefix_matches(prefix, parsed) for prefix in allowed_prefixes):
-        raise FHIRNotAllowed("Resource", kind=NOT_ALLOWED)
-
-
 def _resource_type(query: str) -> str:
     head = re.split(r"[/?]", query.lstrip("/"), maxsplit=1)[0]
-    return head if _RESOURCE_TYPE.fullmatch(head) else "Resource"
+    return head if is_resource_type(head) else "Resource"
 
 
 def _reference_type(ref: str) -> str:
-    path = urlsplit(ref).path if urlsplit(ref).scheme else ref
-    segments = path.strip("/").split("/")
-    return _resource_type(segments[-2]) if len(segments) >= 2 else "Resource"
+    parsed = parse_reference(ref)
+    return parsed.resource_type if parsed is not None else "Resource"
 
 
 def _is_read(query: str) -> bool:
@@ -198,44 +84,6 @@ def _is_read(query: str) -> bool:
     if any(seg.startswith("$") for seg in segments):
         return False
     return len(segments) == 2 or (len(segments) == 4 and segments[2] == "_history")
-
-
-def _next_link(bundle: Mapping[str, Any]) -> str | None:
-    links = bundle.get("link")
-    if not isinstance(links, list):
-        return None
-    for link in links:
-        if isinstance(link, dict) and link.get("relation") == "next":
-            url = link.get("url")
-            return url if isinstance(url, str) and url else None
-    return None
-
-
-def _data_entries(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Entries minus OperationOutcomes (``search.mode == "outcome"``, CDS Hooks item 27)."""
-    entries = bundle.get("entry")
-    if not isinstance(entries, list):
-        return []
-    kept: list[dict[str, Any]] = []
-    for entry in entries:
-        if not isinstance(entry, dict):
-            continue
-        search = entry.get("search")
-        if isinstance(search, dict) and search.get("mode") == "outcome":
-            continue
-        resource = entry.get("resource")
-        if isinstance(resource, dict) and resource.get("resourceType") == "OperationOutcome":
-            continue
-        kept.append(entry)
-    return kept
-
-
-class _Retryable(Exception):
-    """Internal: a GET failed in a way one retry may fix (5xx, timeout, connection error)."""
-
-    def __init__(self, error: FHIRUnavailable) -> None:
-        super().__init__()
-        self.error = error
 
 
 class FHIRClient:
@@ -281,11 +129,11 @@ class FHIRClient:
         comes back merged as is (OperationOutcome entries dropped), with no network I/O.
         """
         deadline = anyio.current_time() + self._config.budget_s
-        rtype = resource_type if _RESOURCE_TYPE.fullmatch(resource_type) else "Resource"
+        rtype = resource_type if is_resource_type(resource_type) else "Resource"
         if bundle.get("resourceType") != "Bundle":
             return self._failed(FHIRUnavailable(rtype, kind=INVALID), None)
-        if _next_link(bundle) is None:
-            return self._merge(bundle, _data_entries(bundle), subsetted=False)
+        if next_link(bundle) is None:
+            return merge_pages(bundle, data_entries(bundle), subsetted=False)
         refusal = self._refusal(base, token)
         if refusal is not None:
             return self._failed(refusal, None, rtype)
@@ -344,7 +192,7 @@ class FHIRClient:
         )
         logger.log(
             level,
-            _LOG_MESSAGES.get(error.kind, "fhir fetch failed"),
+            LOG_MESSAGES.get(error.kind, "fhir fetch failed"),
             extra={
                 "fhir_resource_type": error.resource_type,
                 "fhir_status": error.status,
@@ -418,10 +266,10 @@ class FHIRClient:
     ) -> dict[str, Any]:
         """Follow ``Bundle.link[next]`` from ``first`` within max_pages and max_entries."""
         limits = self._config
-        entries = _data_entries(first)
+        entries = data_entries(first)
         seen: set[str] = set()
         pages = 1
-        next_url = _next_link(first)
+        next_url = next_link(first)
         while (
             next_url is not None and pages < limits.max_pages and len(entries) < limits.max_entries
         ):
@@ -433,91 +281,25 @@ class FHIRClient:
             page = await self._get(url, token=token, rtype=rtype, deadline=deadline)
             if page.get("resourceType") != "Bundle":
                 raise FHIRUnavailable(rtype, status=200, kind=INVALID)
-            entries.extend(_data_entries(page))
+            entries.extend(data_entries(page))
             pages += 1
-            next_url = _next_link(page)
+            next_url = next_link(page)
         subsetted = next_url is not None or len(entries) > limits.max_entries
         if subsetted:
             logger.warning(
                 "fhir search truncated at page or entry limit",
                 extra={"fhir_resource_type": rtype},
             )
-        return self._merge(first, entries[: limits.max_entries], subsetted=subsetted)
-
-    @staticmethod
-    def _merge(
-        first: Mapping[str, Any], entries: list[dict[str, Any]], *, subsetted: bool
-    ) -> dict[str, Any]:
-        merged: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
-        if isinstance(first.get("total"), int):
-            merged["total"] = first["total"]
-        if subsetted:
-            # FHIR's marker for "not everything the query matches" (R4 Resource.meta, SUBSETTED).
-            merged["meta"] = {"tag": [dict(_SUBSETTED)]}
-        merged["entry"] = entries
-        return merged
+        return merge_pages(first, entries[: limits.max_entries], subsetted=subsetted)
 
     async def _get(
         self, url: str, *, token: str | None, rtype: str, deadline: float
     ) -> dict[str, Any]:
-        """One GET with at most one retry, if the budget still holds a full ``timeout_s``."""
-        try:
-            return await self._get_once(url, token=token, rtype=rtype, deadline=deadline)
-        except _Retryable as first:
-            failure = first.error
-        if deadline - anyio.current_time() < self._config.timeout_s:
-            raise failure
-        logger.info(
-            "fhir fetch retry",
-            extra={"fhir_resource_type": rtype, "fhir_status": failure.status},
+        return await get_json(
+            self._http,
+            url,
+            token=token,
+            rtype=rtype,
+            deadline=deadline,
+            timeout_s=self._config.timeout_s,
         )
-        try:
-            return await self._get_once(url, token=token, rtype=rtype, deadline=deadline)
-        except _Retryable as second:
-            failure = second.error
-        raise failure
-
-    async def _get_once(
-        self, url: str, *, token: str | None, rtype: str, deadline: float
-    ) -> dict[str, Any]:
-        limit = min(self._config.timeout_s, deadline - anyio.current_time())
-        if limit <= 0:
-            raise FHIRUnavailable(rtype, kind=BUDGET)
-        headers = {"Accept": "application/fhir+json"}
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        try:
-            request = self._http.build_request("GET", url, headers=headers, timeout=limit)
-        except (httpx.InvalidURL, ValueError):  # e.g. control characters in an id
-            request = None
-        if request is None:
-            raise FHIRNotAllowed(rtype, kind=BAD_QUERY)
-        # Cookies a FHIR server set for an earlier caller must not ride along with this token.
-        request.headers.pop("Cookie", None)
-        kind: str | None = None
-        response: httpx.Response | None = None
-        # httpx timeouts bound each socket operation; this scope bounds the whole exchange.
-        with anyio.move_on_after(limit):
-            try:
-                response = await self._http.send(request, auth=None, follow_redirects=False)
-            except httpx.TimeoutException:
-                kind = TIMEOUT
-            except httpx.HTTPError:  # transport and protocol errors; their text holds the URL
-                kind = CONNECTION
-        if response is None:
-            raise _Retryable(FHIRUnavailable(rtype, kind=kind or TIMEOUT))
-        status = response.status_code
-        if status >= 500:
-            raise _Retryable(FHIRUnavailable(rtype, status=status))
-        if status >= 300 or status < 200:
-            raise FHIRRefused(rtype, status=status)
-        body: object = None
-        try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            body = None
-        if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
-            raise FHIRUnavailable(rtype, status=status, kind=INVALID)
-        if body["resourceType"] == "OperationOutcome":
-            raise FHIRUnavailable(rtype, status=status, kind=OUTCOME)
-        return body

@@ -12,7 +12,8 @@ drug a record names), ``dosage`` (administrations per day, mg per administration
 names), ``units`` and ``concepts`` (FHIR data-type plumbing).
 """
 
-from cds_service.medications.concepts import codings_of, relative_reference, texts_of
+from cds_service.fhir.references import relative_reference
+from cds_service.medications.concepts import codings_of, texts_of
 from cds_service.medications.dosage import (
     TIMING_CODE_PER_DAY,
     WEEKDAYS,

@@ -41,11 +41,3 @@ def quantity_key(quantity: Quantity | None) -> QuantityKey:
     if quantity is None:
         return None
     return (quantity.value, quantity.code, quantity.unit)
-
-
-def relative_reference(ref: str) -> str:
-    """``Type/id`` from a relative or absolute reference, without ``/_history/n``."""
-    parts = [p for p in ref.split("?")[0].split("/") if p]
-    if len(parts) >= 4 and parts[-2] == "_history":
-        parts = parts[:-2]
-    return "/".join(parts[-2:]) if len(parts) >= 2 else ref

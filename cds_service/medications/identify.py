@@ -23,11 +23,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from cds_service.fhir.models import CodeableConcept, Medication, Reference, Resource
+from cds_service.fhir.references import relative_reference
 from cds_service.medications.concepts import (
     codings_of,
     concept_key,
     quantity_key,
-    relative_reference,
     texts_of,
 )
 from cds_service.medications.knowledge import (

@@ -1,0 +1,96 @@
+"""Which FHIR URLs may be called: the server allow-list, base + relative joins, next links.
+
+Every check parses with httpx's own URL parser (the one that sends), so checks and requests
+agree. Nothing here does I/O: a refusal happens before anything is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from cds_service.fhir.errors import BAD_QUERY, NOT_ALLOWED, FHIRNotAllowed
+
+__all__ = ["check_server", "join_url"]
+
+
+def _parse(url: str, resource_type: str) -> httpx.URL:
+    if any(ch <= " " or ch in "\\\x7f" for ch in url):
+        raise FHIRNotAllowed(resource_type, kind=NOT_ALLOWED)
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        raise FHIRNotAllowed(resource_type, kind=NOT_ALLOWED) from None
+    if parsed.scheme not in ("http", "https") or not parsed.host or parsed.userinfo:
+        raise FHIRNotAllowed(resource_type, kind=NOT_ALLOWED)
+    return parsed
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int]:
+    return url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80)
+
+
+def _has_dot_segment(path: str) -> bool:
+    # httpx removes dot segments, so "Patient/../../admin" would leave the base path.
+    return any(unquote(seg) in (".", "..") for seg in path.split("/"))
+
+
+def join_url(base: str, relative: str, *, resource_type: str = "Resource") -> str:
+    """Append ``relative`` ("Patient/123", "Condition?patient=123") to ``base``.
+
+    Strips one trailing "/" from ``base`` and keeps its path (urljoin would drop "/r4" from
+    "https://h/r4"); CDS Hooks item 22. An absolute ``relative`` (a Bundle next link) is returned
+    as is, and must have the scheme, host and port of ``base``. Raises FHIRNotAllowed otherwise,
+    or when ``relative`` has "." or ".." path segments.
+    """
+    base_url = _parse(base, resource_type)
+    split = urlsplit(relative)
+    if split.scheme or relative.startswith("//"):
+        target = _parse(relative, resource_type)
+        if _origin(target) != _origin(base_url) or _has_dot_segment(split.path):
+            raise FHIRNotAllowed(resource_type, kind=NOT_ALLOWED)
+        return relative
+    if _has_dot_segment(split.path) or "\\" in relative or "#" in relative:
+        raise FHIRNotAllowed(resource_type, kind=BAD_QUERY)
+    root = base[:-1] if base.endswith("/") else base
+    return f"{root}/{relative.lstrip('/')}"
+
+
+def _prefix_matches(prefix: str, base: httpx.URL) -> bool:
+    try:
+        allowed = _parse(prefix, "Resource")
+        explicit_port = urlsplit(prefix).port is not None
+    except (FHIRNotAllowed, ValueError):
+        return False  # a malformed allow-list entry allows nothing
+    if (allowed.scheme, allowed.host) != (base.scheme, base.host):
+        return False
+    # A prefix written without a port allows any port on that host (loopback test servers and
+    # the sandbox use arbitrary ports); a written port must match, default ports normalised.
+    if explicit_port and _origin(allowed) != _origin(base):
+        return False
+    want = allowed.path.rstrip("/")
+    have = base.path.rstrip("/")
+    return have == want or have.startswith(want + "/")
+
+
+def check_server(
+    base: str, *, allowed_prefixes: Sequence[str], allow_insecure: bool, has_token: bool
+) -> None:
+    """Raise FHIRNotAllowed unless ``base`` may be queried; runs before any network I/O.
+
+    ``base`` must be http(s) without user info, query or fragment, and match an allow-list prefix
+    on URL boundaries: same scheme and host (so "http://127.0.0.1" does not allow
+    "http://127.0.0.1.evil.com"), same port when the prefix names one, and a path equal to the
+    prefix's path or below it ("/fhir" does not allow "/fhir-evil"). A token never goes to
+    http:// unless ``allow_insecure`` (CDS Hooks item 23).
+    """
+    parsed = _parse(base, "Resource")
+    split = urlsplit(base)
+    if split.query or split.fragment or "?" in base or "#" in base or _has_dot_segment(split.path):
+        raise FHIRNotAllowed("Resource", kind=NOT_ALLOWED)
+    if has_token and parsed.scheme != "https" and not allow_insecure:
+        raise FHIRNotAllowed("Resource", kind=NOT_ALLOWED)
+    if not any(_prefix_matches(prefix, parsed) for prefix in allowed_prefixes):
+        raise FHIRNotAllowed("Resource", kind=NOT_ALLOWED)
