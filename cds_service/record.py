@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import ValidationError
 
-from cds_service.fhir.extract import CODE_FIELDS
+from cds_service.fhir.extract import CODE_FIELDS, nesting_exceeds
 from cds_service.fhir.models import MODEL_BY_TYPE, FHIRResourceModel, Medication, Patient
 from cds_service.fhir.quirks import repair_resource
 from cds_service.fhir.references import relative_reference
@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=FHIRResourceModel)
 TEXT_MEMO_SIZE = 50_000
+# Deeper than any R4 resource the rules read (about 12 levels with extensions in contained
+# resources); deeper is skipped as invalid before it is serialised or validated.
+RESOURCE_MAX_DEPTH = 48
 
 MEDICATION_USE_TYPES = frozenset(
     {"MedicationRequest", "MedicationStatement", "MedicationAdministration", "MedicationDispense"}
@@ -223,6 +226,9 @@ def _validate(
     raw: Mapping[str, Any], key: str, record: PatientRecord, cache: ValidationCache | None
 ) -> FHIRResourceModel | None:
     rtype = str(raw.get("resourceType"))
+    if nesting_exceeds(raw, RESOURCE_MAX_DEPTH):  # hostile or broken: never serialised
+        _skipped(rtype, key, record)
+        return None
     digest = ValidationCache.digest(raw) if cache is not None else b""
     found, model = cache.get(digest) if cache is not None else (False, None)
     if not found:
@@ -233,13 +239,17 @@ def _validate(
         if cache is not None:
             cache.put(digest, model)
     if model is None:
-        # Never log the error text: pydantic echoes input values.
-        record.skipped[rtype] += 1
-        logger.warning(
-            "prefetch entry skipped: invalid R4 resource",
-            extra={"prefetch_key": key, "resource_type": rtype},
-        )
+        _skipped(rtype, key, record)
     return model
+
+
+def _skipped(rtype: str, key: str, record: PatientRecord) -> None:
+    # Never log the error text: pydantic echoes input values.
+    record.skipped[rtype] += 1
+    logger.warning(
+        "prefetch entry skipped: invalid R4 resource",
+        extra={"prefetch_key": key, "resource_type": rtype},
+    )
 
 
 def _wanted(
