@@ -2,7 +2,7 @@
 
 Both run as subprocesses with one uvicorn worker on free loopback ports: the service as in
 production (``cds-service serve``, JSON logs on), the ceiling under plain ``uvicorn``. For each body (seed case; 100, ~660, 1,000 and ~4,200-resource prefetch built from
-the Synthea bundles in ``../shared/fhir-data``) the load generator (``wrk`` if installed, else an
+the Synthea bundles in ``tests/data/fhir-data``) the load generator (``wrk`` if installed, else an
 async httpx loop) posts it for a fixed time to the ceiling, then to the service, and the table
 gives p50/p95/p99, requests/s, the server's peak RSS during the run, and our p50 over the
 ceiling's. ``--write-docs`` also writes docs/performance.md.
@@ -168,7 +168,7 @@ class Run:
 
 
 def _connections(body: Body) -> int:
-    # As in shared/real-components.md part 3: c=8 for small bodies, c=4 for large ones.
+    # c=8 for small bodies, c=4 for large ones: the settings of the earlier component measurements.
     return 8 if len(body.data) < 200_000 else 4
 
 
@@ -402,7 +402,7 @@ This file is generated; rerun the command to refresh it.
   200 KB and 4 above. Peak RSS is `VmRSS` from `/proc/<pid>/status`, sampled every 100 ms while
   the load runs. "p50 / ceiling" is the service's p50 over the ceiling's on the same body.
 - Bodies: `seed` is `fixtures/{SERVICE_ID}/seed-dermatomyositis/request.json` (full prefetch).
-  The others are Synthea transaction bundles from `../shared/fhir-data/` turned into a
+  The others are Synthea transaction bundles from `tests/data/fhir-data/` turned into a
   patient-view request whose prefetch fills every key the service declares ({keys}): the
   Patient, and a searchset Bundle of the key's resource type for each other key. The type's other
   search parameters (the observations key's code filter) are not applied, so every Observation is
