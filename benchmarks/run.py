@@ -279,22 +279,51 @@ def _measure_mode(
     return list(rows.values())
 
 
-def measure(
-    servers: dict[str, Server], bodies: list[Body], args: argparse.Namespace, tmp: Path, run: Run
-) -> None:
-    """Measure every body in each mode against every running server, ceiling first.
+def start_servers(mode: str, args: argparse.Namespace, tmp: Path, run: Run) -> dict[str, Server]:
+    """Fresh servers for the rows of one mode, so both modes' rows have the same process history.
 
-    The same-body rows run first (their req/s sizes the set of different charts) but are listed
-    after the different-chart rows, which are the headline.
+    (A service that has seen thousands of different charts holds a full validation cache, which
+    would raise the RSS of same-body rows measured after them.)
     """
-    for body in bodies:
-        same = _measure_mode(servers, body, SAME, [], args, tmp, run) if SAME in args.modes else []
-        different = (
-            _measure_mode(servers, body, DIFFERENT, same, args, tmp, run)
-            if DIFFERENT in args.modes
-            else []
-        )
-        run.rows += different + same
+    env = _server_env(tmp, mode)
+    commands: dict[str, tuple[Sequence[str], dict[str, str]]] = {"ceiling": (CEILING_COMMAND, env)}
+    if not args.no_service:
+        commands["service"] = (SERVICE_COMMAND, env)
+        if mode == SAME:
+            commands[UNCACHED] = (SERVICE_COMMAND, {**env, "CDS_VALIDATION_CACHE_SIZE": "0"})
+    servers = {name: Server(f"{name}-{mode}", c, e, tmp) for name, (c, e) in commands.items()}
+    for name, server in list(servers.items()):
+        problem = server.wait_ready()
+        if problem is not None:
+            run.notes.append(f"{name} ({mode}) did not start ({problem}); not measured")
+            server.stop()
+            del servers[name]
+    return servers
+
+
+def measure(
+    bodies: list[Body],
+    mode: str,
+    same: dict[str, list[Row]],
+    args: argparse.Namespace,
+    tmp: Path,
+    run: Run,
+) -> dict[str, list[Row]] | None:
+    """Measure every body sent in ``mode`` on fresh servers, ceiling first; rows by body name.
+
+    ``same`` holds the same-body rows already measured. None when the ceiling did not start.
+    """
+    servers = start_servers(mode, args, tmp, run)
+    try:
+        if "ceiling" not in servers:
+            return None
+        return {
+            body.name: _measure_mode(servers, body, mode, same.get(body.name, []), args, tmp, run)
+            for body in bodies
+        }
+    finally:
+        for server in servers.values():
+            server.stop()
 
 
 def _short(row: Row) -> str:
@@ -509,7 +538,8 @@ This file is generated; rerun the command to refresh it.
   body's size. The charts are made before the run (as many as the `{SAME}` run's req/s says
   the service can take, within `--charts-mb` of memory) and wrk sends the next one on each
   call; the ceiling cycles through them. The notes say, per run, how many charts were made
-  and whether any was sent twice. `{SAME}`: the one body on every call.
+  and whether any was sent twice. `{SAME}`: the one body on every call. Each way runs on fresh
+  server processes, `{SAME}` first, so the two have the same history before each body.
 - `service` keeps validated FHIR resources in its in-memory cache (`CDS_VALIDATION_CACHE_SIZE`,
   5 minutes), so repeated calls with the same record skip R4B validation, as when a chart is
   reopened or order-select fires on each edit: that cache answers the `{SAME}` rows, never the
@@ -536,13 +566,13 @@ This file is generated; rerun the command to refresh it.
     path.write_text(text, encoding="utf-8")
 
 
-def _server_env(tmp: Path) -> dict[str, str]:
+def _server_env(tmp: Path, mode: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDS_")}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env.update(
         {
             "CDS_AUTH": "off",
-            "CDS_DATABASE_URL": f"sqlite:///{tmp}/bench.db",
+            "CDS_DATABASE_URL": f"sqlite:///{tmp}/bench-{mode}.db",
             "CDS_HOOKS_DIR": str(ROOT / "hooks"),
             "CDS_LOG_LEVEL": "INFO",  # production default: per-request log lines included
             "PYTHONPATH": str(ROOT),
@@ -594,29 +624,18 @@ def main(argv: list[str] | None = None) -> int:
         print("no bodies to measure: " + "; ".join(run.notes), file=sys.stderr)
         return 2
 
+    print(f"load generator: {run.tool}; {args.duration:g} s per run", flush=True)
+    measured: dict[str, dict[str, list[Row]]] = {}
     with tempfile.TemporaryDirectory(prefix="cds-bench-") as tmpdir:
-        tmp = Path(tmpdir)
-        env = _server_env(tmp)
-        servers: dict[str, Server] = {"ceiling": Server("ceiling", CEILING_COMMAND, env, tmp)}
-        if not args.no_service:
-            servers["service"] = Server("service", SERVICE_COMMAND, env, tmp)
-            cold_env = {**env, "CDS_VALIDATION_CACHE_SIZE": "0"}
-            servers[UNCACHED] = Server(UNCACHED, SERVICE_COMMAND, cold_env, tmp)
-        try:
-            for name, server in list(servers.items()):
-                problem = server.wait_ready()
-                if problem is not None:
-                    run.notes.append(f"{name} did not start ({problem}); not measured")
-                    server.stop()
-                    del servers[name]
-            if "ceiling" not in servers:
+        # Same-body rows first: their req/s sizes the set of different charts.
+        for mode in (m for m in (SAME, DIFFERENT) if m in args.modes):
+            rows = measure(bodies, mode, measured.get(SAME, {}), args, Path(tmpdir), run)
+            if rows is None:
                 print("; ".join(run.notes), file=sys.stderr)
                 return 2
-            print(f"load generator: {run.tool}; {args.duration:g} s per run", flush=True)
-            measure(servers, bodies, args, tmp, run)
-        finally:
-            for server in servers.values():
-                server.stop()
+            measured[mode] = rows
+    # Listed by body, the headline (a different chart per call) first.
+    run.rows = [r for b in bodies for mode in MODES for r in measured.get(mode, {}).get(b.name, [])]
 
     text = report(run)
     print()
