@@ -10,8 +10,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
 CHECKED = ("tests", "benchmarks", "deploy", ".ci", "Makefile", "docker-compose.yml")
-# Ways a path can leave the checkout: the sibling ../shared folder these files once read, or a
-# parent of the repository root (REPO.parent, parents[1].parent from tests/ or benchmarks/).
+# Ways a path can leave the checkout: the sibling folder the test data once came from, or a
+# parent of the repository root (the root's own parent, or two levels up from tests/).
 OUTSIDE = re.compile(
     r"\.\./shared|[\"']shared[\"']|\b(?:REPO|ROOT|REPO_ROOT)\.parent\b|parents\[1\]\.parent"
     r"|parents\[[2-9]\]"
