@@ -22,8 +22,10 @@ from cds_service.gather import Gathered, GatherOptions, gather
 from cds_service.hook_call import HookCall
 
 # Entries (prefetched or fetched resources plus draft orders) from which decide() runs off the
-# event loop: about 20 ms of work on a first call for a chart (R4B validation dominates).
-OFFLOAD_MIN_ENTRIES = 300
+# event loop. Below it a first call for a chart holds the loop for well under 100 ms (a
+# 664-resource Synthea record: about 60 ms); above it the thread hop and GIL hand-offs cost
+# less than the stall they prevent (measured with `make bench`, docs/performance.md).
+OFFLOAD_MIN_ENTRIES = 1000
 # Threads deciding at once: under the GIL more would not add throughput, only memory (each
 # holds a parsed record).
 OFFLOAD_THREADS = 2

@@ -226,14 +226,20 @@ def _validate(
     raw: Mapping[str, Any], key: str, record: PatientRecord, cache: ValidationCache | None
 ) -> FHIRResourceModel | None:
     rtype = str(raw.get("resourceType"))
-    if nesting_exceeds(raw, RESOURCE_MAX_DEPTH):  # hostile or broken: never serialised
+    try:
+        digest = ValidationCache.digest(raw) if cache is not None else b""
+    except orjson.JSONEncodeError:  # nested past orjson's 254 levels: hostile or broken
         _skipped(rtype, key, record)
         return None
-    digest = ValidationCache.digest(raw) if cache is not None else b""
     found, model = cache.get(digest) if cache is not None else (False, None)
     if not found:
+        # Depth is checked only here, on a cache miss, where validation costs far more.
         try:
-            model = MODEL_BY_TYPE[rtype].model_validate(repair_resource(dict(raw)))
+            model = (
+                None
+                if nesting_exceeds(raw, RESOURCE_MAX_DEPTH)
+                else MODEL_BY_TYPE[rtype].model_validate(repair_resource(dict(raw)))
+            )
         except (ValidationError, ValueError, TypeError):
             model = None
         if cache is not None:
