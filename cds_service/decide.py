@@ -94,7 +94,7 @@ def clinical_facts(
 def decide(call: HookCall, gathered: Gathered, options: DecideOptions) -> Evaluation:
     facts, skipped = clinical_facts(call, gathered, options)
     t = call.service.thresholds
-    status = SteroidStatus.of(facts, t)
+    status = SteroidStatus.of(facts, t, call.service.valuesets.get("replacement_glucocorticoids"))
     evaluation = Evaluation(response={"cards": []}, prefetch=gathered.prefetch)
     evaluation.skipped_entries = skipped
     evaluation.draft_key = call.hook.draft_key(call.drafts, status.ordered)
