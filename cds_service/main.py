@@ -34,6 +34,7 @@ from cds_service.errors import (
     CDSError,
     InvalidRequest,
     MethodNotAllowed,
+    StorageUnavailable,
     UnknownService,
     operation_outcome,
 )
@@ -109,6 +110,8 @@ def _error_response(error: CDSError) -> Response:
     response = json_response(operation_outcome(error), error.status)
     if error.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(error, StorageUnavailable):
+        response.headers["Retry-After"] = str(error.retry_after_s)
     return response
 
 
@@ -179,7 +182,12 @@ def create_app(
             + [r.definition.topic for s in catalog.services for r in s.rules]
         )
         store = _build_store(settings)
-        card_log = CardLog(store, app_metrics)
+        card_log = CardLog(
+            store,
+            app_metrics,
+            max_pending=settings.card_queue_size,
+            retry_max_s=settings.store_retry_max_s,
+        )
         async with httpx.AsyncClient(
             transport=fhir_transport,
             follow_redirects=False,
@@ -246,7 +254,7 @@ def create_app(
                     finally:
                         background.cancel_scope.cancel()
             finally:
-                await card_log.flush()  # nothing issued is lost at shutdown
+                await card_log.close()  # one more flush; what storage refuses is logged lost
                 close = getattr(store, "close", None)
                 if callable(close):
                     close()
