@@ -365,9 +365,13 @@ async def test_max_entries_caps(make_client) -> None:
         "http://ehr.test/r4",
         "https://ehr.test:8443/r4",
         "https://ehr.test.evil.com/r4",
+        "https://ehr.test/other-tenant",  # same origin, another path: finding 4
+        "https://ehr.test/r42",  # a prefix of the path, not on a segment boundary
+        "https://ehr.test",
+        "https://ehr.test/r4%2F..%2Fother-tenant",
     ],
 )
-async def test_next_link_to_another_origin_is_refused(make_client, next_base) -> None:
+async def test_next_link_outside_the_base_is_refused(make_client, next_base) -> None:
     client, server = make_client(paged(3, base=next_base))
     result = await client.fetch_all(BASE, {"c": "Condition?patient=1"}, token=TOKEN)
     assert isinstance(result["c"], FHIRNotAllowed)
@@ -576,6 +580,12 @@ async def test_base_path_is_kept(make_client, base) -> None:
             "https://h/fhir/Observation?page=2",
             "https://h/fhir/Observation?page=2",
         ),
+        (  # HAPI's paging links sit on the base itself
+            "https://h/fhir/",
+            "https://h/fhir?_getpages=abc&_getpagesoffset=20",
+            "https://h/fhir?_getpages=abc&_getpagesoffset=20",
+        ),
+        ("https://H/fhir", "https://h/fhir/Patient/1", "https://h/fhir/Patient/1"),
     ],
 )
 def test_join_url(base, relative, expected) -> None:
@@ -589,6 +599,11 @@ def test_join_url(base, relative, expected) -> None:
         "https://other/fhir/Observation?page=2",
         "http://h/fhir/Observation?page=2",
         "https://h:8443/fhir/Observation",
+        "https://h/other-tenant/fhir/Observation?page=2",
+        "https://h/fhir2/Observation?page=2",
+        "https://h/Observation?page=2",
+        "https://h/fhir%2F..%2Fother/Observation",
+        "https://h/fhir/%2e%2e/other/Observation",
         "//other/fhir/Patient/1",
         "Patient/../../admin",
         "Patient/%2e%2e/x",
