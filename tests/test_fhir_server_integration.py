@@ -47,6 +47,8 @@ def _config(base_url: str, **overrides: Any) -> FHIRClientConfig:
         "budget_s": 30.0,
         "max_pages": 50,
         "max_entries": 5000,
+        "page_size": 100,
+        "max_concurrency": 16,
     }
     values.update(overrides)
     return FHIRClientConfig(**values)

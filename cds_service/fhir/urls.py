@@ -1,4 +1,5 @@
-"""Which FHIR URLs may be called: the server allow-list, base + relative joins, next links.
+"""Which FHIR URLs may be called: the server allow-list, base + relative joins, next links,
+and the page size every search asks for.
 
 Every check parses with httpx's own URL parser (the one that sends), so checks and requests
 agree. Nothing here does I/O: a refusal happens before anything is sent.
@@ -7,13 +8,13 @@ agree. Nothing here does I/O: a refusal happens before anything is sent.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
 
 from cds_service.fhir.errors import BAD_QUERY, NOT_ALLOWED, FHIRNotAllowed
 
-__all__ = ["check_server", "join_url"]
+__all__ = ["check_server", "join_url", "with_count"]
 
 
 def _parse(url: str, resource_type: str) -> httpx.URL:
@@ -79,6 +80,19 @@ def join_url(base: str, relative: str, *, resource_type: str = "Resource") -> st
         raise FHIRNotAllowed(resource_type, kind=BAD_QUERY)
     root = base[:-1] if base.endswith("/") else base
     return f"{root}/{relative.lstrip('/')}"
+
+
+def with_count(query: str, count: int) -> str:
+    """``query`` ("Condition?patient=1") with ``_count=<count>`` added, unless it names a
+    ``_count`` already (a template's own page size wins). Without it a server pages at its own
+    default, often 20, and a page cap then cuts a long record short."""
+    path, mark, params = query.partition("?")
+    if any(name == "_count" for name, _ in parse_qsl(params, keep_blank_values=True)):
+        return query
+    if not mark:
+        return f"{path}?_count={count}"
+    separator = "" if params == "" or params.endswith("&") else "&"
+    return f"{query}{separator}_count={count}"
 
 
 def _prefix_matches(prefix: str, base: httpx.URL) -> bool:
