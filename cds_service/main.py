@@ -206,6 +206,7 @@ def create_app(
                     max_entries=settings.fhir_max_entries,
                     page_size=settings.fhir_page_size,
                     max_concurrency=settings.fhir_max_concurrency,
+                    max_response_bytes=settings.fhir_max_response_bytes,
                 ),
             )
             app.state.runtime = Runtime(

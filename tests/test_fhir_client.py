@@ -45,6 +45,7 @@ def config(**overrides: Any) -> FHIRClientConfig:
         "max_entries": 5000,
         "page_size": 100,
         "max_concurrency": 16,
+        "max_response_bytes": 20 * 1024 * 1024,
     }
     values.update(overrides)
     return FHIRClientConfig(**values)
@@ -519,6 +520,34 @@ async def test_a_failed_later_page_keeps_the_pages_read(
     (record,) = [r for r in caplog.records if r.getMessage() == "fhir search incomplete"]
     assert record.__dict__["prefetch_key"] is None  # paging does not know the key
     assert TOKEN not in SafeJSONFormatter().format(record)
+
+
+def padded(page: int, size: int) -> dict[str, Any]:
+    bundle = searchset([f"p{page}"], f"{BASE}/Condition?patient=1&page={page + 1}")
+    bundle["entry"][0]["resource"]["note"] = [{"text": "x" * size}]
+    return bundle
+
+
+async def test_byte_cap_counts_all_pages_of_a_key(make_client, caplog) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return fhir(padded(int(request.url.params.get("page", "1")), 4000))
+
+    client, server = make_client(handler, max_response_bytes=10_000)
+    result = await client.fetch_all(BASE, {"c": "Condition?patient=1"}, token=None)
+    # Two pages of ~4 KB fit in 10 KB; the third would not: paging stops, the key is incomplete.
+    assert ids_of(result["c"]) == ["p1", "p2"]
+    assert result["c"]["meta"]["tag"][0]["code"] == "SUBSETTED"
+    assert len(server.requests) == 3
+    (record,) = [r for r in caplog.records if r.getMessage() == "fhir search incomplete"]
+    assert record.__dict__["reason"] == "response too large"
+
+
+async def test_a_first_page_over_the_byte_cap_is_an_error(make_client) -> None:
+    client, server = make_client(lambda _r: fhir(padded(1, 20_000)), max_response_bytes=10_000)
+    result = await client.fetch_all(BASE, {"c": "Condition?patient=1"}, token=None)
+    assert isinstance(result["c"], FHIRUnavailable)
+    assert str(result["c"]) == "Condition fetch failed: response too large"
+    assert len(server.requests) == 1  # not retried: it would be as large again
 
 
 async def test_a_failed_first_page_is_an_error(make_client) -> None:

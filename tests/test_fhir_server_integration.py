@@ -49,6 +49,7 @@ def _config(base_url: str, **overrides: Any) -> FHIRClientConfig:
         "max_entries": 5000,
         "page_size": 100,
         "max_concurrency": 16,
+        "max_response_bytes": 20 * 1024 * 1024,
     }
     values.update(overrides)
     return FHIRClientConfig(**values)

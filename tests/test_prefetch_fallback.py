@@ -307,3 +307,21 @@ async def test_long_record_cut_by_the_page_cap_is_said_to_be_incomplete(tmp_path
     assert {"conditions", "procedures"} <= set(line["prefetch_keys_fetched"])
     assert {"conditions", "procedures"} <= set(line["prefetch_keys_incomplete"])
     assert sum(r.url.path.endswith("/Condition") for r in fhir.requests) == 10
+
+
+async def test_byte_cap_cuts_a_later_page_and_the_key_is_incomplete(tmp_path: Path) -> None:
+    body = patient_view(fhirServer=BASE)
+    del body["prefetch"]
+    response = await call(
+        tmp_path, long_record(), body, fhir_page_size=10, fhir_max_response_bytes=8 * 1024
+    )
+    assert response.status_code == 200
+    assert {"conditions", "procedures"} <= set(response.json()["extension"][MISSING])
+
+
+async def test_byte_cap_on_the_first_page_of_a_needed_key_is_412(tmp_path: Path) -> None:
+    body = patient_view(fhirServer=BASE)
+    del body["prefetch"]
+    response = await call(tmp_path, long_record(), body, fhir_max_response_bytes=8 * 1024)
+    assert response.status_code == 412
+    assert "conditions" in response.json()["issue"][0]["diagnostics"]

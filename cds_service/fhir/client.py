@@ -26,13 +26,14 @@ from cds_service.fhir.errors import (
     BUDGET,
     INVALID,
     LOG_MESSAGES,
+    TOO_LARGE,
     FHIRError,
     FHIRNotAllowed,
     FHIRRefused,
     FHIRUnavailable,
 )
 from cds_service.fhir.references import is_resource_type, parse_reference
-from cds_service.fhir.transport import get_json
+from cds_service.fhir.transport import Fetched, get_json
 from cds_service.fhir.urls import check_server, join_url, with_count
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,8 @@ class FHIRClientConfig:
     """Plain values from Settings; ``budget_s`` bounds a whole public call, ``timeout_s`` one GET.
 
     ``page_size`` is the ``_count`` of every search (unless its query names one);
-    ``max_concurrency`` the GETs one public call has in flight at once.
+    ``max_concurrency`` the GETs one public call has in flight at once; ``max_response_bytes``
+    the JSON read for one key: a read, or all pages of one search together.
     """
 
     allowed_prefixes: tuple[str, ...]
@@ -76,6 +78,7 @@ class FHIRClientConfig:
     max_entries: int
     page_size: int
     max_concurrency: int
+    max_response_bytes: int
 
 
 @dataclass
@@ -86,12 +89,14 @@ class _Search:
     first: dict[str, Any] | None = None
     entries: list[dict[str, Any]] = field(default_factory=list)
     pages: int = 0
+    size: int = 0  # bytes of JSON read from the server (a prefetched first page counts 0)
 
-    def add(self, page: dict[str, Any]) -> None:
+    def add(self, page: dict[str, Any], size: int = 0) -> None:
         if self.first is None:
             self.first = page
         self.entries.extend(data_entries(page))
         self.pages += 1
+        self.size += size
 
 
 def _resource_type(query: str) -> str:
@@ -274,10 +279,10 @@ class FHIRClient:
         if _is_read(query):
             return await self._read(base, query, token=token, rtype=rtype, deadline=deadline)
         url = join_url(base, with_count(query, self._config.page_size), resource_type=rtype)
-        first = await self._get(url, token=token, rtype=rtype, deadline=deadline)
+        first, size = await self._get(url, token=token, rtype=rtype, deadline=deadline)
         if first.get("resourceType") != "Bundle":
             raise FHIRUnavailable(rtype, status=200, kind=INVALID)
-        search.add(first)
+        search.add(first, size)
         return await self._page(base, search, token=token, rtype=rtype, deadline=deadline)
 
     async def _read_job(
@@ -299,7 +304,7 @@ class FHIRClient:
         if "?" in ref or path.strip("/").count("/") < 1 or rtype == "Resource":
             raise FHIRNotAllowed(rtype, kind=BAD_QUERY)
         url = join_url(base, ref, resource_type=rtype)
-        resource = await self._get(url, token=token, rtype=rtype, deadline=deadline)
+        resource, _ = await self._get(url, token=token, rtype=rtype, deadline=deadline)
         if resource.get("resourceType") != rtype:
             raise FHIRUnavailable(rtype, status=200, kind=INVALID)
         return resource
@@ -336,15 +341,21 @@ class FHIRClient:
                 stop = NEXT_LOOP
                 break
             seen.add(url)
+            left = limits.max_response_bytes - search.size
+            if left <= 0:
+                stop = TOO_LARGE
+                break
             try:
-                page = await self._get(url, token=token, rtype=rtype, deadline=deadline)
+                page, size = await self._get(
+                    url, token=token, rtype=rtype, deadline=deadline, max_bytes=left
+                )
             except FHIRError as exc:
                 stop = exc.kind
                 break
             if page.get("resourceType") != "Bundle":
                 stop = INVALID
                 break
-            search.add(page)
+            search.add(page, size)
             next_url = next_link(page)
         if stop is None and len(search.entries) > limits.max_entries:
             stop = ENTRY_LIMIT
@@ -364,8 +375,14 @@ class FHIRClient:
         return merge_pages(search.first or {}, entries, subsetted=True)
 
     async def _get(
-        self, url: str, *, token: str | None, rtype: str, deadline: float
-    ) -> dict[str, Any]:
+        self,
+        url: str,
+        *,
+        token: str | None,
+        rtype: str,
+        deadline: float,
+        max_bytes: int | None = None,
+    ) -> Fetched:
         return await get_json(
             self._http,
             url,
@@ -373,4 +390,5 @@ class FHIRClient:
             rtype=rtype,
             deadline=deadline,
             timeout_s=self._config.timeout_s,
+            max_bytes=self._config.max_response_bytes if max_bytes is None else max_bytes,
         )
