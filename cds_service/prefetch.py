@@ -19,6 +19,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeGuard
+from urllib.parse import quote
 
 import anyio
 
@@ -60,11 +61,31 @@ class PrefetchResult:
     incomplete: list[str] = field(default_factory=list)  # paging could not be completed
 
 
+# FHIR search escapes (https://hl7.org/fhir/R4/search.html#escaping): in a parameter value a bare
+# "," is an OR, "|" splits system and code, "$" a composite. Escaped, a value means itself.
+_SEARCH_ESCAPES = str.maketrans({"\\": "\\\\", ",": "\\,", "|": "\\|", "$": "\\$"})
+
+
+def _encode(value: str, *, in_query: bool) -> str:
+    """``value`` as one path segment, or (``in_query``) as one search parameter value: FHIR
+    escapes first, then every character but the unreserved ones percent-encoded, so "&", "=",
+    "#", "/", "?" and spaces cannot add a parameter, a fragment or a path segment."""
+    if in_query:
+        value = value.translate(_SEARCH_ESCAPES)
+    return quote(value, safe="")
+
+
 def render_template(template: str, context: Mapping[str, Any]) -> str | None:
-    """Fill ``{{context.x}}`` and user tokens; None when a token cannot be resolved."""
+    """Fill ``{{context.x}}`` and user tokens; None when a token cannot be resolved.
+
+    Each value is encoded for where it stands (:func:`_encode`): a ``patientId`` of
+    ``p1,VICTIM&_count=1000`` stays one patient id, ``patient=p1%5C%2CVICTIM%26_count%3D1000``,
+    which no server reads as a second patient or a second parameter.
+    """
     user_id = context.get("userId")
     user_type, _, user_bare = user_id.partition("/") if isinstance(user_id, str) else ("", "", "")
     failed = False
+    query_at = template.find("?") if "?" in template else len(template)
 
     def substitute(match: re.Match[str]) -> str:
         nonlocal failed
@@ -77,7 +98,7 @@ def render_template(template: str, context: Mapping[str, Any]) -> str | None:
         if not isinstance(value, str | int) or isinstance(value, bool) or value == "":
             failed = True
             return ""
-        return str(value)
+        return _encode(str(value), in_query=match.start() > query_at)
 
     rendered = TOKEN.sub(substitute, template)
     return None if failed else rendered

@@ -34,8 +34,10 @@ def _origin(url: httpx.URL) -> tuple[str, str, int]:
 
 
 def _has_dot_segment(path: str) -> bool:
-    # httpx removes dot segments, so "Patient/../../admin" would leave the base path.
-    return any(unquote(seg) in (".", "..") for seg in path.split("/"))
+    # httpx removes dot segments, so "Patient/../../admin" would leave the base path; decoded
+    # first, so "p1%2F..%2Fadmin" (an id with slashes, encoded) counts too: servers that decode
+    # %2F before routing would climb out of the base with it.
+    return any(seg in (".", "..") for seg in unquote(path).split("/"))
 
 
 def _path_under(path: str, prefix: str) -> bool:
