@@ -30,6 +30,8 @@ SAFE_FIELDS = frozenset(
         "prefetch_key",
         "prefetch_keys_provided",
         "prefetch_keys_fetched",
+        "prefetch_keys_incomplete",
+        "prefetch_keys_missing",
         "skipped_count",
         "resource_type",
         "reason",

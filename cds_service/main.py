@@ -225,6 +225,9 @@ def create_app(
                     budget_s=settings.fhir_budget_s,
                     max_pages=settings.fhir_max_pages,
                     max_entries=settings.fhir_max_entries,
+                    page_size=settings.fhir_page_size,
+                    max_concurrency=settings.fhir_max_concurrency,
+                    max_response_bytes=settings.fhir_max_response_bytes,
                 ),
             )
             app.state.runtime = Runtime(

@@ -11,6 +11,12 @@
 
 Keys a rule ``needs`` that end up neither provided nor fetched raise ``MissingData`` (HTTP 412);
 other missing keys are reported so the response can say what could not be judged.
+
+A key is *incomplete* (``PrefetchResult.incomplete``; it may also be provided or fetched) when
+its data is known to be partial: a provided Bundle marked SUBSETTED, or whose next pages could
+not all be read; a fetched search cut short (page, entry or byte cap, budget, a failed page, a
+next link off the server; the client marks it SUBSETTED); or a medication-use resource whose
+``Medication/<id>`` reference could be read neither from the data nor from the server.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeGuard
+from urllib.parse import quote
 
 import anyio
 
@@ -57,14 +64,38 @@ class PrefetchResult:
     fetched: list[str] = field(default_factory=list)
     null: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
-    incomplete: list[str] = field(default_factory=list)  # paging could not be completed
+    incomplete: list[str] = field(default_factory=list)  # partial data (module docstring)
+
+    def mark_incomplete(self, key: str) -> None:
+        if key not in self.incomplete:
+            self.incomplete.append(key)
+
+
+# FHIR search escapes (https://hl7.org/fhir/R4/search.html#escaping): in a parameter value a bare
+# "," is an OR, "|" splits system and code, "$" a composite. Escaped, a value means itself.
+_SEARCH_ESCAPES = str.maketrans({"\\": "\\\\", ",": "\\,", "|": "\\|", "$": "\\$"})
+
+
+def _encode(value: str, *, in_query: bool) -> str:
+    """``value`` as one path segment, or (``in_query``) as one search parameter value: FHIR
+    escapes first, then every character but the unreserved ones percent-encoded, so "&", "=",
+    "#", "/", "?" and spaces cannot add a parameter, a fragment or a path segment."""
+    if in_query:
+        value = value.translate(_SEARCH_ESCAPES)
+    return quote(value, safe="")
 
 
 def render_template(template: str, context: Mapping[str, Any]) -> str | None:
-    """Fill ``{{context.x}}`` and user tokens; None when a token cannot be resolved."""
+    """Fill ``{{context.x}}`` and user tokens; None when a token cannot be resolved.
+
+    Each value is encoded for where it stands (:func:`_encode`): a ``patientId`` of
+    ``p1,VICTIM&_count=1000`` stays one patient id, ``patient=p1%5C%2CVICTIM%26_count%3D1000``,
+    which no server reads as a second patient or a second parameter.
+    """
     user_id = context.get("userId")
     user_type, _, user_bare = user_id.partition("/") if isinstance(user_id, str) else ("", "", "")
     failed = False
+    query_at = template.find("?") if "?" in template else len(template)
 
     def substitute(match: re.Match[str]) -> str:
         nonlocal failed
@@ -77,7 +108,7 @@ def render_template(template: str, context: Mapping[str, Any]) -> str | None:
         if not isinstance(value, str | int) or isinstance(value, bool) or value == "":
             failed = True
             return ""
-        return str(value)
+        return _encode(str(value), in_query=match.start() > query_at)
 
     rendered = TOKEN.sub(substitute, template)
     return None if failed else rendered
@@ -137,15 +168,16 @@ def _has_error_issue(bundle: Mapping[str, Any]) -> bool:
     return False
 
 
-def _missing_medication_refs(entries: Mapping[str, list[dict[str, Any]]]) -> list[str]:
+def _missing_medication_refs(entries: Mapping[str, list[dict[str, Any]]]) -> dict[str, set[str]]:
+    """Relative ``Medication/<id>`` references no entry resolves -> the keys that hold them."""
     present = {
         f"Medication/{r.get('id')}"
         for resources in entries.values()
         for r in resources
         if r.get("resourceType") == "Medication"
     }
-    wanted: set[str] = set()
-    for resources in entries.values():
+    wanted: dict[str, set[str]] = {}
+    for key, resources in entries.items():
         for r in resources:
             ref = r.get("medicationReference")
             target = ref.get("reference") if isinstance(ref, Mapping) else None
@@ -157,8 +189,8 @@ def _missing_medication_refs(entries: Mapping[str, list[dict[str, Any]]]) -> lis
                 and parsed.resource_type == "Medication"
                 and parsed.relative not in present
             ):
-                wanted.add(parsed.relative)
-    return sorted(wanted)
+                wanted.setdefault(parsed.relative, set()).add(key)
+    return wanted
 
 
 async def resolve(
@@ -178,6 +210,7 @@ async def resolve(
     Medications those resources reference are read afterwards, within what is left of
     ``budget_s`` (the whole fetch phase never takes much longer than one budget).
     """
+    started = anyio.current_time()
     result = PrefetchResult()
     prefetch = prefetch or {}
     absent: dict[str, str] = {}
@@ -194,6 +227,8 @@ async def resolve(
             result.entries[key] = resources
             if bundle is not None:
                 to_page[key] = bundle
+            elif is_subsetted(unwrap_prefetch_value(prefetch[key])):
+                result.mark_incomplete(key)  # the client says it sent part of the data
         else:
             query = render_template(template, context)
             if query is not None:
@@ -202,10 +237,17 @@ async def resolve(
                 result.missing.append(key)
 
     if fetcher is not None and fhir_server:
-        await _fetch_missing(result, absent, to_page, fetcher, fhir_server, token, budget_s)
+        await _fetch_missing(result, absent, to_page, fetcher, fhir_server, token)
+        remaining = budget_s - (anyio.current_time() - started)
+        await _read_medications(result, fetcher, fhir_server, token, remaining)
     else:
         result.missing.extend(absent)
-        result.incomplete.extend(to_page)
+        for key in to_page:
+            result.mark_incomplete(key)
+    # A medication-use resource whose Medication is unknown names no drug: its key is partial.
+    for keys in _missing_medication_refs(result.entries).values():
+        for key in sorted(keys):
+            result.mark_incomplete(key)
 
     # The request's log line carries the provided and fetched keys (api/routes.py).
     lost = sorted(set(result.missing) & needs)
@@ -221,9 +263,7 @@ async def _fetch_missing(
     fetcher: Fetcher,
     fhir_server: str,
     token: str | None,
-    budget_s: float,
 ) -> None:
-    started = anyio.current_time()
     completed: dict[str, object] = {}
     fetched: Mapping[str, object] = {}
 
@@ -250,25 +290,35 @@ async def _fetch_missing(
             result.fetched.append(key)
             result.entries[key] = resources
             if is_subsetted(value):
-                result.incomplete.append(key)
+                result.mark_incomplete(key)
         else:
             result.missing.append(key)
     for key in to_page:
         state, resources, _ = interpret(completed.get(key))
-        if state == "data" and not is_subsetted(completed.get(key)):
-            result.entries[key] = resources
-        else:
-            result.incomplete.append(key)
-    refs = _missing_medication_refs(result.entries)
-    remaining = budget_s - (anyio.current_time() - started)
-    if refs and remaining > 0:
-        with anyio.move_on_after(remaining):
-            read = await fetcher.read_references(fhir_server, refs, token=token)
-            result.entries[MEDICATION_REFS_KEY] = [
-                dict(value)
-                for value in read.values()
-                if isinstance(value, Mapping) and value.get("resourceType") == "Medication"
-            ]
+        if state == "data":
+            result.entries[key] = resources  # the pages read, complete or not
+        if state != "data" or is_subsetted(completed.get(key)):
+            result.mark_incomplete(key)
+
+
+async def _read_medications(
+    result: PrefetchResult,
+    fetcher: Fetcher,
+    fhir_server: str,
+    token: str | None,
+    remaining: float,
+) -> None:
+    """Read the Medications the entries reference but do not hold, within ``remaining`` s."""
+    refs = sorted(_missing_medication_refs(result.entries))
+    if not refs or remaining <= 0:
+        return
+    with anyio.move_on_after(remaining):
+        read = await fetcher.read_references(fhir_server, refs, token=token)
+        result.entries[MEDICATION_REFS_KEY] = [
+            dict(value)
+            for value in read.values()
+            if isinstance(value, Mapping) and value.get("resourceType") == "Medication"
+        ]
 
 
 def _bundle_type(resources: Sequence[Mapping[str, Any]]) -> str:

@@ -54,8 +54,12 @@ class Settings(BaseSettings):
     allow_insecure_fhir: bool = False  # send a token to http:// only when true
     fhir_timeout_s: float = Field(default=0.8, gt=0)
     fhir_budget_s: float = Field(default=1.5, gt=0)
-    fhir_max_pages: int = Field(default=10, ge=1)
+    fhir_page_size: int = Field(default=100, ge=1)  # _count of every search, unless it has one
+    fhir_max_pages: int = Field(default=50, ge=1)  # x page size = max entries: entries bind
     fhir_max_entries: int = Field(default=5000, ge=1)
+    fhir_max_concurrency: int = Field(default=16, ge=1)  # >= any service's prefetch keys
+    # JSON read for one key (a read, or all pages of a search): past it reading stops
+    fhir_max_response_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
 
     # Clinical evaluation
     lookback_days: int | None = None  # overrides hooks/thresholds.toml when set

@@ -15,7 +15,8 @@ BASE = "http://fhir.test/r4"
 @dataclass
 class FakeFHIR:
     resources: list[dict[str, Any]]
-    page_size: int = 50
+    page_size: int = 50  # when the search names no _count
+    max_page_size: int = 1000  # the most a _count gets (sekmet-fhir: default 20, max 1000)
     delay_s: float = 0.0
     fail: dict[str, int] = field(default_factory=dict)  # resource type -> HTTP status
     requests: list[httpx.Request] = field(default_factory=list)
@@ -62,15 +63,16 @@ class FakeFHIR:
                 m for m in self.of_type("Medication") if f"Medication/{m.get('id')}" in wanted
             ]
         offset = int(request.url.params.get("_offset", "0"))
-        page = matches[offset : offset + self.page_size]
+        size = min(int(request.url.params.get("_count", self.page_size)), self.max_page_size)
+        page = matches[offset : offset + size]
         bundle: dict[str, Any] = {
             "resourceType": "Bundle",
             "type": "searchset",
             "total": len(matches),
             "entry": [{"resource": r} for r in page],
         }
-        if offset + self.page_size < len(matches):
-            nxt = request.url.copy_set_param("_offset", str(offset + self.page_size))
+        if offset + size < len(matches):
+            nxt = request.url.copy_set_param("_offset", str(offset + size))
             bundle["link"] = [{"relation": "next", "url": str(nxt)}]
         return httpx.Response(200, json=bundle)
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +22,9 @@ from cds_service.fhir.client import (
     check_server,
     join_url,
 )
+from cds_service.fhir.urls import with_count
 from cds_service.logs import SafeJSONFormatter
+from cds_service.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -40,6 +43,9 @@ def config(**overrides: Any) -> FHIRClientConfig:
         "budget_s": 1.5,
         "max_pages": 10,
         "max_entries": 5000,
+        "page_size": 100,
+        "max_concurrency": 16,
+        "max_response_bytes": 20 * 1024 * 1024,
     }
     values.update(overrides)
     return FHIRClientConfig(**values)
@@ -283,6 +289,41 @@ async def test_queries_run_concurrently(make_client) -> None:
     assert elapsed < 2 * delay, elapsed
 
 
+async def test_every_key_is_in_flight_at_once_up_to_max_concurrency(make_client) -> None:
+    in_flight = peak = 0
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.1)
+        in_flight -= 1
+        return fhir(searchset([]))
+
+    queries = {f"k{i}": f"Condition?patient=1&k={i}" for i in range(11)}
+    client, _ = make_client(slow, max_concurrency=16)
+    await client.fetch_all(BASE, queries, token=None)
+    assert peak == 11  # a fallback costs one round trip (plus paging), not two
+    peak = 0
+    client, _ = make_client(slow, max_concurrency=3)
+    await client.fetch_all(BASE, queries, token=None)
+    assert peak == 3
+
+
+def test_default_limits_cover_the_bundled_services() -> None:
+    from cds_service.catalog import load_catalog
+    from cds_service.topics import KINDS
+
+    fields = Settings.model_fields
+    catalog = load_catalog(Path(__file__).resolve().parents[1] / "hooks", KINDS)
+    widest = max(len(service.definition.prefetch) for service in catalog.services)
+    assert fields["fhir_max_concurrency"].default >= widest
+    # With a server that honours _count, the entry cap is the one that binds, not the page cap.
+    pages, size = fields["fhir_max_pages"].default, fields["fhir_page_size"].default
+    assert pages * size >= fields["fhir_max_entries"].default
+    assert size >= 100
+
+
 async def test_hung_server_ends_at_the_budget(make_client) -> None:
     async def hang(request: httpx.Request) -> httpx.Response:
         if "Patient" in request.url.path:
@@ -313,11 +354,71 @@ async def test_budget_spans_pages(make_client) -> None:
     client, _ = make_client(slow_pages, timeout_s=0.5, budget_s=0.5)
     start = time.monotonic()
     result = await client.fetch_all(BASE, {"obs": "Observation?patient=1"}, token=None)
-    assert isinstance(result["obs"], FHIRUnavailable)
     assert time.monotonic() - start < 0.9
+    # The pages read before the budget ran out are kept, marked as not the whole result.
+    assert ids_of(result["obs"])[:2] == ["o1", "o2"]
+    assert result["obs"]["meta"]["tag"][0]["code"] == "SUBSETTED"
+
+
+async def test_budget_cut_in_the_middle_of_a_page_keeps_the_pages_read(make_client) -> None:
+    async def second_page_hangs(request: httpx.Request) -> httpx.Response:
+        if "page" in request.url.params:
+            await asyncio.sleep(30)
+        return fhir(searchset(["o1"], f"{BASE}/Observation?page=2"))
+
+    # timeout_s > budget_s: only the call's deadline can stop the hung page.
+    client, _ = make_client(second_page_hangs, timeout_s=5.0, budget_s=0.3)
+    result = await client.fetch_all(BASE, {"obs": "Observation?patient=1"}, token=None)
+    assert ids_of(result["obs"]) == ["o1"]
+    assert result["obs"]["meta"]["tag"][0]["code"] == "SUBSETTED"
 
 
 # -- paging ----------------------------------------------------------------------------------------
+
+
+async def test_every_search_sends_count_and_a_template_count_wins(make_client) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Patient/1"):
+            return fhir(patient("1"))
+        return fhir(searchset([]))
+
+    client, server = make_client(handler, page_size=150)
+    await client.fetch_all(
+        BASE,
+        {
+            "p": "Patient/1",
+            "c": "Condition?patient=1",
+            "m": "MedicationRequest?patient=1&_count=5",
+            "e": "Patient/1/$everything",
+        },
+        token=None,
+    )
+    counts = {
+        r.url.path.rsplit("/", 1)[-1]: r.url.params.get_list("_count") for r in server.requests
+    }
+    assert counts == {
+        "1": [],
+        "Condition": ["150"],
+        "MedicationRequest": ["5"],
+        "$everything": ["150"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("Condition?patient=1", "Condition?patient=1&_count=100"),
+        ("Condition?patient=1&", "Condition?patient=1&_count=100"),
+        ("Condition?", "Condition?_count=100"),
+        ("Condition", "Condition?_count=100"),
+        ("Condition?_count=5&patient=1", "Condition?_count=5&patient=1"),
+        ("Condition?patient=1&_count=", "Condition?patient=1&_count="),
+        # an encoded "_count=" inside a value is data, not a parameter
+        ("Condition?patient=x%26_count%3D1", "Condition?patient=x%26_count%3D1&_count=100"),
+    ],
+)
+def test_with_count(query, expected) -> None:
+    assert with_count(query, 100) == expected
 
 
 def paged(pages: int, rtype: str = "Condition", base: str = BASE) -> Handler:
@@ -365,14 +466,23 @@ async def test_max_entries_caps(make_client) -> None:
         "http://ehr.test/r4",
         "https://ehr.test:8443/r4",
         "https://ehr.test.evil.com/r4",
+        "https://ehr.test/other-tenant",  # same origin, another path: finding 4
+        "https://ehr.test/r42",  # a prefix of the path, not on a segment boundary
+        "https://ehr.test",
+        "https://ehr.test/r4%2F..%2Fother-tenant",
     ],
 )
-async def test_next_link_to_another_origin_is_refused(make_client, next_base) -> None:
+async def test_next_link_outside_the_base_is_refused(make_client, next_base, caplog) -> None:
     client, server = make_client(paged(3, base=next_base))
     result = await client.fetch_all(BASE, {"c": "Condition?patient=1"}, token=TOKEN)
-    assert isinstance(result["c"], FHIRNotAllowed)
+    # Paging stops at the link: the first page is kept, marked incomplete, and nothing is sent.
+    assert ids_of(result["c"]) == ["p1a", "p1b"]
+    assert result["c"]["meta"]["tag"][0]["code"] == "SUBSETTED"
     assert len(server.requests) == 1
-    assert all(r.url.host == "ehr.test" for r in server.requests)
+    assert all(r.url.path.startswith("/r4/") for r in server.requests)
+    (record,) = [r for r in caplog.records if r.getMessage() == "fhir search incomplete"]
+    assert record.__dict__["reason"] == "next link not allowed"
+    assert next_base not in SafeJSONFormatter().format(record)
 
 
 async def test_self_referencing_next_link_stops(make_client) -> None:
@@ -380,7 +490,70 @@ async def test_self_referencing_next_link_stops(make_client) -> None:
     client, server = make_client(lambda _r: fhir(bundle))
     result = await client.fetch_all(BASE, {"c": "Condition?patient=1"}, token=None)
     assert ids_of(result["c"]) == ["c1", "c1"]
+    assert result["c"]["meta"]["tag"][0]["code"] == "SUBSETTED"  # a loop: no telling what is left
     assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        fhir({"resourceType": "OperationOutcome"}, 500),
+        fhir({"resourceType": "OperationOutcome"}, 404),
+        fhir(patient()),  # not a Bundle
+        httpx.Response(200, content=b"{not json"),
+    ],
+    ids=["5xx", "4xx", "not-a-bundle", "not-json"],
+)
+async def test_a_failed_later_page_keeps_the_pages_read(
+    make_client, failure: httpx.Response, caplog
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        page = int(request.url.params.get("page", "1"))
+        if page == 3:
+            return failure
+        return fhir(searchset([f"p{page}"], f"{BASE}/Condition?patient=1&page={page + 1}"))
+
+    client, _ = make_client(handler)
+    result = await client.fetch_all(BASE, {"c": "Condition?patient=1"}, token=TOKEN)
+    assert ids_of(result["c"]) == ["p1", "p2"]
+    assert result["c"]["meta"]["tag"][0]["code"] == "SUBSETTED"
+    (record,) = [r for r in caplog.records if r.getMessage() == "fhir search incomplete"]
+    assert record.__dict__["prefetch_key"] is None  # paging does not know the key
+    assert TOKEN not in SafeJSONFormatter().format(record)
+
+
+def padded(page: int, size: int) -> dict[str, Any]:
+    bundle = searchset([f"p{page}"], f"{BASE}/Condition?patient=1&page={page + 1}")
+    bundle["entry"][0]["resource"]["note"] = [{"text": "x" * size}]
+    return bundle
+
+
+async def test_byte_cap_counts_all_pages_of_a_key(make_client, caplog) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return fhir(padded(int(request.url.params.get("page", "1")), 4000))
+
+    client, server = make_client(handler, max_response_bytes=10_000)
+    result = await client.fetch_all(BASE, {"c": "Condition?patient=1"}, token=None)
+    # Two pages of ~4 KB fit in 10 KB; the third would not: paging stops, the key is incomplete.
+    assert ids_of(result["c"]) == ["p1", "p2"]
+    assert result["c"]["meta"]["tag"][0]["code"] == "SUBSETTED"
+    assert len(server.requests) == 3
+    (record,) = [r for r in caplog.records if r.getMessage() == "fhir search incomplete"]
+    assert record.__dict__["reason"] == "response too large"
+
+
+async def test_a_first_page_over_the_byte_cap_is_an_error(make_client) -> None:
+    client, server = make_client(lambda _r: fhir(padded(1, 20_000)), max_response_bytes=10_000)
+    result = await client.fetch_all(BASE, {"c": "Condition?patient=1"}, token=None)
+    assert isinstance(result["c"], FHIRUnavailable)
+    assert str(result["c"]) == "Condition fetch failed: response too large"
+    assert len(server.requests) == 1  # not retried: it would be as large again
+
+
+async def test_a_failed_first_page_is_an_error(make_client) -> None:
+    client, _ = make_client(lambda _r: fhir({"resourceType": "OperationOutcome"}, 404))
+    result = await client.fetch_all(BASE, {"c": "Condition?patient=1"}, token=None)
+    assert isinstance(result["c"], FHIRRefused)
 
 
 async def test_complete_bundle_follows_a_prefetched_next_link(make_client) -> None:
@@ -401,12 +574,16 @@ async def test_complete_bundle_without_next_link_does_no_io(make_client) -> None
     assert server.requests == []
 
 
-async def test_complete_bundle_refuses_foreign_next_link(make_client) -> None:
+@pytest.mark.parametrize(
+    "next_url",
+    ["https://evil.test/r4/Condition?page=2", "https://ehr.test/other-tenant/Condition?page=2"],
+)
+async def test_complete_bundle_refuses_foreign_next_link(make_client, next_url) -> None:
     client, server = make_client(paged(3))
-    prefetched = searchset(["x"], "https://evil.test/r4/Condition?page=2")
+    prefetched = searchset(["x"], next_url)
     result = await client.complete_bundle(BASE, prefetched, token=TOKEN, resource_type="Condition")
-    assert isinstance(result, FHIRNotAllowed)
-    assert result.resource_type == "Condition"
+    assert ids_of(result) == ["x"]
+    assert result["meta"]["tag"][0]["code"] == "SUBSETTED"
     assert server.requests == []
 
 
@@ -576,6 +753,12 @@ async def test_base_path_is_kept(make_client, base) -> None:
             "https://h/fhir/Observation?page=2",
             "https://h/fhir/Observation?page=2",
         ),
+        (  # HAPI's paging links sit on the base itself
+            "https://h/fhir/",
+            "https://h/fhir?_getpages=abc&_getpagesoffset=20",
+            "https://h/fhir?_getpages=abc&_getpagesoffset=20",
+        ),
+        ("https://H/fhir", "https://h/fhir/Patient/1", "https://h/fhir/Patient/1"),
     ],
 )
 def test_join_url(base, relative, expected) -> None:
@@ -589,6 +772,11 @@ def test_join_url(base, relative, expected) -> None:
         "https://other/fhir/Observation?page=2",
         "http://h/fhir/Observation?page=2",
         "https://h:8443/fhir/Observation",
+        "https://h/other-tenant/fhir/Observation?page=2",
+        "https://h/fhir2/Observation?page=2",
+        "https://h/Observation?page=2",
+        "https://h/fhir%2F..%2Fother/Observation",
+        "https://h/fhir/%2e%2e/other/Observation",
         "//other/fhir/Patient/1",
         "Patient/../../admin",
         "Patient/%2e%2e/x",

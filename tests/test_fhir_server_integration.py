@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from cds_service.fhir.client import FHIRClient, FHIRClientConfig, FHIRRefused
+from cds_service.prefetch import resolve
 from tests.fhir_server import SekmetServer, fhir_server, sekmet_server  # noqa: F401
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
@@ -45,6 +46,9 @@ def _config(base_url: str, **overrides: Any) -> FHIRClientConfig:
         "budget_s": 30.0,
         "max_pages": 50,
         "max_entries": 5000,
+        "page_size": 100,
+        "max_concurrency": 16,
+        "max_response_bytes": 20 * 1024 * 1024,
     }
     values.update(overrides)
     return FHIRClientConfig(**values)
@@ -162,3 +166,57 @@ async def test_bearer_token_against_enforcing_server(tmp_path, recorded_http) ->
     assert isinstance(refused["p"], FHIRRefused)
     assert refused["p"].status == 401
     assert [r.headers.get("Authorization") for r in seen] == [f"Bearer {token}", None]
+
+
+async def test_every_search_pages_with_count(fhir_server, gustavo, recorded_http) -> None:  # noqa: F811
+    """Finding 3 on a real server: sekmet pages at 20 unless asked. With _count=100 the
+    286 Observations come in 3 pages; at 20 a 10-page cap cuts them, and says so."""
+    bundle, pid = gustavo
+    http, seen = recorded_http
+    expected = sum(e["resource"]["resourceType"] == "Observation" for e in bundle["entry"])
+    assert expected > 200
+    client = FHIRClient(http, _config(fhir_server.base_url, max_pages=10, page_size=100))
+    whole = await client.fetch_all(
+        fhir_server.base_url, {"obs": f"Observation?patient={pid}"}, token=None
+    )
+    obs = whole["obs"]
+    assert isinstance(obs, dict), obs
+    assert len(obs["entry"]) == expected
+    assert "meta" not in obs
+    assert len(seen) == -(-expected // 100)
+    assert all(r.url.params.get_list("_count") == ["100"] for r in seen)
+
+    client = FHIRClient(http, _config(fhir_server.base_url, max_pages=10, page_size=20))
+    cut = await client.fetch_all(
+        fhir_server.base_url, {"obs": f"Observation?patient={pid}"}, token=None
+    )
+    obs = cut["obs"]
+    assert isinstance(obs, dict), obs
+    assert len(obs["entry"]) == 200
+    assert obs["meta"]["tag"][0]["code"] == "SUBSETTED"
+
+
+async def test_a_hostile_patient_id_reads_no_other_patient(
+    fhir_server,  # noqa: F811
+    gustavo,
+    recorded_http,
+) -> None:
+    """Finding 5 on a real server: sekmet reads ``patient=nobody,<id>`` as an OR and returns the
+    other patient's Conditions; rendered by prefetch, the comma is escaped and nothing matches."""
+    _, pid = gustavo
+    http, seen = recorded_http
+    raw = await http.get(f"{fhir_server.base_url}/Condition?patient=nobody,{pid}")
+    assert len(raw.json()["entry"]) > 0, "the server does OR on commas: the test means something"
+    seen.clear()
+    result = await resolve(
+        {"conditions": "Condition?patient={{context.patientId}}"},
+        frozenset(),
+        {"patientId": f"nobody,{pid}"},
+        None,
+        fhir_server=fhir_server.base_url,
+        token=None,
+        fetcher=FHIRClient(http, _config(fhir_server.base_url)),
+    )
+    assert result.fetched == ["conditions"]
+    assert result.entries["conditions"] == []
+    assert seen[0].url.params["patient"] == f"nobody\\,{pid}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
+import orjson
 import pytest
 
 from tests.app_client import LogCapture, app_client, make_settings
@@ -106,9 +108,49 @@ async def test_request_log_line_has_the_safe_fields(tmp_path: Path) -> None:
         '"duration_ms"',
         '"card_count"',
         '"prefetch_keys_provided"',
+        '"prefetch_keys_fetched"',
+        '"prefetch_keys_incomplete"',
+        '"prefetch_keys_missing"',
     ):
         assert key in answered[0]
     assert all(leaks(line) == [] for line in logs.lines)
+
+
+async def test_canaries_never_leak_when_reads_are_cut_short(tmp_path: Path) -> None:
+    """Paging refused at a next link to another tenant, byte caps: logged as constant reasons
+    and key names, never the URL (which holds the patient id) or the token."""
+    fhir = FakeFHIR.from_prefetch(steroid_prefetch(PATIENT), page_size=1, max_page_size=1)
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        response = await fhir.handler(request)
+        if not request.url.path.endswith("/Condition"):
+            return response
+        body = response.json()
+        for link in body.get("link", []):
+            link["url"] = link["url"].replace("/r4/", "/other-tenant/")
+        return httpx.Response(response.status_code, json=body)
+
+    body = patient_view(PATIENT, fhirServer=BASE, fhirAuthorization=auth())
+    del body["prefetch"]
+    settings = make_settings(tmp_path, fhir_max_response_bytes=2048)
+    with LogCapture() as logs:
+        async with app_client(settings, fhir_transport=httpx.MockTransport(handler)) as client:
+            response = await client.post(SERVICE, json=body)
+    assert response.status_code == 200
+    assert (
+        "conditions" in response.json()["extension"]["org.example.glucocorticoid-cds.missing-data"]
+    )
+    assert not any("other-tenant" in str(r.url) for r in fhir.requests)
+    (line,) = [orjson.loads(x) for x in logs.lines if '"prefetch_keys_incomplete"' in x]
+    assert "conditions" in line["prefetch_keys_incomplete"]
+    assert "conditions" in line["prefetch_keys_fetched"]
+    reasons = {orjson.loads(x).get("reason") for x in logs.lines if "fhir search incomplete" in x}
+    assert "next link not allowed" in reasons
+    for line in logs.lines:
+        assert leaks(line) == [], line
+        assert "other-tenant" not in line
+    assert "other-tenant" not in response.text
+    assert TOKEN not in response.text
 
 
 def test_formatter_drops_arguments_and_exception_text() -> None:

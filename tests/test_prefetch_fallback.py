@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -9,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.app_client import app_client, make_settings
+from tests.app_client import LogCapture, app_client, make_settings
 from tests.fake_fhir import BASE, FakeFHIR
-from tests.requests import bundle, patient_view, steroid_prefetch
+from tests.requests import bundle, condition, patient_view, steroid_prefetch
 
 pytestmark = pytest.mark.anyio
 SERVICE = "/cds-services/glucocorticoid-safety"
@@ -251,3 +252,76 @@ async def test_medication_references_are_read_once_each(tmp_path: Path) -> None:
     assert "bone-health" in topics(response)
     reads = [r for r in fhir.requests if r.url.path.endswith("/Medication/med-pred-20")]
     assert len(reads) == 1
+
+
+def long_record(filler: int = 2000) -> FakeFHIR:
+    """The steroid record behind ``filler`` Conditions and ``filler`` Procedures (4,000+ entries),
+    the conditions that matter last: a search cut short loses them."""
+    prefetch = steroid_prefetch()
+    fhir = FakeFHIR.from_prefetch(prefetch, page_size=20)  # pages at 20 unless asked otherwise
+    noise = [condition(f"c-noise-{i}", "pt-api-1", "J06.9") for i in range(filler)]
+    procedures = [
+        {
+            "resourceType": "Procedure",
+            "id": f"pr-{i}",
+            "status": "completed",
+            "subject": {"reference": "Patient/pt-api-1"},
+        }
+        for i in range(filler)
+    ]
+    fhir.resources[:0] = noise + procedures
+    return fhir
+
+
+async def test_long_record_is_read_whole_with_count(tmp_path: Path) -> None:
+    """Finding 3: without _count a server paging at 20 and a 10-page cap cut a 4,000-entry record
+    silently. Every search now asks for fhir_page_size entries a page."""
+    full = topics(await call(tmp_path, FakeFHIR([]), patient_view()))
+    fhir = long_record()
+    body = patient_view(fhirServer=BASE)
+    del body["prefetch"]
+    with LogCapture() as logs:
+        response = await call(tmp_path, fhir, body)
+    assert topics(response) == full
+    assert MISSING not in response.json().get("extension", {})
+    searches = [r for r in fhir.requests if r.url.params]
+    assert searches
+    assert all(r.url.params.get_list("_count") == ["100"] for r in searches)
+    assert sum(r.url.path.endswith("/Condition") for r in fhir.requests) == 21  # 2,003 / 100
+    (line,) = [json.loads(x) for x in logs.lines if '"prefetch_keys_fetched"' in x]
+    assert line["prefetch_keys_incomplete"] == []
+    assert {"conditions", "procedures"} <= set(line["prefetch_keys_fetched"])
+
+
+async def test_long_record_cut_by_the_page_cap_is_said_to_be_incomplete(tmp_path: Path) -> None:
+    fhir = long_record()
+    fhir.max_page_size = 20  # a server that ignores larger _count values
+    body = patient_view(fhirServer=BASE)
+    del body["prefetch"]
+    with LogCapture() as logs:
+        response = await call(tmp_path, fhir, body, fhir_max_pages=10)
+    assert response.status_code == 200
+    assert {"conditions", "procedures"} <= set(response.json()["extension"][MISSING])
+    (line,) = [json.loads(x) for x in logs.lines if '"prefetch_keys_fetched"' in x]
+    # Fetched, and said to be incomplete: never reported only as fetched.
+    assert {"conditions", "procedures"} <= set(line["prefetch_keys_fetched"])
+    assert {"conditions", "procedures"} <= set(line["prefetch_keys_incomplete"])
+    assert sum(r.url.path.endswith("/Condition") for r in fhir.requests) == 10
+
+
+async def test_byte_cap_cuts_a_later_page_and_the_key_is_incomplete(tmp_path: Path) -> None:
+    body = patient_view(fhirServer=BASE)
+    del body["prefetch"]
+    response = await call(
+        tmp_path, long_record(), body, fhir_page_size=10, fhir_max_response_bytes=8 * 1024
+    )
+    assert response.status_code == 200
+    assert {"conditions", "procedures"} <= set(response.json()["extension"][MISSING])
+
+
+async def test_byte_cap_on_the_first_page_of_a_needed_key_is_412(tmp_path: Path) -> None:
+    body = patient_view(fhirServer=BASE)
+    del body["prefetch"]
+    response = await call(tmp_path, long_record(), body, fhir_max_response_bytes=8 * 1024)
+    assert response.status_code == 412
+    assert "conditions" in response.json()["issue"][0]["diagnostics"]

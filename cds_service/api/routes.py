@@ -120,6 +120,9 @@ async def call_service(service_id: str, request: Request, runtime: RuntimeDep) -
         if evaluation.prefetch is not None:
             request.state.log_fields["prefetch_keys_provided"] = evaluation.prefetch.provided
             request.state.log_fields["prefetch_keys_fetched"] = evaluation.prefetch.fetched
+            # A key can be provided or fetched and still incomplete (a cut search): both are said.
+            request.state.log_fields["prefetch_keys_incomplete"] = evaluation.prefetch.incomplete
+            request.state.log_fields["prefetch_keys_missing"] = evaluation.prefetch.missing
         return json_response(evaluation.response)
     except CDSError as error:
         status = error.status

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -26,14 +26,15 @@ from cds_service.fhir.errors import (
     BUDGET,
     INVALID,
     LOG_MESSAGES,
+    TOO_LARGE,
     FHIRError,
     FHIRNotAllowed,
     FHIRRefused,
     FHIRUnavailable,
 )
 from cds_service.fhir.references import is_resource_type, parse_reference
-from cds_service.fhir.transport import get_json
-from cds_service.fhir.urls import check_server, join_url
+from cds_service.fhir.transport import Fetched, get_json
+from cds_service.fhir.urls import check_server, join_url, with_count
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +52,23 @@ __all__ = [
 
 # RFC 6750 b64token is stricter; any visible ASCII keeps header injection out and vendor tokens in.
 _TOKEN = re.compile(r"[\x21-\x7e]+")
-_MAX_CONCURRENCY: Final = 8  # per call: enough for a prefetch set, gentle on the EHR
+
+# Why a search stopped before its last page (the ``reason`` of the "fhir search incomplete" log
+# line); a failed page gives its failure kind (cds_service.fhir.errors) instead.
+PAGE_LIMIT: Final = "page limit"
+ENTRY_LIMIT: Final = "entry limit"
+NEXT_NOT_ALLOWED: Final = "next link not allowed"
+NEXT_LOOP: Final = "next link loop"
 
 
 @dataclass(frozen=True)
 class FHIRClientConfig:
-    """Plain values from Settings; ``budget_s`` bounds a whole public call, ``timeout_s`` one GET."""
+    """Plain values from Settings; ``budget_s`` bounds a whole public call, ``timeout_s`` one GET.
+
+    ``page_size`` is the ``_count`` of every search (unless its query names one);
+    ``max_concurrency`` the GETs one public call has in flight at once; ``max_response_bytes``
+    the JSON read for one key: a read, or all pages of one search together.
+    """
 
     allowed_prefixes: tuple[str, ...]
     allow_insecure: bool
@@ -64,6 +76,27 @@ class FHIRClientConfig:
     budget_s: float
     max_pages: int
     max_entries: int
+    page_size: int
+    max_concurrency: int
+    max_response_bytes: int
+
+
+@dataclass
+class _Search:
+    """The pages of one search read so far; kept outside the task so that a search cut by the
+    budget still returns what it read (SUBSETTED) instead of nothing."""
+
+    first: dict[str, Any] | None = None
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    pages: int = 0
+    size: int = 0  # bytes of JSON read from the server (a prefetched first page counts 0)
+
+    def add(self, page: dict[str, Any], size: int = 0) -> None:
+        if self.first is None:
+            self.first = page
+        self.entries.extend(data_entries(page))
+        self.pages += 1
+        self.size += size
 
 
 def _resource_type(query: str) -> str:
@@ -102,10 +135,12 @@ class FHIRClient:
     ) -> dict[str, dict[str, Any] | FHIRError]:
         """Run every query in ``queries`` (key -> "Patient/123" or "Condition?patient=123").
 
-        All keys run concurrently under one deadline of ``budget_s``. A read returns the resource;
-        a search returns one searchset Bundle with the entries of up to ``max_pages`` pages
-        (``meta.tag`` SUBSETTED when a limit cut it short). A key that fails or runs out of
-        budget maps to its FHIRError; the others are still returned.
+        All keys start at once (up to ``max_concurrency``) under one deadline of ``budget_s``. A
+        read returns the resource; a search (sent with ``_count``) returns one searchset Bundle
+        with the entries of up to ``max_pages`` pages. When paging stops before the last page (a
+        limit, the budget, a failed page, a next link outside ``base``, a link loop) the pages
+        read come back with ``meta.tag`` SUBSETTED. A key whose read or first page fails maps to
+        its FHIRError; the others are still returned.
         """
         deadline = anyio.current_time() + self._config.budget_s
         refusal = self._refusal(base, token)
@@ -138,8 +173,9 @@ class FHIRClient:
         if refusal is not None:
             return self._failed(refusal, None, rtype)
 
-        async def job() -> dict[str, Any]:
-            return await self._page(base, bundle, token=token, rtype=rtype, deadline=deadline)
+        async def job(search: _Search) -> dict[str, Any]:
+            search.add(bundle)
+            return await self._page(base, search, token=token, rtype=rtype, deadline=deadline)
 
         results = await self._run_all({"bundle": job}, {"bundle": rtype}, deadline, log_keys=False)
         return results["bundle"]
@@ -157,11 +193,11 @@ class FHIRClient:
         refusal = self._refusal(base, token)
         if refusal is not None:
             return {ref: self._failed(refusal, None, _resource_type(ref)) for ref in unique}
-        jobs: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {}
+        jobs: dict[str, Callable[[_Search], Awaitable[dict[str, Any]]]] = {}
         types: dict[str, str] = {}
         for ref in unique:
             types[ref] = rtype = _reference_type(ref)
-            jobs[ref] = partial(self._read, base, ref, token=token, rtype=rtype, deadline=deadline)
+            jobs[ref] = partial(self._read_job, base, ref, rtype, token=token, deadline=deadline)
         # Reference keys hold resource ids: they are not logged.
         return await self._run_all(jobs, types, deadline, log_keys=False)
 
@@ -204,27 +240,32 @@ class FHIRClient:
 
     async def _run_all(
         self,
-        jobs: Mapping[str, Callable[[], Awaitable[dict[str, Any]]]],
+        jobs: Mapping[str, Callable[[_Search], Awaitable[dict[str, Any]]]],
         types: Mapping[str, str],
         deadline: float,
         *,
         log_keys: bool,
     ) -> dict[str, dict[str, Any] | FHIRError]:
         results: dict[str, dict[str, Any] | FHIRError] = {}
-        limiter = anyio.CapacityLimiter(_MAX_CONCURRENCY)
+        limiter = anyio.CapacityLimiter(self._config.max_concurrency)
 
         async def run(key: str) -> None:
             error: FHIRError | None = None
+            search = _Search()
+            logged_key = key if log_keys else None
             with anyio.CancelScope(deadline=deadline) as scope:
                 try:
                     async with limiter:
-                        results[key] = await jobs[key]()
+                        results[key] = await jobs[key](search)
                 except FHIRError as exc:
                     error = exc
             if scope.cancelled_caught:
+                if search.first is not None:  # pages were read: keep them, say so
+                    results[key] = self._incomplete(search, logged_key, types[key], BUDGET)
+                    return
                 error = FHIRUnavailable(types[key], kind=BUDGET)
             if error is not None:
-                results[key] = self._failed(error, key if log_keys else None, types[key])
+                results[key] = self._failed(error, logged_key, types[key])
 
         async with anyio.create_task_group() as group:
             for key in jobs:
@@ -232,16 +273,29 @@ class FHIRClient:
         return {key: results[key] for key in jobs}
 
     async def _fetch_query(
-        self, base: str, query: str, *, token: str | None, deadline: float
+        self, base: str, query: str, search: _Search, *, token: str | None, deadline: float
     ) -> dict[str, Any]:
         rtype = _resource_type(query)
         if _is_read(query):
             return await self._read(base, query, token=token, rtype=rtype, deadline=deadline)
-        url = join_url(base, query, resource_type=rtype)
-        first = await self._get(url, token=token, rtype=rtype, deadline=deadline)
+        url = join_url(base, with_count(query, self._config.page_size), resource_type=rtype)
+        first, size = await self._get(url, token=token, rtype=rtype, deadline=deadline)
         if first.get("resourceType") != "Bundle":
             raise FHIRUnavailable(rtype, status=200, kind=INVALID)
-        return await self._page(base, first, token=token, rtype=rtype, deadline=deadline)
+        search.add(first, size)
+        return await self._page(base, search, token=token, rtype=rtype, deadline=deadline)
+
+    async def _read_job(
+        self,
+        base: str,
+        ref: str,
+        rtype: str,
+        _search: _Search,
+        *,
+        token: str | None,
+        deadline: float,
+    ) -> dict[str, Any]:
+        return await self._read(base, ref, token=token, rtype=rtype, deadline=deadline)
 
     async def _read(
         self, base: str, ref: str, *, token: str | None, rtype: str, deadline: float
@@ -250,7 +304,7 @@ class FHIRClient:
         if "?" in ref or path.strip("/").count("/") < 1 or rtype == "Resource":
             raise FHIRNotAllowed(rtype, kind=BAD_QUERY)
         url = join_url(base, ref, resource_type=rtype)
-        resource = await self._get(url, token=token, rtype=rtype, deadline=deadline)
+        resource, _ = await self._get(url, token=token, rtype=rtype, deadline=deadline)
         if resource.get("resourceType") != rtype:
             raise FHIRUnavailable(rtype, status=200, kind=INVALID)
         return resource
@@ -258,43 +312,77 @@ class FHIRClient:
     async def _page(
         self,
         base: str,
-        first: dict[str, Any],
+        search: _Search,
         *,
         token: str | None,
         rtype: str,
         deadline: float,
     ) -> dict[str, Any]:
-        """Follow ``Bundle.link[next]`` from ``first`` within max_pages and max_entries."""
+        """Follow ``Bundle.link[next]`` from the first page in ``search`` within max_pages and
+        max_entries, to links under ``base`` only. Stopping before the last page for any reason
+        returns the pages read, SUBSETTED."""
         limits = self._config
-        entries = data_entries(first)
         seen: set[str] = set()
-        pages = 1
-        next_url = next_link(first)
-        while (
-            next_url is not None and pages < limits.max_pages and len(entries) < limits.max_entries
-        ):
-            url = join_url(base, next_url, resource_type=rtype)  # next links stay on the server
+        stop: str | None = None
+        next_url = next_link(search.first or {})
+        while next_url is not None:
+            if search.pages >= limits.max_pages:
+                stop = PAGE_LIMIT
+                break
+            if len(search.entries) >= limits.max_entries:
+                stop = ENTRY_LIMIT
+                break
+            try:
+                url = join_url(base, next_url, resource_type=rtype)
+            except FHIRNotAllowed:
+                stop = NEXT_NOT_ALLOWED  # the token stays on the server the search started on
+                break
             if url in seen:
-                next_url = None  # a server looping its own links: stop, what we have is complete
+                stop = NEXT_LOOP
                 break
             seen.add(url)
-            page = await self._get(url, token=token, rtype=rtype, deadline=deadline)
+            left = limits.max_response_bytes - search.size
+            if left <= 0:
+                stop = TOO_LARGE
+                break
+            try:
+                page, size = await self._get(
+                    url, token=token, rtype=rtype, deadline=deadline, max_bytes=left
+                )
+            except FHIRError as exc:
+                stop = exc.kind
+                break
             if page.get("resourceType") != "Bundle":
-                raise FHIRUnavailable(rtype, status=200, kind=INVALID)
-            entries.extend(data_entries(page))
-            pages += 1
+                stop = INVALID
+                break
+            search.add(page, size)
             next_url = next_link(page)
-        subsetted = next_url is not None or len(entries) > limits.max_entries
-        if subsetted:
-            logger.warning(
-                "fhir search truncated at page or entry limit",
-                extra={"fhir_resource_type": rtype},
-            )
-        return merge_pages(first, entries[: limits.max_entries], subsetted=subsetted)
+        if stop is None and len(search.entries) > limits.max_entries:
+            stop = ENTRY_LIMIT
+        if stop is not None:
+            return self._incomplete(search, None, rtype, stop)
+        return merge_pages(search.first or {}, search.entries, subsetted=False)
+
+    def _incomplete(
+        self, search: _Search, key: str | None, rtype: str, reason: str
+    ) -> dict[str, Any]:
+        """The pages in ``search`` as one SUBSETTED Bundle, logged with ``reason`` (no URL)."""
+        logger.warning(
+            "fhir search incomplete",
+            extra={"fhir_resource_type": rtype, "reason": reason, "prefetch_key": key},
+        )
+        entries = search.entries[: self._config.max_entries]
+        return merge_pages(search.first or {}, entries, subsetted=True)
 
     async def _get(
-        self, url: str, *, token: str | None, rtype: str, deadline: float
-    ) -> dict[str, Any]:
+        self,
+        url: str,
+        *,
+        token: str | None,
+        rtype: str,
+        deadline: float,
+        max_bytes: int | None = None,
+    ) -> Fetched:
         return await get_json(
             self._http,
             url,
@@ -302,4 +390,5 @@ class FHIRClient:
             rtype=rtype,
             deadline=deadline,
             timeout_s=self._config.timeout_s,
+            max_bytes=self._config.max_response_bytes if max_bytes is None else max_bytes,
         )

@@ -19,6 +19,7 @@ __all__ = [
     "NOT_ALLOWED",
     "OUTCOME",
     "TIMEOUT",
+    "TOO_LARGE",
     "FHIRError",
     "FHIRNotAllowed",
     "FHIRRefused",
@@ -34,6 +35,7 @@ BUDGET: Final = "budget exhausted"
 NOT_ALLOWED: Final = "not allowed"
 BAD_AUTH: Final = "invalid token"
 BAD_QUERY: Final = "invalid query"
+TOO_LARGE: Final = "response too large"
 
 # One constant log message per kind (ruff G: no formatted log messages).
 LOG_MESSAGES: Final = {
@@ -45,6 +47,7 @@ LOG_MESSAGES: Final = {
     NOT_ALLOWED: "fhir fetch refused: server not allowed",
     BAD_AUTH: "fhir fetch refused: invalid token",
     BAD_QUERY: "fhir fetch refused: invalid query",
+    TOO_LARGE: "fhir fetch failed: response too large",
     "status": "fhir fetch failed: http status",
 }
 
@@ -65,7 +68,8 @@ class FHIRError(Exception):
 
 
 class FHIRUnavailable(FHIRError):
-    """Timeout, connection error, 5xx, a body that is not a FHIR resource, or no budget left."""
+    """Timeout, connection error, 5xx, a body that is not a FHIR resource or is over the byte
+    cap, or no budget left."""
 
 
 class FHIRRefused(FHIRError):
