@@ -51,6 +51,7 @@ class GatherOptions:
     fetcher: Fetcher | None = None  # None: prefetch only (offline evaluation)
     fetch_budget_s: float = 1.5
     feedback: FeedbackLookups | None = None
+    max_prefetch_entries: int | None = None  # per prefetch key (CDS_PREFETCH_MAX_ENTRIES)
 
 
 async def gather(call: HookCall, options: GatherOptions) -> Gathered:
@@ -76,5 +77,6 @@ async def gather(call: HookCall, options: GatherOptions) -> Gathered:
         token=token,
         fetcher=options.fetcher,
         budget_s=options.fetch_budget_s,
+        max_entries=options.max_prefetch_entries,
     )
     return Gathered(prefetched, silenced[0], silenced[1], recent)

@@ -240,7 +240,9 @@ def create_app(
                 metrics=app_metrics,
                 clock=clock or (lambda: datetime.now(tz=UTC)),
                 engine=Engine(
-                    GatherOptions(fhir, settings.fhir_budget_s, card_log),
+                    GatherOptions(
+                        fhir, settings.fhir_budget_s, card_log, settings.prefetch_max_entries
+                    ),
                     DecideOptions(
                         lookback_days=settings.lookback_days,
                         strict=settings.strict_response_check,

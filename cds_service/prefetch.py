@@ -203,12 +203,14 @@ async def resolve(
     token: str | None,
     fetcher: Fetcher | None,
     budget_s: float = 1.5,
+    max_entries: int | None = None,
 ) -> PrefetchResult:
     """Gather the data for every declared key; raise MissingData when a needed key is lost.
 
     Missing keys and the remaining pages of prefetched Bundles are fetched concurrently; the
     Medications those resources reference are read afterwards, within what is left of
-    ``budget_s`` (the whole fetch phase never takes much longer than one budget).
+    ``budget_s`` (the whole fetch phase never takes much longer than one budget). A prefetched
+    key with more than ``max_entries`` resources keeps the first ones and is incomplete.
     """
     started = anyio.current_time()
     result = PrefetchResult()
@@ -225,7 +227,10 @@ async def resolve(
         elif state == "data":
             result.provided.append(key)
             result.entries[key] = resources
-            if bundle is not None:
+            if max_entries is not None and len(resources) > max_entries:
+                result.entries[key] = resources[:max_entries]
+                result.mark_incomplete(key)  # cut here: never paged further
+            elif bundle is not None:
                 to_page[key] = bundle
             elif is_subsetted(unwrap_prefetch_value(prefetch[key])):
                 result.mark_incomplete(key)  # the client says it sent part of the data

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     public_url: str | None = None  # e.g. https://cds.example.org (for JWT aud behind a proxy)
     cors_origins: CommaList = Field(default_factory=list)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # Resources read from one prefetch key; past it the key is cut and marked incomplete.
+    prefetch_max_entries: int = Field(default=10_000, ge=1)
     max_json_depth: int = Field(default=64, ge=8)
     strict_response_check: bool = False  # tests: raise on an invalid card instead of logging it
 

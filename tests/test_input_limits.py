@@ -180,3 +180,61 @@ async def test_a_small_record_is_decided_inline(
     monkeypatch.setattr(engine_module, "decide", spy)
     assert (await client.post(SERVICE, json=seed())).status_code == 200
     assert threads == [threading.main_thread().name]
+
+
+async def test_a_prefetch_key_past_the_entry_cap_is_cut_and_said_incomplete(tmp_path: Path) -> None:
+    body = _padded(seed(), 50)
+    async with app_client(make_settings(tmp_path, prefetch_max_entries=20)) as c:
+        response = await c.post(SERVICE, json=body)
+    assert response.status_code == 200
+    extension = response.json()["extension"]
+    assert extension["org.example.glucocorticoid-cds.missing-data"] == ["observations"]
+    bone = next(
+        card
+        for card in response.json()["cards"]
+        if card["source"]["topic"]["code"] == "bone-health"
+    )
+    assert "bone density and screening results" in bone["detail"]
+
+
+async def test_20000_orders_are_answered_without_stalling_the_loop(
+    client: httpx.AsyncClient,
+) -> None:
+    """The attack from the issue: 20,000 MedicationRequests (about 7 MB) in one key."""
+    body = seed()
+    patient = f"Patient/{body['context']['patientId']}"
+    body["prefetch"]["medications"]["entry"] = [
+        {
+            "resource": {
+                "resourceType": "MedicationRequest",
+                "id": f"flood-{i}",
+                "status": "active",
+                "intent": "order",
+                "subject": {"reference": patient},
+                "authoredOn": "2026-01-01",
+                "medicationCodeableConcept": {
+                    "coding": [
+                        {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "312617"}
+                    ]
+                },
+            }
+        }
+        for i in range(20_000)
+    ]
+    assert len(json.dumps(body)) > 5_000_000
+    result: dict[str, httpx.Response] = {}
+
+    async def call() -> None:
+        result["hook"] = await client.post(SERVICE, json=body)
+
+    answered_while_busy = 0
+    async with anyio.create_task_group() as group:
+        group.start_soon(call)
+        while "hook" not in result:
+            assert (await client.get("/healthz")).status_code == 200
+            answered_while_busy += 1
+            await anyio.sleep(0.05)
+    assert result["hook"].status_code == 200
+    assert answered_while_busy > 1  # the loop kept answering while the flood was decided
+    extension = result["hook"].json()["extension"]
+    assert "medications" in extension["org.example.glucocorticoid-cds.missing-data"]
