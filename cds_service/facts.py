@@ -66,6 +66,9 @@ class ClinicalFacts:
     # Order hooks: the draft orders the hook advises on, and what each draft says it is.
     focus: frozenset[str] = frozenset()
     draft_names: Mapping[str, str] = field(default_factory=dict)
+    # Entries of the patient that could not be read although their raw codes or text name a
+    # glucocorticoid, by prefetch key ("context.draftOrders" for drafts): counts, no values.
+    unreadable_steroid_entries: Mapping[str, int] = field(default_factory=dict)
 
     def of(self, role: str, *, active_only: bool = False) -> list[Hit]:
         found = self.hits.get(role, [])
@@ -345,6 +348,7 @@ def collect_facts(
         exposure=exposure,
         focus=drafts.focus,
         draft_names=drafts.names() if drafts.focus else {},
+        unreadable_steroid_entries=dict(record.unreadable_steroid),
     )
     ctx = ReadContext(today, recent_medication_days, record.medications)
     resources: list[FHIRResourceModel] = [r for rs in record.by_type.values() for r in rs]

@@ -108,7 +108,7 @@ async def test_foreign_medication_request_is_dropped_and_counted(tmp_path: Path)
     ) in metrics
 
 
-async def test_an_unreadable_only_steroid_order_is_reported(tmp_path: Path) -> None:
+async def test_an_unreadable_only_steroid_order_is_said_not_silent(tmp_path: Path) -> None:
     body = case("glucocorticoid-safety", "pmr-prednisone-5mg-100-days")
     async with app_client(make_settings(tmp_path)) as client:
         assert topics(await client.post(SAFETY, json=body)) == {
@@ -118,6 +118,11 @@ async def test_an_unreadable_only_steroid_order_is_reported(tmp_path: Path) -> N
         broken = copy.deepcopy(body)
         broken["prefetch"]["medications"]["entry"][0]["resource"]["status"] = 7
         response = await client.post(SAFETY, json=broken)
+    assert topics(response) == {"record-quality"}
+    (card,) = response.json()["cards"]
+    assert card["indicator"] == "info"
+    assert card["summary"].startswith("A glucocorticoid entry in the record could not be read")
+    assert "1 in medications" in card["detail"]
     assert response.json()["extension"][SKIPPED] == {"medications": {"invalid-r4": 1}}
 
 
@@ -176,10 +181,11 @@ async def test_draft_order_for_another_patient_is_400(tmp_path: Path) -> None:
         assert (await client.post(ORDERS, json=own)).status_code == 200
 
 
-async def test_an_unreadable_draft_is_reported(tmp_path: Path) -> None:
+async def test_an_unreadable_steroid_draft_is_said(tmp_path: Path) -> None:
     body = case("glucocorticoid-orders", "pjp-prednisone-40mg-8-weeks")
     draft = body["context"]["draftOrders"]["entry"][0]["resource"]
     draft["authoredOn"] = "not a date"
     async with app_client(make_settings(tmp_path)) as client:
         response = await client.post(ORDERS, json=body)
+    assert "record-quality" in topics(response)
     assert response.json()["extension"][SKIPPED] == {"context.draftOrders": {"invalid-r4": 1}}

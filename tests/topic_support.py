@@ -107,6 +107,7 @@ def facts(
     pulses: Iterable[int] = (),
     focus: Iterable[str] = (),
     draft_names: dict[str, str] | None = None,
+    unreadable: dict[str, int] | None = None,
 ) -> ClinicalFacts:
     by_role: dict[str, list[Hit]] = {}
     for h in hits:
@@ -119,6 +120,7 @@ def facts(
         hits=by_role,
         focus=focus_set,
         draft_names=draft_names or {},
+        unreadable_steroid_entries=unreadable or {},
     )
 
 
