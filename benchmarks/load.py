@@ -14,13 +14,37 @@ import httpx
 
 WRK_INSTALL_HINT = "apt-get install -y wrk"
 
-# wrk prints this JSON line from done(); latencies are in microseconds.
+# BENCH_BODIES holds one JSON body per line. With one line wrk sends it on every request, as a
+# static request. With more (BENCH_MANY=1), request k sends line BENCH_FIRST + k (wrapping
+# round): the requests are formatted up front in init(), so each one costs wrk a table lookup.
+# (Only the thread's Lua state runs init(); the main state, which also loads the script, never
+# holds the bodies.)
+# done() prints one JSON line; latencies are in microseconds.
 _WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
-wrk.body = f:read("*all")
-f:close()
+local requests, next_index = {}, tonumber(os.getenv("BENCH_FIRST"))
+
+function init(args)
+  for line in io.lines(os.getenv("BENCH_BODIES")) do
+    requests[#requests + 1] = line
+  end
+  if #requests == 1 then
+    wrk.body = requests[1]
+  else
+    for i, body in ipairs(requests) do
+      requests[i] = wrk.format(nil, nil, nil, body)
+    end
+  end
+end
+
+if os.getenv("BENCH_MANY") == "1" then
+  function request()
+    local r = requests[next_index % #requests + 1]
+    next_index = next_index + 1
+    return r
+  end
+end
 
 function done(summary, latency, requests)
   local e = summary.errors
@@ -55,10 +79,24 @@ def wrk_path() -> str | None:
     return shutil.which("wrk")
 
 
+def read_bodies(body_file: Path) -> list[bytes]:
+    """The bodies in ``body_file``: one JSON document per line (orjson never writes a newline)."""
+    return body_file.read_bytes().splitlines()
+
+
+def _many_lines(path: Path) -> bool:
+    with path.open("rb") as file:
+        file.readline()
+        return bool(file.read(1))
+
+
 def run_wrk(
-    url: str, body_file: Path, *, connections: int, seconds: float, workdir: Path
+    url: str, body_file: Path, *, connections: int, seconds: float, workdir: Path, first: int = 0
 ) -> LoadResult:
-    """POST ``body_file`` to ``url`` for ``seconds`` with one wrk thread and ``connections``."""
+    """POST the bodies of ``body_file`` to ``url`` for ``seconds``, one wrk thread.
+
+    Request k sends body ``first + k`` (wrapping round); with one body, every request sends it.
+    """
     binary = wrk_path()
     if binary is None:
         raise RuntimeError(f"wrk is not installed ({WRK_INSTALL_HINT})")
@@ -81,7 +119,11 @@ def run_wrk(
         text=True,
         timeout=seconds + 60,
         check=True,
-        env={"BENCH_BODY": str(body_file)},
+        env={
+            "BENCH_BODIES": str(body_file),
+            "BENCH_MANY": "1" if _many_lines(body_file) else "0",
+            "BENCH_FIRST": str(first),
+        },
     )
     line = next(ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith("{"))
     data = json.loads(line)
@@ -103,17 +145,22 @@ def _percentile(sorted_values: list[float], pct: float) -> float:
     return sorted_values[index]
 
 
-async def _httpx_load(url: str, body: bytes, connections: int, seconds: float) -> LoadResult:
+async def _httpx_load(
+    url: str, bodies: list[bytes], connections: int, seconds: float, first: int
+) -> LoadResult:
     latencies: list[float] = []
     errors = 0
+    sent = first
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     headers = {"Content-Type": "application/json"}
     async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
         deadline = time.perf_counter() + seconds
 
         async def worker() -> None:
-            nonlocal errors
+            nonlocal errors, sent
             while time.perf_counter() < deadline:
+                body = bodies[sent % len(bodies)]
+                sent += 1
                 started = time.perf_counter()
                 try:
                     response = await client.post(url, content=body, headers=headers)
@@ -138,9 +185,13 @@ async def _httpx_load(url: str, body: bytes, connections: int, seconds: float) -
     )
 
 
-def run_httpx(url: str, body: bytes, *, connections: int, seconds: float) -> LoadResult:
-    """The fallback generator: ``connections`` concurrent loops posting ``body`` for ``seconds``.
+def run_httpx(
+    url: str, body_file: Path, *, connections: int, seconds: float, first: int = 0
+) -> LoadResult:
+    """The fallback generator: ``connections`` concurrent loops posting for ``seconds``.
 
-    It runs in Python in this process, so it measures less throughput than wrk would.
+    The bodies are taken as in :func:`run_wrk`. It runs in Python in this process, so it
+    measures less throughput than wrk would.
     """
-    return asyncio.run(_httpx_load(url, body, connections, seconds))
+    bodies = read_bodies(body_file)
+    return asyncio.run(_httpx_load(url, bodies, connections, seconds, first))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,9 +155,12 @@ def render_card(
     context: CardContext,
     *,
     silenced_suggestions: frozenset[str] = frozenset(),
+    unread: Sequence[str] = (),
     new_id: Callable[[], str] = new_uuid,
 ) -> RenderedCard:
-    """Build the card for one finding; suggestions already accepted recently are left out."""
+    """Build the card for one finding; suggestions already accepted recently are left out.
+    ``unread``: prefetch keys the rule judges from that could not be read in full (the card's
+    last paragraph names them)."""
     definition = rule.definition
     topic = definition.topic
     parts = _parts(rule, service)
@@ -190,9 +193,12 @@ def render_card(
         suggestion["actions"] = actions
         suggestions.append(suggestion)
         keys.append((suggestion_id, f"{topic}/{key}"))
-    detail = "\n\n".join(
-        definition.details[d].format_map(finding.facts).strip() for d in finding.details
-    )
+    paragraphs = [definition.details[d].format_map(finding.facts).strip() for d in finding.details]
+    if unread:
+        labels = service.definition.data_labels
+        data = ", ".join(labels[key] for key in unread)
+        paragraphs.append(service.definition.incomplete_detail.format(data=data))
+    detail = "\n\n".join(paragraphs)
     card: dict[str, Any] = {
         "uuid": new_id(),
         "summary": definition.summaries[finding.summary].format_map(finding.facts),

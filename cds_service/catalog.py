@@ -104,6 +104,10 @@ class ServiceDef(_Content):
     # Order hooks: a card on the same topic for the same draft order issued this recently (e.g.
     # at order-select) is not repeated (e.g. at order-sign). None: never suppressed.
     repeat_window_minutes: int | None = Field(default=None, ge=1)
+    # Plain words for each prefetch key, and the paragraph a card adds when data it judges
+    # from could not be read in full ({data}: the labels of those keys).
+    data_labels: dict[str, str]
+    incomplete_detail: str = Field(min_length=1)
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,23 @@ class Service:
     @property
     def id(self) -> str:
         return self.definition.id
+
+    def keys_read(self, rule: Rule) -> tuple[str, ...]:
+        """The prefetch keys a rule's judgement reads: those whose resources carry the kind's
+        value-set roles, the glucocorticoid records every kind reads (exposure), and the
+        patient. A card says so when one of them could not be read in full."""
+        return self._keys_read[rule.definition.id]
+
+    @cached_property
+    def _keys_read(self) -> dict[str, tuple[str, ...]]:
+        types_of_key = {k: resource_types(t) for k, t in self.definition.prefetch.items()}
+        out: dict[str, tuple[str, ...]] = {}
+        for rule in self.rules:
+            roles = set(rule.kind.roles)
+            types = {t for t, rs in self.definition.selection.items() if roles & set(rs)}
+            types |= EXPOSURE_TYPES
+            out[rule.definition.id] = tuple(k for k, ts in types_of_key.items() if ts & types)
+        return out
 
     def needs(self, hook: str) -> frozenset[str]:
         return frozenset(
@@ -196,6 +217,41 @@ class Catalog:
 
     def find(self, service_id: str) -> Service | None:
         return next((s for s in self.services if s.id == service_id), None)
+
+
+# Every kind reads the glucocorticoid status (medication records and their Medications) and
+# the patient.
+EXPOSURE_TYPES = frozenset(
+    {
+        "Patient",
+        "Medication",
+        "MedicationRequest",
+        "MedicationStatement",
+        "MedicationAdministration",
+        "MedicationDispense",
+    }
+)
+
+
+def resource_types(template: str) -> frozenset[str]:
+    """The resource types a prefetch query returns: its own type and ``_include`` targets
+    ("MedicationRequest?...&_include=MedicationRequest:medication" -> MedicationRequest,
+    Medication)."""
+    path, _, query = template.partition("?")
+    types = {path.split("/", 1)[0]}
+    for param in query.split("&"):
+        name, _, value = param.partition("=")
+        if name.startswith("_include") and value.count(":") >= 1:
+            target = value.split(":")[1]
+            types.add("Medication" if target == "medication" else target[:1].upper() + target[1:])
+    return frozenset(types)
+
+
+def _check_data_labels(service: ServiceDef, where: str) -> None:
+    if set(service.data_labels) != set(service.prefetch):
+        raise ContentError(f"{where}.data_labels: one label for each prefetch key")
+    if _placeholders(service.incomplete_detail, f"{where}.incomplete_detail") != {"data"}:
+        raise ContentError(f"{where}.incomplete_detail: takes exactly the placeholder {{data}}")
 
 
 def _placeholders(template: str, where: str) -> set[str]:
@@ -277,6 +333,7 @@ def build_service(
     prefetch = expand_prefetch(definition.prefetch, resolved, definition.selection, where)
     definition = definition.model_copy(update={"prefetch": prefetch})  # codes from value sets
     _check_prefetch(definition, where)
+    _check_data_labels(definition, where)
     rules = []
     seen: set[str] = set()
     for rule_def in definition.rule:

@@ -33,6 +33,13 @@ USER_TOKENS = {
 # ---------------------------------------------------------------------------------------------
 # Inbound
 
+# Length limits on id-like fields: what real clients send is far shorter (UUIDs are 36
+# characters); a limit keeps a hostile value out of logs, storage and responses. Longer is 400.
+ID_MAX = 128  # hookInstance, feedback card and suggestion ids
+HOOK_MAX = 64
+URL_MAX = 2048
+TOKEN_MAX = 16_384  # an access token (a JWT with many scopes is a few KB)
+
 
 class _Inbound(BaseModel):
     model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
@@ -41,7 +48,7 @@ class _Inbound(BaseModel):
 class FHIRAuthorization(_Inbound):
     """``fhirAuthorization``: the token is transient and never logged or stored."""
 
-    access_token: str = Field(min_length=1, repr=False)
+    access_token: str = Field(min_length=1, max_length=TOKEN_MAX, repr=False)
     token_type: str
     expires_in: int
     scope: str
@@ -60,9 +67,9 @@ class FHIRAuthorization(_Inbound):
 class CDSRequest(_Inbound):
     """A hook invocation (CDS Hooks 2.0, "Calling a CDS Service")."""
 
-    hook: str = Field(min_length=1)
-    hookInstance: str = Field(min_length=1)  # spec spelling kept on wire fields
-    fhirServer: str | None = None
+    hook: str = Field(min_length=1, max_length=HOOK_MAX)
+    hookInstance: str = Field(min_length=1, max_length=ID_MAX)  # spec spelling kept on wire fields
+    fhirServer: str | None = Field(default=None, max_length=URL_MAX)
     fhirAuthorization: FHIRAuthorization | None = None
     context: dict[str, Any]
     prefetch: dict[str, Any] | None = None
@@ -87,11 +94,11 @@ class CodingIn(_Inbound):
 
 
 class AcceptedSuggestion(_Inbound):
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=ID_MAX)
 
 
 class FeedbackEntry(_Inbound):
-    card: str = Field(min_length=1)
+    card: str = Field(min_length=1, max_length=ID_MAX)
     outcome: Literal["accepted", "overridden"]
     acceptedSuggestions: list[AcceptedSuggestion] | None = None
     overrideReason: OverrideReasonIn | None = None

@@ -140,6 +140,7 @@ def decide(call: HookCall, gathered: Gathered, options: DecideOptions) -> Evalua
     )
     evaluation.draft_key = call.hook.draft_key(call.drafts, status.ordered)
     context = CardContext(call.patient_id, call.encounter_id, call.now.date().isoformat())
+    unjudged = set(gathered.prefetch.missing) | set(gathered.prefetch.incomplete)
     for rule in call.service.rules:
         if call.request.hook not in rule.definition.hooks:
             continue
@@ -147,7 +148,12 @@ def decide(call: HookCall, gathered: Gathered, options: DecideOptions) -> Evalua
         if finding is None or not _shown(rule, finding, gathered, evaluation):
             continue
         rendered = render_card(
-            finding, rule, call.service, context, silenced_suggestions=gathered.silenced_suggestions
+            finding,
+            rule,
+            call.service,
+            context,
+            silenced_suggestions=gathered.silenced_suggestions,
+            unread=[k for k in call.service.keys_read(rule) if k in unjudged],
         )
         if _card_ok(rendered, rule, options.strict):
             evaluation.rendered.append(rendered)

@@ -7,6 +7,7 @@ order is left out. Nothing else in the engine compares hook names.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,9 @@ from cds_service.patient_binding import PatientBinding
 from cds_service.steroid_status import OrderedSteroid
 
 Context = Mapping[str, Any]
+# R4 id datatype (https://hl7.org/fhir/R4/datatypes.html#id): it goes into search URLs and cards.
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+REFERENCE_MAX = 256  # "Practitioner/<id>" and the like
 Focus = Callable[[Context, list[Mapping[str, Any]]], frozenset[str]]
 
 
@@ -56,8 +60,17 @@ class HookSpec:
             raise InvalidRequest(
                 "context is missing: " + ", ".join(f"context.{m}" for m in missing)
             )
-        if not isinstance(context["patientId"], str):
-            raise InvalidRequest("context.patientId must be a string")
+        for name in ("patientId", "encounterId"):  # encounterId is optional: null or "" is none
+            value = context.get(name)
+            if value in (None, "") and name == "encounterId":
+                continue
+            if not (isinstance(value, str) and FHIR_ID.fullmatch(value)):
+                raise InvalidRequest(f"context.{name} must be a FHIR id ([A-Za-z0-9-.], 1-64)")
+        for name in ("userId", "selections"):
+            values = context.get(name)
+            for value in values if isinstance(values, list) else [values]:
+                if isinstance(value, str) and len(value) > REFERENCE_MAX:
+                    raise InvalidRequest(f"context.{name} is longer than {REFERENCE_MAX}")
 
     def read_drafts(self, context: Context, binding: PatientBinding) -> DraftOrders:
         """The hook's draft orders and focus (none for a hook without drafts); 400 when a

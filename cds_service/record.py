@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import ValidationError
 
-from cds_service.fhir.extract import CODE_FIELDS
+from cds_service.fhir.extract import CODE_FIELDS, nesting_exceeds
 from cds_service.fhir.models import MODEL_BY_TYPE, FHIRResourceModel, Medication, Patient
 from cds_service.fhir.quirks import repair_resource
 from cds_service.fhir.references import relative_reference
@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=FHIRResourceModel)
 TEXT_MEMO_SIZE = 50_000
+# Deeper than any R4 resource the rules read (about 12 levels with extensions in contained
+# resources); deeper is skipped as invalid before it is serialised or validated.
+RESOURCE_MAX_DEPTH = 48
 
 INVALID_R4 = "invalid-r4"
 NOT_R4_TYPE = "not-r4-type"
@@ -276,11 +279,19 @@ class ValidationCache:
 
 def _validate(raw: Mapping[str, Any], cache: ValidationCache | None) -> FHIRResourceModel | None:
     rtype = str(raw.get("resourceType"))
-    digest = ValidationCache.digest(raw) if cache is not None else b""
+    try:
+        digest = ValidationCache.digest(raw) if cache is not None else b""
+    except orjson.JSONEncodeError:  # nested past orjson's 254 levels: hostile or broken
+        return None
     found, model = cache.get(digest) if cache is not None else (False, None)
     if not found:
+        # Depth is checked only here, on a cache miss, where validation costs far more.
         try:
-            model = MODEL_BY_TYPE[rtype].model_validate(repair_resource(dict(raw)))
+            model = (
+                None
+                if nesting_exceeds(raw, RESOURCE_MAX_DEPTH)
+                else MODEL_BY_TYPE[rtype].model_validate(repair_resource(dict(raw)))
+            )
         except (ValidationError, ValueError, TypeError):
             model = None
         if cache is not None:

@@ -8,7 +8,7 @@ It waits for ``<base>/metadata`` to answer 200, then for each fixture case (a di
 ``request.json`` and/or ``fhir/*.json``) gathers every FHIR resource with an id (from the
 request's prefetch and the mock-server files, looking inside Bundles) and posts them as one
 transaction of ``PUT <type>/<id>`` entries, so the ids in the fixtures' requests stay valid.
-Extra transaction Bundles (e.g. ``../shared/fhir-data``) can be named as arguments; they are
+Extra transaction Bundles (e.g. ``tests/data/fhir-data``) can be named as arguments; they are
 posted as they are. Exits 1 if any post fails. All fixture data is synthetic.
 """
 

@@ -18,7 +18,7 @@ from cds_service.metrics import Metrics
 from cds_service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
-SPEC = REPO.parent / "shared" / "cds-hooks-spec"
+SPEC = REPO / "tests" / "data" / "cds-hooks-spec"
 FIXTURES = REPO / "fixtures"
 NOW = datetime.fromisoformat("2026-11-24T10:00:00+04:00")
 

@@ -92,7 +92,7 @@ def to_put_transaction(bundle: dict[str, Any]) -> dict[str, Any]:
     """Rewrite POST entries to ``PUT <type>/<id>`` so the bundle's ids survive loading.
 
     Synthea entries have ``urn:uuid:`` fullUrls and resources with ids; the server resolves the
-    urn:uuid references to the PUT targets (shared/fhir-data/README.md).
+    urn:uuid references to the PUT targets (tests/data/fhir-data/README.md).
     """
     out = copy.deepcopy(bundle)
     out["type"] = "transaction"

@@ -17,15 +17,13 @@ from tests.fhir_server import SekmetServer, fhir_server, sekmet_server  # noqa: 
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "fhir-data"
+DATA = Path(__file__).resolve().parent / "data" / "fhir-data" / "smart-generated-sample-data-R4"
+GUSTAVO = DATA / "Gustavo_Olson_ccc11b20-cd0d-4197-8b25-6a01fce1372e.json"
 DXA = "http://loinc.org|38265-5"  # the code Synthea uses for DXA T-scores (fhir-data/README.md)
 
 
 def _gustavo() -> dict[str, Any]:
-    files = sorted((DATA / "smart-generated-sample-data-R4").glob("Gustavo_Olson_*.json"))
-    if not files:
-        pytest.skip(f"sample data not found under {DATA}")
-    bundle: dict[str, Any] = json.loads(files[0].read_text())
+    bundle: dict[str, Any] = json.loads(GUSTAVO.read_text())
     return bundle
 
 

@@ -90,7 +90,8 @@ def hooks_copy(tmp_path: Path) -> Path:
 def set_observations(hooks: Path, template: str) -> None:
     path = hooks / "glucocorticoid-safety" / "service.toml"
     lines = path.read_text().splitlines(keepends=True)
-    (index,) = [i for i, line in enumerate(lines) if line.startswith("observations = ")]
+    # The first one is the [prefetch] key ([data_labels] has one too).
+    index = next(i for i, line in enumerate(lines) if line.startswith("observations = "))
     lines[index] = f"observations = {json.dumps(template)}\n"
     path.write_text("".join(lines))
 

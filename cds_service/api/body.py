@@ -8,6 +8,7 @@ import orjson
 from fastapi import Request
 
 from cds_service.errors import BodyTooLarge, InvalidRequest, UnsupportedMediaType
+from cds_service.fhir.extract import nesting_exceeds
 
 JSON_MEDIA_TYPES = frozenset({"application/json", "application/fhir+json"})
 
@@ -38,13 +39,6 @@ async def read_json(request: Request, *, max_bytes: int) -> Any:
 
 
 def check_depth(value: Any, limit: int, where: str) -> None:
-    """400 when ``value`` nests deeper than ``limit`` (iterative: no recursion on hostile input)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            raise InvalidRequest(f"{where} is nested too deeply")
-        if isinstance(node, dict):
-            stack.extend((v, depth + 1) for v in node.values())
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node)
+    """400 when ``value`` nests deeper than ``limit`` levels."""
+    if nesting_exceeds(value, limit):
+        raise InvalidRequest(f"{where} is nested too deeply")

@@ -96,7 +96,11 @@ async def call_service(service_id: str, request: Request, runtime: RuntimeDep) -
         cds_request = await read_model(
             request, CDSRequest, max_bytes=runtime.settings.max_body_bytes
         )
-        check_depth(cds_request.context, runtime.settings.max_json_depth, "context")
+        for where, value in (
+            ("context", cds_request.context),
+            ("extension", cds_request.extension),
+        ):
+            check_depth(value, runtime.settings.max_json_depth, where)
         hook = cds_request.hook if cds_request.hook in service.definition.hooks else "other"
         call = HookCall.of(
             cds_request, service, runtime.clock(), _patient_key(runtime, cds_request)

@@ -109,3 +109,20 @@ def age_on(birth_date: date | None, day: date) -> int | None:
     if (day.month, day.day) < (birth_date.month, birth_date.day):
         years -= 1
     return years
+
+
+def nesting_exceeds(value: Any, limit: int) -> bool:
+    """Whether JSON ``value`` nests deeper than ``limit`` levels (iterative: no recursion on
+    hostile input; a scalar is depth 0, ``{}`` depth 1)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            if depth + 1 > limit:
+                return True
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            if depth + 1 > limit:
+                return True
+            stack.extend((v, depth + 1) for v in node)
+    return False

@@ -1,0 +1,121 @@
+"""A card says when data it judges from could not be read in full (patient-data integrity):
+the paragraph names the data in plain words, only on cards whose rule reads that key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cds_service.catalog import EXPOSURE_TYPES, load_catalog, resource_types
+from cds_service.topics import KINDS
+from tests.app_client import FIXTURES, REPO, app_client, make_settings
+
+pytestmark = pytest.mark.anyio
+SERVICE = "/cds-services/glucocorticoid-safety"
+SEED = FIXTURES / "glucocorticoid-safety" / "seed-dermatomyositis" / "request.json"
+PARAGRAPH = "Part of the record could not be read in full"
+
+
+@pytest.mark.parametrize(
+    ("template", "types"),
+    [
+        ("Patient/{{context.patientId}}", {"Patient"}),
+        ("Condition?patient={{context.patientId}}", {"Condition"}),
+        (
+            "MedicationRequest?patient={{context.patientId}}&_include=MedicationRequest:medication",
+            {"MedicationRequest", "Medication"},
+        ),
+    ],
+)
+def test_resource_types_of_a_prefetch_query(template: str, types: set[str]) -> None:
+    assert resource_types(template) == types
+
+
+def test_each_rule_reads_the_keys_of_its_roles_and_of_the_exposure() -> None:
+    service = load_catalog(REPO / "hooks", KINDS).find("glucocorticoid-safety")
+    assert service is not None
+    rules = {r.definition.topic: r for r in service.rules}
+    bone = set(service.keys_read(rules["bone-health"]))
+    infection = set(service.keys_read(rules["infection-prevention"]))
+    exposure = {"patient", "medications", "statements", "administrations", "dispenses"}
+    assert exposure <= bone & infection
+    assert {"conditions", "observations", "procedures"} <= bone
+    assert {"immunizations", "allergies"} <= infection
+    assert not {"immunizations", "allergies"} & bone
+    assert "Patient" in EXPOSURE_TYPES
+
+
+def seed() -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(SEED.read_text())
+    return body
+
+
+@pytest.fixture
+async def client(tmp_path: Path):
+    async with app_client(make_settings(tmp_path)) as c:
+        yield c
+
+
+def details(response: httpx.Response) -> dict[str, str]:
+    assert response.status_code == 200, response.text
+    return {c["source"]["topic"]["code"]: c.get("detail", "") for c in response.json()["cards"]}
+
+
+async def test_a_complete_record_adds_no_paragraph(client: httpx.AsyncClient) -> None:
+    assert all(
+        PARAGRAPH not in d for d in details(await client.post(SERVICE, json=seed())).values()
+    )
+
+
+async def test_an_unpaged_bundle_is_named_on_the_cards_that_read_it(
+    client: httpx.AsyncClient,
+) -> None:
+    body = seed()
+    body["prefetch"]["immunizations"]["link"] = [
+        {"relation": "next", "url": "http://fhir.test/Immunization?page=2"}
+    ]
+    response = await client.post(SERVICE, json=body)
+    by_topic = details(response)
+    assert f"{PARAGRAPH}:** immunizations." in by_topic["infection-prevention"]
+    assert PARAGRAPH not in by_topic["bone-health"]
+    assert PARAGRAPH not in by_topic["osteonecrosis"]
+    extension = response.json()["extension"]
+    assert extension["org.example.glucocorticoid-cds.missing-data"] == ["immunizations"]
+
+
+async def test_a_missing_medication_key_is_named_on_every_card(client: httpx.AsyncClient) -> None:
+    body = seed()
+    del body["prefetch"]["dispenses"]
+    del body["prefetch"]["allergies"]
+    by_topic = details(await client.post(SERVICE, json=body))
+    assert f"{PARAGRAPH}:** medication dispenses." in by_topic["bone-health"]
+    assert f"{PARAGRAPH}:** medication dispenses." in by_topic["osteonecrosis"]
+    assert f"{PARAGRAPH}:** medication dispenses, allergies." in by_topic["infection-prevention"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('allergies = "allergies"\n', "", "one label for each prefetch key"),
+        ("in full:** {data}.", "in full:** {data} {when}.", "placeholder {data}"),
+    ],
+)
+def test_content_needs_a_label_for_every_key(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    import shutil
+
+    from cds_service.errors import ContentError
+
+    hooks = tmp_path / "hooks"
+    shutil.copytree(REPO / "hooks", hooks)
+    path = hooks / "glucocorticoid-safety" / "service.toml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+    with pytest.raises(ContentError, match=message):
+        load_catalog(hooks, KINDS)

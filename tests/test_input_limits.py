@@ -1,0 +1,189 @@
+"""Hostile inputs are bounded (issue: patient-data integrity, findings 6, 7 and 11): a deeply
+nested resource is skipped, never a 500; id-like fields have length limits; a large record is
+decided off the event loop so other calls keep being answered."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import httpx
+import pytest
+
+from cds_service import engine as engine_module
+from tests.app_client import FIXTURES, app_client, make_settings
+
+pytestmark = pytest.mark.anyio
+SERVICE = "/cds-services/glucocorticoid-safety"
+SEED = FIXTURES / "glucocorticoid-safety" / "seed-dermatomyositis" / "request.json"
+
+
+def seed() -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(SEED.read_text())
+    return body
+
+
+def nested(levels: int) -> Any:
+    value: Any = "x"
+    for _ in range(levels):
+        value = {"valueString": value} if isinstance(value, str) else {"extension": [value]}
+    return value
+
+
+@pytest.fixture
+async def client(tmp_path: Path):
+    async with app_client(make_settings(tmp_path)) as c:
+        yield c
+
+
+def _bundles(body: dict[str, Any]) -> list[dict[str, Any]]:
+    return [v for v in body["prefetch"].values() if isinstance(v, dict) and v.get("entry")]
+
+
+async def test_a_resource_nested_254_levels_is_skipped_not_a_500(client: httpx.AsyncClient) -> None:
+    body = seed()
+    baseline = (await client.post(SERVICE, json=body)).json()
+    medications = body["prefetch"]["medications"]
+    hostile = copy.deepcopy(medications["entry"][0]["resource"])
+    hostile["id"] = "deep"
+    hostile["extension"] = [nested(254)]
+    medications["entry"].append({"resource": hostile})
+    response = await client.post(SERVICE, json=body)
+    assert response.status_code == 200, response.text
+    cards = response.json()["cards"]
+    # The same cards, plus the record-quality card: the skipped entry names a glucocorticoid.
+    assert [c["summary"] for c in cards if c["source"]["topic"]["code"] != "record-quality"] == [
+        c["summary"] for c in baseline["cards"]
+    ]
+    assert {c["source"]["topic"]["code"] for c in cards} - {
+        c["source"]["topic"]["code"] for c in baseline["cards"]
+    } == {"record-quality"}
+    skipped = response.json()["extension"]["org.example.glucocorticoid-cds.skipped-entries"]
+    assert skipped == {"medications": {"invalid-r4": 1}}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("patientId", "p1,VICTIM&_count=1000"),
+        ("patientId", "x" * 65),
+        ("patientId", "a b"),
+        ("patientId", 42),
+        ("encounterId", "e/1"),
+        ("userId", "Practitioner/" + "x" * 300),
+    ],
+)
+async def test_context_ids_are_checked(client: httpx.AsyncClient, field: str, value: Any) -> None:
+    body = seed()
+    body["context"][field] = value
+    response = await client.post(SERVICE, json=body)
+    assert response.status_code == 400, response.text
+    assert f"context.{field}" in response.text
+    if isinstance(value, str) and len(value) > 8:
+        assert value not in response.text, "error bodies name the field, never the value"
+
+
+async def test_a_5_mb_patient_id_gives_a_small_400(client: httpx.AsyncClient) -> None:
+    body = seed()
+    body["context"]["patientId"] = "p" * 5_000_000
+    response = await client.post(SERVICE, json=body)
+    assert response.status_code == 400
+    assert len(response.content) < 2_000
+
+
+@pytest.mark.parametrize("field", ["hookInstance", "hook"])
+async def test_long_request_fields_are_400(client: httpx.AsyncClient, field: str) -> None:
+    body = seed()
+    body[field] = "h" * 5_000_000
+    response = await client.post(SERVICE, json=body)
+    assert response.status_code == 400
+    assert len(response.content) < 2_000
+
+
+async def test_a_null_encounter_id_is_no_encounter(client: httpx.AsyncClient) -> None:
+    body = seed()
+    body["context"]["encounterId"] = None
+    assert (await client.post(SERVICE, json=body)).status_code == 200
+
+
+async def test_a_long_feedback_card_uuid_is_400(client: httpx.AsyncClient) -> None:
+    feedback = {
+        "feedback": [
+            {
+                "card": "c" * 1_000_000,
+                "outcome": "overridden",
+                "outcomeTimestamp": "2026-11-24T10:00:00Z",
+            }
+        ]
+    }
+    response = await client.post(f"{SERVICE}/feedback", json=feedback)
+    assert response.status_code == 400
+    assert len(response.content) < 2_000
+
+
+def _padded(body: dict[str, Any], count: int) -> dict[str, Any]:
+    """The seed plus ``count`` Observations no rule reads (so only the size changes)."""
+    observations = body["prefetch"].setdefault(
+        "observations", {"resourceType": "Bundle", "type": "searchset", "entry": []}
+    )
+    for i in range(count):
+        observations.setdefault("entry", []).append(
+            {
+                "resource": {
+                    "resourceType": "Observation",
+                    "id": f"height-{i}",
+                    "status": "final",
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "8302-2"}]},
+                    "subject": {"reference": f"Patient/{body['context']['patientId']}"},
+                }
+            }
+        )
+    return body
+
+
+async def test_a_large_record_is_decided_off_the_event_loop(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started, release = threading.Event(), threading.Event()
+    real = engine_module.decide  # type: ignore[attr-defined]
+
+    def held(*args: Any) -> Any:
+        started.set()
+        assert release.wait(10), "decide() held the event loop: /healthz could not be served"
+        return real(*args)
+
+    monkeypatch.setattr(engine_module, "decide", held)
+    body = _padded(seed(), engine_module.OFFLOAD_MIN_ENTRIES)
+    result: dict[str, httpx.Response] = {}
+
+    async def call() -> None:
+        result["hook"] = await client.post(SERVICE, json=body)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(call)
+        await anyio.to_thread.run_sync(started.wait, 10)
+        health = await client.get("/healthz")  # answered while the record is being decided
+        assert health.status_code == 200
+        release.set()
+    assert result["hook"].status_code == 200
+    assert len(result["hook"].json()["cards"]) == 3
+
+
+async def test_a_small_record_is_decided_inline(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[str] = []
+    real = engine_module.decide  # type: ignore[attr-defined]
+
+    def spy(*args: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return real(*args)
+
+    monkeypatch.setattr(engine_module, "decide", spy)
+    assert (await client.post(SERVICE, json=seed())).status_code == 200
+    assert threads == [threading.main_thread().name]
