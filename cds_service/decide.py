@@ -22,6 +22,7 @@ from cds_service.gather import Gathered
 from cds_service.hook_call import HookCall
 from cds_service.prefetch import PrefetchResult
 from cds_service.record import (
+    DRAFTS_KEY,
     INVALID_R4,
     MEDICATION_USE_TYPES,
     PatientRecord,
@@ -34,8 +35,6 @@ from cds_service.steroid_status import SteroidStatus
 from cds_service.thresholds import Thresholds
 
 logger = logging.getLogger(__name__)
-
-DRAFTS_KEY = "context.draftOrders"  # where unreadable draft orders are counted
 
 
 class ResponseCheckFailed(Exception):
@@ -121,6 +120,7 @@ def _facts(call: HookCall, record: PatientRecord, options: DecideOptions) -> Cli
         call.now,
         recent_medication_days=t.value("exposure.recent_use_days"),
         drafts=call.drafts,
+        data_labels=call.service.definition.data_labels,
     )
 
 

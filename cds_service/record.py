@@ -40,6 +40,7 @@ RESOURCE_MAX_DEPTH = 48
 INVALID_R4 = "invalid-r4"
 NOT_R4_TYPE = "not-r4-type"
 SKIP_REASONS = (INVALID_R4, NOT_R4_TYPE, FOREIGN, UNBOUND)  # the reason codes a response names
+DRAFTS_KEY = "context.draftOrders"  # where unreadable draft orders are counted, beside the keys
 
 MEDICATION_USE_TYPES = frozenset(
     {"MedicationRequest", "MedicationStatement", "MedicationAdministration", "MedicationDispense"}

@@ -108,6 +108,7 @@ def facts(
     focus: Iterable[str] = (),
     draft_names: dict[str, str] | None = None,
     unreadable: dict[str, int] | None = None,
+    unreadable_drafts: int = 0,
 ) -> ClinicalFacts:
     by_role: dict[str, list[Hit]] = {}
     for h in hits:
@@ -121,6 +122,7 @@ def facts(
         focus=focus_set,
         draft_names=draft_names or {},
         unreadable_steroid_entries=unreadable or {},
+        unreadable_steroid_drafts=unreadable_drafts,
     )
 
 

@@ -7,7 +7,8 @@ reads as "nothing to flag". When the skipped entry's raw codes or text name a gl
 (the ``gc_ingredients`` and ``gc_products`` value sets, matched on the raw JSON by
 record.RawMatcher), an info card asks the clinician to check the chart. Every hook: the facts
 count the patient's own entries only (another patient's entries are dropped before, by
-patient_binding.py), by prefetch key, with ``context.draftOrders`` for draft orders.
+patient_binding.py), by the words the service gives each prefetch key (``data_labels``), and
+the draft orders apart.
 """
 
 from __future__ import annotations
@@ -21,17 +22,20 @@ from cds_service.thresholds import Thresholds
 def evaluate_unreadable_steroid(
     facts: ClinicalFacts, _: SteroidStatus, __: Thresholds
 ) -> Finding | None:
-    counts = {key: n for key, n in facts.unreadable_steroid_entries.items() if n > 0}
-    if not counts:
+    counts = {label: n for label, n in facts.unreadable_steroid_entries.items() if n > 0}
+    drafts = facts.unreadable_steroid_drafts
+    total = sum(counts.values()) + drafts
+    if total == 0:
         return None
-    total = sum(counts.values())
+    details = (("entries",) if counts else ()) + (("drafts",) if drafts else ())
     return Finding(
         summary="one" if total == 1 else "several",
-        details=("entries", "check-chart"),
+        details=(*details, "check-chart"),
         indicator="info",
         facts={
             "count": str(total),
-            "entries": ", ".join(f"{n} in {key}" for key, n in sorted(counts.items())),
+            "entries": ", ".join(f"{n} in {label}" for label, n in sorted(counts.items())),
+            "drafts": str(drafts),
         },
         evidence=(),  # the entries could not be read: there is nothing to cite but counts
     )
@@ -42,14 +46,15 @@ UNREADABLE_STEROID = RuleKind(
     roles=("gc_ingredients", "gc_products"),
     thresholds=(),
     summaries=("one", "several"),
-    details=("entries", "check-chart"),
+    details=("entries", "drafts", "check-chart"),
     suggestions=(),
     sample_facts={
         "count": "1250",
         "entries": (
-            "250 in medications, 250 in statements, 250 in administrations, 250 in dispenses, "
-            "250 in context.draftOrders"
+            "250 in medication orders, 250 in medication statements, 250 in medication "
+            "administrations, 250 in medication dispenses"
         ),
+        "drafts": "250",
     },
     evaluate=evaluate_unreadable_steroid,
 )
