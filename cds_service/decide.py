@@ -128,7 +128,7 @@ def decide(call: HookCall, gathered: Gathered, options: DecideOptions) -> Evalua
     record = _record(call, gathered, options)
     facts = _facts(call, record, options)
     t = call.service.thresholds
-    status = SteroidStatus.of(facts, t)
+    status = SteroidStatus.of(facts, t, call.service.valuesets.get("replacement_glucocorticoids"))
     evaluation = Evaluation(
         response={"cards": []},
         prefetch=gathered.prefetch,

@@ -58,6 +58,20 @@ class MissingData(CDSError):
         super().__init__("required data could not be obtained: " + ", ".join(self.keys))
 
 
+class StorageUnavailable(CDSError):
+    """The feedback store is down; the client may retry after ``retry_after_s`` seconds
+    (sent as ``Retry-After``). Hook calls never raise it: only feedback and statistics need the
+    database."""
+
+    status, code, issue_type = 503, "storage-unavailable", "transient"
+
+    def __init__(
+        self, retry_after_s: int, detail: str = "feedback storage is unavailable; retry later"
+    ) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
 class ContentError(Exception):
     """The clinical content in hooks/ is invalid; raised at load time, never during a request."""
 

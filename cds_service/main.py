@@ -34,6 +34,7 @@ from cds_service.errors import (
     CDSError,
     InvalidRequest,
     MethodNotAllowed,
+    StorageUnavailable,
     UnknownService,
     operation_outcome,
 )
@@ -43,7 +44,7 @@ from cds_service.logs import quiet_noisy_loggers
 from cds_service.metrics import Metrics
 from cds_service.record import ValidationCache
 from cds_service.settings import Settings, get_settings
-from cds_service.store.base import FeedbackStore
+from cds_service.store.base import FeedbackStore, StoreError
 from cds_service.store.connect import migrate
 from cds_service.store.sql import SQLFeedbackStore
 from cds_service.topics import KINDS
@@ -109,6 +110,8 @@ def _error_response(error: CDSError) -> Response:
     response = json_response(operation_outcome(error), error.status)
     if error.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(error, StorageUnavailable):
+        response.headers["Retry-After"] = str(error.retry_after_s)
     return response
 
 
@@ -146,12 +149,25 @@ async def _unexpected(_: Request, exc: Exception) -> Response:
 
 
 def _build_store(settings: Settings) -> FeedbackStore:
+    """The feedback store, migrated when CDS_MIGRATE_ON_START is true.
+
+    Migrating needs the database: when it is down the start fails (StoreError), fast and loud,
+    rather than serving on a schema nobody checked; the orchestrator's restarts are the retry.
+    With migrations off the database is not needed to start: hook calls work, issued cards
+    queue, feedback gets 503 until it answers (see api/card_log.py).
+    """
     url = settings.database_url.get_secret_value()
     if settings.migrate_on_start:
         migrate(url)
     store = SQLFeedbackStore(url, store_user_comments=settings.store_user_comments)
     # Retention: records older than CDS_RETENTION_DAYS go at every start (and `cds-service purge`).
-    purged = store.purge(datetime.now(tz=UTC) - timedelta(days=settings.retention_days))
+    try:
+        purged = store.purge(datetime.now(tz=UTC) - timedelta(days=settings.retention_days))
+    except StoreError:
+        logger.warning(
+            "retention purge skipped: feedback store unavailable", extra={"component": "store"}
+        )
+        return store
     if purged:
         logger.info("old feedback records purged", extra={"count": purged, "component": "store"})
     return store
@@ -179,7 +195,12 @@ def create_app(
             + [r.definition.topic for s in catalog.services for r in s.rules]
         )
         store = _build_store(settings)
-        card_log = CardLog(store, app_metrics)
+        card_log = CardLog(
+            store,
+            app_metrics,
+            max_pending=settings.card_queue_size,
+            retry_max_s=settings.store_retry_max_s,
+        )
         async with httpx.AsyncClient(
             transport=fhir_transport,
             follow_redirects=False,
@@ -246,7 +267,7 @@ def create_app(
                     finally:
                         background.cancel_scope.cancel()
             finally:
-                await card_log.flush()  # nothing issued is lost at shutdown
+                await card_log.close()  # one more flush; what storage refuses is logged lost
                 close = getattr(store, "close", None)
                 if callable(close):
                     close()

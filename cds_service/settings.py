@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     patient_key_secret: SecretStr = SecretStr("dev-only-change-me")
     retention_days: int = Field(default=365, ge=1)
     store_user_comments: bool = False  # overrideReason.userComment is free text: may hold PHI
+    card_queue_size: int = Field(default=10_000, ge=1)  # issued cards held while storage is down
+    store_retry_max_s: float = Field(default=30.0, gt=0)  # longest wait between storage retries
 
     # HTTP surface
     public_url: str | None = None  # e.g. https://cds.example.org (for JWT aud behind a proxy)

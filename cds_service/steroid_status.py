@@ -17,8 +17,16 @@ from cds_service.drafts import reference_key
 from cds_service.exposure import Course, ExposureSummary
 from cds_service.facts import ClinicalFacts
 from cds_service.thresholds import Thresholds
+from cds_service.valuesets import ValueSet
 
 EPS = 1e-9
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+REPLACEMENT_THRESHOLDS = (
+    "replacement.hydrocortisone_max_daily_peq_mg",
+    "replacement.cortisone_max_daily_peq_mg",
+    "replacement.prednisone_max_daily_peq_mg",
+    "replacement.cah_max_daily_peq_mg",
+)
 MAX_COURSES_LISTED = 6
 
 COMMON_THRESHOLDS = (
@@ -95,11 +103,18 @@ class SteroidStatus:
     any_systemic: bool
     evidence: tuple[str, ...]
     ordered: OrderedSteroid | None  # order hooks: the glucocorticoid being ordered
+    # Every course in the lookback is physiological replacement (adrenal insufficiency), not
+    # immunosuppression: see replacement_only().
+    replacement: bool
     _facts: ClinicalFacts = field(repr=False, compare=False)
     _lookback_days: int = field(repr=False, compare=False)
 
     @staticmethod
-    def of(facts: ClinicalFacts, t: Thresholds) -> SteroidStatus:
+    def of(
+        facts: ClinicalFacts, t: Thresholds, replacement_drugs: ValueSet | None = None
+    ) -> SteroidStatus:
+        """``replacement_drugs``: the service's replacement-glucocorticoids value set (None:
+        no course is judged replacement)."""
         exp = facts.exposure
         low = t.value("exposure.long_term_min_daily_mg")
         min_days = t.value("exposure.long_term_min_days")
@@ -126,6 +141,7 @@ class SteroidStatus:
             any_systemic=bool(exp.courses),
             evidence=tuple(sorted(set(evidence) | set(coded))),
             ordered=OrderedSteroid.of(facts),
+            replacement=replacement_only(facts, t, replacement_drugs, lookback),
             _facts=facts,
             _lookback_days=lookback,
         )
@@ -145,6 +161,40 @@ class SteroidStatus:
             "long_term_min_daily_mg": fmt_number(t.value("exposure.long_term_min_daily_mg")),
             "courses": self.courses,
         }
+
+
+def replacement_only(
+    facts: ClinicalFacts, t: Thresholds, drugs: ValueSet | None, lookback_days: int
+) -> bool:
+    """Whether every glucocorticoid course in the lookback (planned ones included) is
+    physiological replacement (clinical-knowledge-2.md 1.4, design rule): hydrocortisone or
+    cortisone at replacement doses, or prednisone/prednisolone at replacement doses with
+    adrenal insufficiency on record (not drug-induced), and no day above the limit."""
+    since = facts.today - timedelta(days=lookback_days)
+    courses = [c for c in facts.exposure.courses if c.end >= since]
+    if drugs is None or not courses or any(c.daily_peq_mg is None for c in courses):
+        return False
+    kinds: set[str] = set()
+    for course in courses:
+        concept = drugs.match_code(RXNORM, course.ingredient)
+        kind = concept.properties.get("replacement") if concept is not None else None
+        if kind is None:
+            return False
+        kinds.add(str(kind))
+    insufficiency = facts.of("adrenal_insufficiency", active_only=True)
+    if kinds - {"hydrocortisone", "cortisone"} and not insufficiency:
+        return False
+    limits = {
+        "hydrocortisone": t.value("replacement.hydrocortisone_max_daily_peq_mg"),
+        "cortisone": t.value("replacement.cortisone_max_daily_peq_mg"),
+        "with-adrenal-insufficiency": t.value("replacement.prednisone_max_daily_peq_mg"),
+    }
+    limit = max(limits.get(kind, 0.0) for kind in kinds)
+    if any(h.properties.get("cah") is True for h in insufficiency):
+        limit = max(limit, t.value("replacement.cah_max_daily_peq_mg"))
+    exp = facts.exposure
+    peak = max(exp.max_daily_peq_mg(), max(exp.planned_daily.values(), default=0.0))
+    return peak <= limit + EPS
 
 
 def _dose_text(doses: list[str]) -> str:

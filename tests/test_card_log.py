@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -10,9 +11,19 @@ from typing import Any
 import anyio
 import pytest
 
+from cds_service.api import card_log
 from cds_service.api.card_log import CardLog
+from cds_service.errors import StorageUnavailable
 from cds_service.metrics import Metrics
-from cds_service.store.base import CardIssued, StoreError
+from cds_service.store.base import (
+    CardIssued,
+    FeedbackItem,
+    FeedbackResult,
+    IssuedSuggestion,
+    StoreError,
+)
+from cds_service.store.sql import SQLFeedbackStore
+from tests.app_client import LogCapture
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
@@ -22,12 +33,28 @@ class FakeStore:
     def __init__(self) -> None:
         self.recorded: list[CardIssued] = []
         self.reads = 0
+        self.writes = 0
+        self.pings = 0
         self.fail = False
 
     def record_cards(self, cards: Sequence[CardIssued]) -> None:
+        self.writes += 1
         if self.fail:
             raise StoreError("feedback store failed: OperationalError")
         self.recorded.extend(cards)
+
+    def record_feedback(
+        self, service_id: str, items: Sequence[FeedbackItem], received_at: datetime
+    ) -> FeedbackResult:
+        if self.fail:
+            raise StoreError("feedback store failed: OperationalError")
+        known = {c.card_uuid for c in self.recorded}
+        unknown = sum(1 for item in items if item.card_uuid not in known)
+        return FeedbackResult(stored=len(items), duplicates=0, unknown_cards=unknown)
+
+    def ping(self) -> bool:
+        self.pings += 1
+        return not self.fail
 
     def silenced_topics(
         self, patient_key: str, now: datetime, snooze_days: Mapping[str, int]
@@ -69,6 +96,18 @@ def card(uuid: str, **extra: Any) -> CardIssued:
     return CardIssued(**values)
 
 
+def overridden(uuid: str) -> FeedbackItem:
+    return FeedbackItem(
+        card_uuid=uuid,
+        outcome="overridden",
+        accepted_suggestions=(),
+        override_system=None,
+        override_code=None,
+        user_comment=None,
+        outcome_timestamp=NOW,
+    )
+
+
 def errors(metrics: Metrics) -> float:
     value = metrics.registry.get_sample_value("cds_store_errors_total")
     return value or 0.0
@@ -84,14 +123,18 @@ async def test_cards_are_written_in_one_batch_on_flush() -> None:
     assert [c.card_uuid for c in store.recorded] == ["a", "b", "c"]
 
 
-async def test_full_queue_drops_and_counts() -> None:
+async def test_full_queue_drops_the_oldest_logs_and_counts() -> None:
     store, metrics = FakeStore(), Metrics()
     log = CardLog(store, metrics, max_pending=2)  # type: ignore[arg-type]
-    log.submit([card("a"), card("b")])
-    log.submit([card("c")])
+    with LogCapture() as captured:
+        log.submit([card("a"), card("b")])
+        log.submit([card("c")])
     await log.flush()
-    assert [c.card_uuid for c in store.recorded] == ["a", "b"]
-    assert errors(metrics) == 1
+    assert [c.card_uuid for c in store.recorded] == ["b", "c"]
+    assert (log.dropped, errors(metrics)) == (1, 1)
+    (line,) = [json.loads(x) for x in captured.lines if "dropped" in x]
+    assert (line["count"], line["reason"]) == (1, "queue-full")
+    assert "pk" not in json.dumps(line)
 
 
 async def test_storage_outage_is_logged_and_counted_not_raised() -> None:
@@ -99,9 +142,204 @@ async def test_storage_outage_is_logged_and_counted_not_raised() -> None:
     store.fail = True
     log = CardLog(store, metrics)  # type: ignore[arg-type]
     log.submit([card("a")])
-    await log.flush()
+    assert not await log.flush()
+    assert log.storage_down
+    # Backing off: the snooze lookup answers empty without asking the store.
     assert await log.silenced("svc", "pk", NOW, {}, {}) == (frozenset(), frozenset())
-    assert errors(metrics) == 2
+    assert (store.reads, errors(metrics)) == (0, 1)
+
+
+async def test_a_failed_batch_is_kept_and_retried_after_a_backoff() -> None:
+    clock = [0.0]
+    store, metrics = FakeStore(), Metrics()
+    log = CardLog(store, metrics, retry_max_s=3, clock=lambda: clock[0])  # type: ignore[arg-type]
+    store.fail = True
+    log.submit([card("a"), card("b")])
+    assert not await log.flush()
+    log.submit([card("c")])  # issued during the outage: queued behind the failed batch
+    assert log.queued == 3
+    assert not await log.flush()
+    assert store.writes == 1, "nothing is tried during the backoff"
+    waits = []
+    for _ in range(5):  # the backoff doubles from the flush interval (0.2 s) up to retry_max_s
+        waits.append(round(log._retry_at - clock[0], 2))
+        clock[0] = log._retry_at
+        assert not await log.flush()
+    assert waits == [0.4, 0.8, 1.6, 3.0, 3.0]
+    store.fail = False
+    assert not await log.flush(), "still backing off"
+    clock[0] = log._retry_at
+    assert await log.flush()
+    assert [c.card_uuid for c in store.recorded] == ["a", "b", "c"]
+    assert not log.storage_down
+    assert errors(metrics) == 6
+
+
+async def test_concurrent_failures_at_the_start_of_an_outage_count_as_one() -> None:
+    clock = [0.0]
+    store, metrics = FakeStore(), Metrics()
+    log = CardLog(store, metrics, clock=lambda: clock[0])  # type: ignore[arg-type]
+    store.fail = True
+    async with anyio.create_task_group() as group:
+        for patient in ("p1", "p2", "p3", "p4"):
+            group.start_soon(log.silenced, "svc", patient, NOW, {}, {})
+    assert store.reads == 4
+    assert errors(metrics) == 4
+    assert log.retry_after_s() == 1  # the first backoff (0.4 s), not the fourth
+
+
+async def test_flush_writes_in_batches_and_keeps_what_failed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [0.0]
+    store = FakeStore()
+    log = CardLog(store, Metrics(), clock=lambda: clock[0])  # type: ignore[arg-type]
+    monkeypatch.setattr(card_log, "BATCH", 2)
+    log.submit([card(c) for c in "abcde"])
+
+    original = store.record_cards
+
+    def second_batch_fails(cards: Sequence[CardIssued]) -> None:
+        store.fail = store.writes == 1
+        original(cards)
+
+    monkeypatch.setattr(store, "record_cards", second_batch_fails)
+    assert not await log.flush()
+    assert [c.card_uuid for c in store.recorded] == ["a", "b"]
+    assert log.queued == 3
+    monkeypatch.setattr(store, "record_cards", original)
+    store.fail = False
+    clock[0] = 60
+    assert await log.flush()
+    assert [c.card_uuid for c in store.recorded] == list("abcde")
+
+
+async def test_a_batch_the_store_refuses_is_lost_not_retried_forever() -> None:
+    store, metrics = FakeStore(), Metrics()
+
+    def refuse(cards: Sequence[CardIssued]) -> None:
+        raise ValueError("naive datetime: the store needs timezone-aware datetimes")
+
+    store.record_cards = refuse  # type: ignore[method-assign]
+    log = CardLog(store, metrics)  # type: ignore[arg-type]
+    log.submit([card("a")])
+    assert await log.flush()
+    assert (log.queued, log.lost, log.storage_down) == (0, 1, False)
+
+
+async def test_shutdown_flushes_once_more_even_during_a_backoff() -> None:
+    store = FakeStore()
+    log = CardLog(store, Metrics(), retry_max_s=600)  # type: ignore[arg-type]
+    store.fail = True
+    log.submit([card("a")])
+    assert not await log.flush()
+    store.fail = False  # back, but the next retry is not due yet
+    await log.close()
+    assert [c.card_uuid for c in store.recorded] == ["a"]
+    assert log.lost == 0
+
+
+async def test_cards_still_unwritable_at_shutdown_are_logged_lost_with_a_count() -> None:
+    store, metrics = FakeStore(), Metrics()
+    store.fail = True
+    log = CardLog(store, metrics)  # type: ignore[arg-type]
+    log.submit([card("a", patient_key="PHI-CANARY-KEY"), card("b")])
+    with LogCapture() as captured:
+        await log.close()
+    assert (log.queued, log.lost) == (0, 2)
+    assert store.writes == 1
+    lost = [json.loads(x) for x in captured.lines if "lost at shutdown" in x]
+    assert [(x["count"], x["reason"]) for x in lost] == [(2, "shutdown")]
+    assert not any("PHI-CANARY" in x for x in captured.lines)
+
+
+async def test_feedback_is_refused_with_retry_after_until_its_card_is_written() -> None:
+    clock = [0.0]
+    store = FakeStore()
+    log = CardLog(store, Metrics(), clock=lambda: clock[0])  # type: ignore[arg-type]
+    store.fail = True
+    log.submit([card("a")])
+    with pytest.raises(StorageUnavailable) as refused:
+        await log.record_feedback("svc", [overridden("a")], NOW)
+    assert refused.value.status == 503
+    assert refused.value.retry_after_s == 1
+    store.fail = False
+    with pytest.raises(StorageUnavailable):  # the backoff holds until it has passed
+        await log.record_feedback("svc", [overridden("a")], NOW)
+    clock[0] = 1
+    result = await log.record_feedback("svc", [overridden("a")], NOW)
+    assert result.unknown_cards == 0, "the card was written before its feedback"
+
+
+async def test_feedback_is_refused_when_only_the_feedback_write_fails() -> None:
+    store = FakeStore()
+    log = CardLog(store, Metrics())  # type: ignore[arg-type]
+    assert await log.flush()
+    store.fail = True
+    with pytest.raises(StorageUnavailable):
+        await log.record_feedback("svc", [overridden("a")], NOW)
+    assert log.storage_down
+
+
+async def test_hook_call_reads_wait_until_storage_has_answered_again() -> None:
+    """Snooze lookups never make the retry: a database that drops packets would hold each hook
+    call for a connect timeout. They resume once a flush or a ping got through."""
+    clock = [0.0]
+    store = FakeStore()
+    log = CardLog(store, Metrics(), clock=lambda: clock[0])  # type: ignore[arg-type]
+    store.fail = True
+    assert (await log.silenced("svc", "snoozed", NOW, {}, {}))[0] == frozenset()
+    assert store.reads == 1
+    store.fail = False
+    clock[0] = 60  # long past the backoff
+    assert (await log.silenced("svc", "snoozed", NOW, {}, {}))[0] == frozenset()
+    assert store.reads == 1
+    assert await log.check_storage(1)
+    assert (await log.silenced("svc", "snoozed", NOW, {}, {}))[0] == {"bone-health"}
+    assert store.reads == 2
+
+
+class SlowPing(FakeStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def ping(self) -> bool:
+        self.release.wait(5)
+        return super().ping()
+
+
+async def test_after_the_backoff_one_attempt_at_a_time() -> None:
+    clock = [0.0]
+    store = SlowPing()
+    log = CardLog(store, Metrics(), clock=lambda: clock[0])  # type: ignore[arg-type]
+    store.fail = True
+    with pytest.raises(StorageUnavailable):
+        await log.record_feedback("svc", [overridden("a")], NOW)
+    store.fail = False
+    clock[0] = 60
+    async with anyio.create_task_group() as group:
+        group.start_soon(log.check_storage, 10)  # the attempt: a ping that takes its time
+        await anyio.sleep(0.05)
+        with pytest.raises(StorageUnavailable):  # refused at once, not a second attempt
+            await log.record_feedback("svc", [overridden("a")], NOW)
+        store.release.set()
+    assert not log.storage_down
+    assert (await log.record_feedback("svc", [overridden("a")], NOW)).stored == 1
+
+
+async def test_a_ping_ends_an_outage_when_nothing_is_queued() -> None:
+    clock = [0.0]
+    store = FakeStore()
+    log = CardLog(store, Metrics(), clock=lambda: clock[0])  # type: ignore[arg-type]
+    store.fail = True
+    assert not await log.check_storage(1)
+    assert not await log.check_storage(1)
+    assert store.pings == 1, "no ping during the backoff"
+    store.fail = False
+    clock[0] = 1
+    assert await log.check_storage(1)
+    assert not log.storage_down
 
 
 async def test_snooze_lookups_are_cached_until_ttl_or_invalidation() -> None:
@@ -179,3 +417,49 @@ async def test_repeat_check_answers_empty_when_storage_is_down() -> None:
     store.fail = True
     log = CardLog(store, Metrics())  # type: ignore[arg-type]
     assert await log.recent_cards("pk", NOW) == frozenset()
+
+
+async def test_repeat_check_sees_queued_cards_while_storage_is_down() -> None:
+    store = FakeStore()
+    store.fail = True
+    log = CardLog(store, Metrics())  # type: ignore[arg-type]
+    log.submit([card("a", draft_key="d1"), card("b", draft_key="d2", patient_key="other")])
+    assert await log.recent_cards("pk", NOW) == {("bone-health", "d1")}
+    assert log.queued == 2
+
+
+class CommitThenFail:
+    """A real store whose next write commits and then raises, as when the connection drops
+    after COMMIT: the client cannot tell whether the batch was written."""
+
+    def __init__(self, inner: SQLFeedbackStore) -> None:
+        self.inner = inner
+        self.ambiguous = 1
+
+    def record_cards(self, cards: Sequence[CardIssued]) -> None:
+        self.inner.record_cards(cards)
+        if self.ambiguous:
+            self.ambiguous -= 1
+            raise StoreError("feedback store failed: OperationalError")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_a_batch_retried_after_an_ambiguous_commit_is_written_once(
+    store: SQLFeedbackStore, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [0.0]
+    flaky = CommitThenFail(store)
+    log = CardLog(flaky, Metrics(), clock=lambda: clock[0])
+    monkeypatch.setattr(card_log, "BATCH", 2)
+    dxa = IssuedSuggestion(uuid="s-1", key="dxa")
+    log.submit([card("a", suggestions=(dxa,)), card("b"), card("c")])
+    assert not await log.flush()  # a and b committed, but the write "failed"
+    assert log.queued == 3
+    clock[0] = 1
+    assert await log.flush()
+    (row,) = store.stats(None)
+    assert row.issued == 3
+    result = await log.record_feedback("svc", [overridden("a")], NOW)
+    assert result.unknown_cards == 0

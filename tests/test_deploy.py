@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from cds_service.api.routes import STORAGE_PING_TIMEOUT_S
 from cds_service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,6 +200,11 @@ def test_deployment_shape() -> None:
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+    # No probe depends on the database: its outage must not take every replica out of service.
+    probes = ("readinessProbe", "livenessProbe", "startupProbe")
+    assert all("storage" not in container[p]["httpGet"]["path"] for p in probes)
+    # /readyz bounds its storage ping: the probe must not time out first.
+    assert container["readinessProbe"]["timeoutSeconds"] > STORAGE_PING_TIMEOUT_S
     assert {"cpu", "memory"} <= set(container["resources"]["requests"])
     assert {"cpu", "memory"} <= set(container["resources"]["limits"])
     assert pod["securityContext"]["runAsNonRoot"] is True

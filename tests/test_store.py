@@ -164,6 +164,38 @@ def test_unknown_card_is_stored_and_flagged(store: SQLFeedbackStore, db_url: str
     assert flags == {"c-unknown": True, "c-known": False}
 
 
+def test_a_batch_retried_after_partial_success_adds_nothing(store: SQLFeedbackStore, db_url: str):
+    """The write-behind queue retries a batch that may have been committed (the connection broke
+    after COMMIT) or whose first part was written: no error, nothing counted twice."""
+    dxa, pjp = IssuedSuggestion("s-1", "dxa"), IssuedSuggestion("s-2", "pjp")
+    store.record_cards([card("c-1", suggestions=(dxa,)), card("c-2")])
+    retried = [card("c-1", suggestions=(dxa,)), card("c-2"), card("c-3", suggestions=(pjp,))]
+    store.record_cards(retried)
+    store.record_cards(retried)
+    with raw(db_url) as conn:
+        counts = {t: conn.scalar(sa.text(f"SELECT count(*) FROM {t}")) for t in TABLES}  # noqa: S608
+    assert counts["issued_card"] == 3
+    assert counts["issued_suggestion"] == 2
+    assert [r.issued for r in store.stats(None)] == [3]
+
+
+def test_feedback_before_its_card_is_matched_once_the_card_is_written(
+    store: SQLFeedbackStore, db_url: str
+):
+    """Feedback stored while its card was still queued (another replica, an outage) is flagged
+    unknown, then counted and snoozing once the card arrives."""
+    result = store.record_feedback("gc-order-sign", [overridden("c-late", "already-done")], T0)
+    assert result.unknown_cards == 1
+    assert store.silenced_topics(PATIENT_A, T0, SNOOZE) == frozenset()
+    store.record_cards([card("c-late"), card("c-other")])
+    with raw(db_url) as conn:
+        flags = dict(conn.execute(sa.select(feedback.c.card_uuid, feedback.c.unknown_card)).all())
+    assert flags == {"c-late": False}
+    assert store.silenced_topics(PATIENT_A, T0, SNOOZE) == {"bone-health"}
+    (row,) = store.stats(None)
+    assert (row.issued, row.overridden) == (2, 1)
+
+
 def test_accepted_without_suggestions_does_not_crash(store: SQLFeedbackStore):
     store.record_cards([card("c-1")])
     assert store.record_feedback("gc-order-sign", [accepted("c-1")], T0) == FeedbackResult(1, 0, 0)

@@ -18,9 +18,11 @@ from cds_service.facts import ClinicalFacts, Hit
 from cds_service.rule_kind import Finding, RuleKind
 from cds_service.steroid_status import SteroidStatus
 from cds_service.thresholds import Thresholds, load_thresholds
+from cds_service.valuesets import load_valuesets
 
 REPO = Path(__file__).resolve().parents[1]
 THRESHOLDS: Thresholds = load_thresholds(REPO / "hooks" / "thresholds.toml")
+REPLACEMENT_DRUGS = load_valuesets(REPO / "hooks" / "valuesets")["replacement-glucocorticoids"]
 TODAY = date(2026, 11, 24)
 
 
@@ -33,6 +35,7 @@ class Taken:
     mg: float | None
     route: str = "oral"
     source: str = "MedicationRequest/gc"
+    ingredient: str = "8640"  # RxNorm: prednisone; 5492 hydrocortisone
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,9 @@ def exposure(
         start = TODAY - timedelta(days=t.ago)
         end = min(start + timedelta(days=t.days - 1), TODAY)
         courses.append(
-            Course(t.source, "8640", "prednisone", start, end, t.mg, t.route, False, False, False)
+            Course(
+                t.source, t.ingredient, "prednisone", start, end, t.mg, t.route, False, False, False
+            )
         )
         day = max(start, since)
         while day <= end and t.mg is not None:
@@ -128,7 +133,7 @@ def facts(
 
 def run(kind: RuleKind, f: ClinicalFacts) -> Finding | None:
     """The kind's finding, checked against what the kind declares (as the catalog would)."""
-    finding = kind.evaluate(f, SteroidStatus.of(f, THRESHOLDS), THRESHOLDS)
+    finding = kind.evaluate(f, SteroidStatus.of(f, THRESHOLDS, REPLACEMENT_DRUGS), THRESHOLDS)
     if finding is not None:
         assert finding.summary in kind.summaries
         assert set(finding.details) <= set(kind.details)

@@ -6,7 +6,6 @@ import hmac
 import logging
 from datetime import UTC, datetime
 
-import anyio
 from fastapi import APIRouter, Request, Response
 
 from cds_service.api.deps import RuntimeDep
@@ -39,7 +38,11 @@ def _timestamp(value: str, where: str) -> datetime:
 
 @router.post(
     "/cds-services/{service_id}/feedback",
-    responses={200: {"description": "Stored (empty JSON object)"}, **ERRORS},
+    responses={
+        200: {"description": "Stored (empty JSON object)"},
+        **ERRORS,
+        503: {**ERRORS[500], "description": "Storage unavailable; retry after Retry-After"},
+    },
     openapi_extra=request_body(FeedbackRequest),
 )
 async def feedback(service_id: str, request: Request, runtime: RuntimeDep) -> Response:
@@ -62,14 +65,11 @@ async def feedback(service_id: str, request: Request, runtime: RuntimeDep) -> Re
                 ),
             )
         )
-    store = runtime.store
-    if store is None or runtime.card_log is None:
+    if runtime.store is None or runtime.card_log is None:
         raise CDSError("feedback storage is not configured")
-    await runtime.card_log.flush()  # the cards this feedback is about are on disk first
-    result = await anyio.to_thread.run_sync(
-        store.record_feedback, service.id, items, runtime.clock()
-    )
-    runtime.card_log.invalidate()  # snooze decisions change with this feedback
+    # The cards queued here are written first, so feedback on them is matched; 503 with
+    # Retry-After when they or the feedback cannot be written (storage down).
+    result = await runtime.card_log.record_feedback(service.id, items, runtime.clock())
     for item in items:
         runtime.metrics.observe_feedback(item.outcome)
     logger.info(
@@ -95,12 +95,11 @@ async def admin_stats(request: Request, runtime: RuntimeDep, since: str | None =
             raise InvalidRequest("since must be an ISO date") from None
         if since_dt.tzinfo is None:
             since_dt = since_dt.replace(tzinfo=UTC)
-    store = runtime.store
-    if store is None:
+    store, card_log = runtime.store, runtime.card_log
+    if store is None or card_log is None:
         raise CDSError("feedback storage is not configured")
-    if runtime.card_log is not None:
-        await runtime.card_log.flush()
-    rows = await anyio.to_thread.run_sync(store.stats, since_dt)
+    await card_log.flush()  # best effort: cards still queued are not counted yet
+    rows = await card_log.call(lambda: store.stats(since_dt))  # 503 while storage is down
     return json_response(
         {
             "rows": [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 
-import anyio
 from fastapi import APIRouter, Request, Response
 
 from cds_service.api.body import check_depth
@@ -32,6 +31,7 @@ from cds_service.store.patient_key import patient_key
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
+STORAGE_PING_TIMEOUT_S = 1.0  # within the readiness probe's timeoutSeconds (deploy/k8s)
 
 
 @router.get("/cds-services", responses={200: {"model": Discovery}, 401: ERRORS[401]})
@@ -157,21 +157,41 @@ async def healthz() -> Response:
 
 @router.get("/readyz")
 async def readyz(runtime: RuntimeDep) -> Response:
-    store_ok = True
-    if runtime.store is not None:
-        store = runtime.store
-        try:
-            store_ok = await anyio.to_thread.run_sync(store.ping)
-        except Exception:
-            logger.exception("storage ping failed", extra={"component": "store"})
-            store_ok = False
-    ready = bool(runtime.catalog.services) and store_ok
-    body = {
-        "status": "ready" if ready else "unavailable",
-        "services": len(runtime.catalog.services),
-        "storage": "ok" if store_ok else "unreachable",
-    }
+    """Ready to serve hook calls: the content is loaded (503 otherwise).
+
+    Hook calls do not need the database (issued cards are queued, snoozes are skipped), so a
+    storage outage is reported here (``"status": "degraded"``) but never fails readiness: the
+    readiness probe would otherwise take every replica out of service at once while hook calls
+    still work. ``GET /healthz/storage`` is the storage check.
+    """
+    ready = bool(runtime.catalog.services)
+    storage = await _storage(runtime)
+    status = "unavailable" if not ready else "degraded" if storage["storage"] != "ok" else "ready"
+    body = {"status": status, "services": len(runtime.catalog.services), **storage}
     return json_response(body, 200 if ready else 503)
+
+
+@router.get("/healthz/storage")
+async def storage_health(runtime: RuntimeDep) -> Response:
+    """The feedback store: 200 when it answers, 503 while it is down (feedback then gets 503
+    too). For operators and monitoring, not for a Kubernetes probe."""
+    storage = await _storage(runtime)
+    return json_response(storage, 200 if storage["storage"] == "ok" else 503)
+
+
+async def _storage(runtime: Runtime) -> dict[str, str | int]:
+    """Storage state: a ping bounded by STORAGE_PING_TIMEOUT_S (none while backing off after a
+    failure), and the card queue."""
+    card_log = runtime.card_log
+    if card_log is None:
+        return {"storage": "not-configured"}
+    answered = await card_log.check_storage(STORAGE_PING_TIMEOUT_S)
+    return {
+        "storage": "ok" if answered else "unreachable",
+        "queued_cards": card_log.queued,
+        "dropped_cards": card_log.dropped,
+        "lost_cards": card_log.lost,
+    }
 
 
 @router.get("/metrics")

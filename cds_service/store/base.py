@@ -106,7 +106,9 @@ class FeedbackStore(Protocol):
     """
 
     def record_cards(self, cards: Sequence[CardIssued]) -> None:
-        """Store issued cards; recording a card uuid again is a no-op."""
+        """Store issued cards; recording a card uuid again is a no-op (so a batch can be
+        retried after a failure that may have committed). Feedback already stored for these
+        card uuids stops being flagged unknown."""
         ...
 
     def record_feedback(

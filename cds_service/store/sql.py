@@ -26,6 +26,8 @@ from cds_service.store.tables import feedback, feedback_suggestion, issued_card,
 
 __all__ = ["SQLFeedbackStore", "feedback_key", "migrate"]
 
+_IN_LIST_SIZE = 1000  # bound parameters per IN list (SQLite allows 32,766 per statement)
+
 
 def feedback_key(
     card_uuid: str,
@@ -85,6 +87,9 @@ class SQLFeedbackStore(FeedbackStore):
         return sqlite.insert(table).on_conflict_do_nothing()
 
     def record_cards(self, cards: Sequence[CardIssued]) -> None:
+        """Insert-or-ignore on the card uuid (and on card and suggestion uuid): a batch written
+        again after an ambiguous failure (committed, but the client saw an error) or after a
+        partial success adds nothing and raises nothing."""
         if not cards:
             return
         # Sorted so that concurrent transactions take row locks in the same order (no deadlock).
@@ -114,6 +119,7 @@ class SQLFeedbackStore(FeedbackStore):
                 for suggestion in card.suggestions
             }.items()
         )
+        uuids = sorted({card.card_uuid for card in cards})
         with _store_errors(), self._engine.begin() as conn:
             conn.execute(self._insert_ignore(issued_card), card_rows)
             if suggestion_rows:
@@ -123,6 +129,17 @@ class SQLFeedbackStore(FeedbackStore):
                         {"card_uuid": card_uuid, "suggestion_uuid": uuid, "suggestion_key": key}
                         for (card_uuid, uuid), key in suggestion_rows
                     ],
+                )
+            # Feedback that arrived before its card (the card was queued during an outage, or
+            # issued by another replica) is about a known card now.
+            for start in range(0, len(uuids), _IN_LIST_SIZE):
+                conn.execute(
+                    sa.update(feedback)
+                    .where(
+                        feedback.c.card_uuid.in_(uuids[start : start + _IN_LIST_SIZE]),
+                        feedback.c.unknown_card == sa.true(),
+                    )
+                    .values(unknown_card=False)
                 )
 
     def record_feedback(

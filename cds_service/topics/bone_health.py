@@ -19,6 +19,7 @@ from cds_service.steroid_status import (
     COMMON_THRESHOLDS,
     EPS,
     ORDER_SAMPLE,
+    REPLACEMENT_THRESHOLDS,
     SteroidStatus,
     run_with_plan,
 )
@@ -26,6 +27,8 @@ from cds_service.thresholds import Thresholds
 from cds_service.topics.patient_context import both_hips_replaced, newest
 
 ROLES = (
+    "adrenal_insufficiency",
+    "replacement_glucocorticoids",
     "long_term_steroid",
     "osteoporosis",
     "osteopenia",
@@ -186,6 +189,9 @@ def evaluate_bone_health(
     else:
         summary = "supplements"
     indicator: Indicator = "warning" if treat or not work.last_dxa else "info"
+    if status.replacement:  # no source ties replacement doses to fracture risk either way
+        details.insert(1, "replacement")
+        indicator = "info"
     values = status.facts(t) | {
         "age": str(facts.age) if facts.age is not None else "unknown",
         "last_dxa": fmt_date(work.last_dxa),
@@ -211,6 +217,7 @@ BONE_HEALTH = RuleKind(
     roles=ROLES,
     thresholds=(
         *COMMON_THRESHOLDS,
+        *REPLACEMENT_THRESHOLDS,
         "exposure.very_high_daily_mg",
         "exposure.very_high_days",
         "exposure.very_high_cumulative_mg",
@@ -228,6 +235,7 @@ BONE_HEALTH = RuleKind(
     summaries=("dxa-none", "dxa-due", "treat", "supplements"),
     details=(
         "exposure",
+        "replacement",
         "frax",
         "under-40",
         "known-bone-disease",
@@ -270,6 +278,8 @@ def evaluate_order_bone_health(
     if work.done:
         return None  # assessed within the interval and treated: nothing to add at ordering
     details = ["exposure", "known-bone-disease"] if work.known_disease else ["exposure"]
+    if status.replacement:
+        details.insert(1, "replacement")
     dxa_details, suggestions = work.dxa_advice(never_done="dxa-baseline")
     details += dxa_details
     if not work.therapy:
@@ -289,7 +299,7 @@ def evaluate_order_bone_health(
     return Finding(
         summary=summary,
         details=tuple(details),
-        indicator="warning" if not work.dxa_current else "info",
+        indicator="warning" if not (work.dxa_current or status.replacement) else "info",
         facts=values,
         evidence=tuple(sorted(evidence)),
         suggestions=tuple(suggestions),
@@ -302,6 +312,7 @@ ORDER_BONE_HEALTH = RuleKind(
     roles=ROLES,
     thresholds=(
         *COMMON_THRESHOLDS,
+        *REPLACEMENT_THRESHOLDS,
         "bone.dxa_baseline_within_days",
         "bone.dxa_interval_days",
         *SUPPLEMENT_THRESHOLDS,
@@ -309,6 +320,7 @@ ORDER_BONE_HEALTH = RuleKind(
     summaries=("dxa-baseline", "dxa-due", "supplements"),
     details=(
         "exposure",
+        "replacement",
         "known-bone-disease",
         "dxa-baseline",
         "dxa-due",

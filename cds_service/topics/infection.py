@@ -19,6 +19,7 @@ from cds_service.steroid_status import (
     COMMON_SAMPLE,
     COMMON_THRESHOLDS,
     ORDER_SAMPLE,
+    REPLACEMENT_THRESHOLDS,
     SteroidStatus,
     run_with_plan,
 )
@@ -26,6 +27,8 @@ from cds_service.thresholds import Thresholds
 from cds_service.topics.patient_context import interstitial_lung_disease, second_immunosuppressant
 
 ROLES = (
+    "adrenal_insufficiency",
+    "replacement_glucocorticoids",
     "pjp_drugs",
     "immunosuppressant_drugs",
     "immunosuppression_conditions",
@@ -39,6 +42,7 @@ ROLES = (
     "sulfa_allergy",
 )
 THRESHOLDS = (
+    *REPLACEMENT_THRESHOLDS,
     "infection.pjp_min_daily_mg",
     "infection.pjp_min_days",
     "infection.live_vaccine_min_daily_mg",
@@ -197,8 +201,10 @@ def evaluate_infection(
     # matters for infection: a 5-day burst is not immunosuppression worth screening for.
     if not (status.long_term or pjp_course or tb_course):
         return None
-    high_dose = pjp_course and exp.current_daily_peq_mg() >= pjp_mg
     second_agent = second_immunosuppressant(facts)
+    if status.replacement and not second_agent:
+        return None  # physiological replacement is not immunosuppression
+    high_dose = pjp_course and exp.current_daily_peq_mg() >= pjp_mg
     ild = interstitial_lung_disease(facts)
     sulfa = facts.refs("sulfa_allergy", active_only=True)
     plan = InfectionPlan()
@@ -261,6 +267,8 @@ def evaluate_order_infection(
         return None
     sulfa = facts.refs("sulfa_allergy", active_only=True)
     second_agent = second_immunosuppressant(facts)
+    if status.replacement and not second_agent:
+        return None  # physiological replacement is not immunosuppression
     ild = interstitial_lung_disease(facts)
     plan = InfectionPlan()
     # Active on record, or in the same draftOrders Bundle (selected or not): both cover it.

@@ -16,7 +16,11 @@ from cds_service.steroid_status import EPS, SteroidStatus, recent_run, run_with_
 from cds_service.thresholds import Thresholds
 
 
-def evaluate_live_vaccine(facts: ClinicalFacts, _: SteroidStatus, t: Thresholds) -> Finding | None:
+def evaluate_live_vaccine(
+    facts: ClinicalFacts, status: SteroidStatus, t: Thresholds
+) -> Finding | None:
+    if status.replacement:
+        return None  # physiological replacement does not contraindicate live vaccines
     live = [
         h for h in facts.of("vaccines") if h.ref in facts.focus and h.properties.get("live") is True
     ]
