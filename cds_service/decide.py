@@ -21,7 +21,15 @@ from cds_service.facts import ClinicalFacts, collect_facts
 from cds_service.gather import Gathered
 from cds_service.hook_call import HookCall
 from cds_service.prefetch import PrefetchResult
-from cds_service.record import MEDICATION_USE_TYPES, ValidationCache, build_record
+from cds_service.record import (
+    DRAFTS_KEY,
+    INVALID_R4,
+    MEDICATION_USE_TYPES,
+    PatientRecord,
+    RawMatcher,
+    ValidationCache,
+    build_record,
+)
 from cds_service.rule_kind import Finding
 from cds_service.steroid_status import SteroidStatus
 from cds_service.thresholds import Thresholds
@@ -49,7 +57,10 @@ class Evaluation:
     rendered: list[RenderedCard] = field(default_factory=list)
     prefetch: PrefetchResult | None = None
     failed_rules: list[str] = field(default_factory=list)
-    skipped_entries: dict[str, int] = field(default_factory=dict)
+    skipped_entries: dict[str, int] = field(default_factory=dict)  # unreadable, by resource type
+    # Entries that are not provably the context patient's, by (resource type, reason).
+    unbound_entries: dict[tuple[str, str], int] = field(default_factory=dict)
+    skipped_by_key: dict[str, dict[str, int]] = field(default_factory=dict)  # key -> reason -> n
     violations: int = 0
     silenced_topics: list[str] = field(default_factory=list)
     draft_key: str | None = None  # order hooks: the key the cards are recorded under
@@ -64,39 +75,69 @@ def exposure_params(t: Thresholds, lookback_days: int | None) -> ExposureParams:
     )
 
 
-def clinical_facts(
-    call: HookCall, gathered: Gathered, options: DecideOptions
-) -> tuple[ClinicalFacts, dict[str, int]]:
-    """The patient's facts from the gathered record and the call's drafts, and the count of
-    prefetch entries skipped as invalid, by type."""
-    service, t = call.service, call.service.thresholds
-    record = build_record(gathered.prefetch.entries, service.selector, options.validation_cache)
+def _record(call: HookCall, gathered: Gathered, options: DecideOptions) -> PatientRecord:
+    """The context patient's record; everything left out is counted in it: entries of other
+    patients (and prefetch keys set aside for holding another Patient), unreadable entries,
+    unreadable draft orders (under ``context.draftOrders``)."""
+    service = call.service
+    steroid = service.derived(
+        "record.steroid-matcher",
+        lambda: RawMatcher((service.valuesets["gc_ingredients"], service.valuesets["gc_products"])),
+    )
+    record = build_record(
+        gathered.prefetch.entries,
+        service.selector,
+        options.validation_cache,
+        binding=call.binding,
+        steroid=steroid,
+    )
+    for key, verdict in call.set_aside.items():
+        record.count_skip(key, verdict)
+        record.unbound[("Patient", verdict)] += 1
+    for raw in call.drafts.unreadable:
+        record.count_skip(DRAFTS_KEY, INVALID_R4)
+        if steroid.hit(raw, {}):
+            record.unreadable_steroid[DRAFTS_KEY] += 1
+    return record
+
+
+def _facts(call: HookCall, record: PatientRecord, options: DecideOptions) -> ClinicalFacts:
+    """The patient's facts from their record and the call's drafts."""
+    t = call.service.thresholds
     medication_use = [r for rt in MEDICATION_USE_TYPES for r in record.by_type.get(rt, [])]
     exposure = summarize_exposure(
         medication_use,
         record.medications,
-        service.glucocorticoid_knowledge,
+        call.service.glucocorticoid_knowledge,
         exposure_params(t, options.lookback_days),
         call.now,
         draft_orders=call.drafts.medication_requests,
     )
-    facts = collect_facts(
+    return collect_facts(
         record,
-        service.role_map,
+        call.service.role_map,
         exposure,
         call.now,
         recent_medication_days=t.value("exposure.recent_use_days"),
         drafts=call.drafts,
+        data_labels=call.service.definition.data_labels,
     )
-    return facts, dict(record.skipped)
 
 
 def decide(call: HookCall, gathered: Gathered, options: DecideOptions) -> Evaluation:
-    facts, skipped = clinical_facts(call, gathered, options)
+    record = _record(call, gathered, options)
+    facts = _facts(call, record, options)
     t = call.service.thresholds
     status = SteroidStatus.of(facts, t, call.service.valuesets.get("replacement_glucocorticoids"))
-    evaluation = Evaluation(response={"cards": []}, prefetch=gathered.prefetch)
-    evaluation.skipped_entries = skipped
+    evaluation = Evaluation(
+        response={"cards": []},
+        prefetch=gathered.prefetch,
+        skipped_entries=dict(record.skipped),
+        unbound_entries=dict(record.unbound),
+        skipped_by_key={
+            k: dict(sorted(c.items())) for k, c in sorted(record.skipped_by_key.items())
+        },
+    )
     evaluation.draft_key = call.hook.draft_key(call.drafts, status.ordered)
     context = CardContext(call.patient_id, call.encounter_id, call.now.date().isoformat())
     unjudged = set(gathered.prefetch.missing) | set(gathered.prefetch.incomplete)
@@ -198,6 +239,10 @@ def _response(evaluation: Evaluation, prefetch: PrefetchResult) -> dict[str, Any
         extension[f"{EXTENSION_PREFIX}.snoozed-topics"] = sorted(evaluation.silenced_topics)
     if evaluation.repeated_topics:
         extension[f"{EXTENSION_PREFIX}.repeated-topics"] = sorted(evaluation.repeated_topics)
+    if evaluation.skipped_by_key:
+        # Per prefetch key (and context.draftOrders): how many entries were left out, and why
+        # (record.SKIP_REASONS). Counts only: no ids, no values.
+        extension[f"{EXTENSION_PREFIX}.skipped-entries"] = evaluation.skipped_by_key
     response: dict[str, Any] = {"cards": [r.card for r in evaluation.rendered]}
     if extension:
         response["extension"] = extension

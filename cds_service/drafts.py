@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,6 +21,7 @@ from cds_service.errors import InvalidRequest
 from cds_service.fhir.extract import CODE_FIELDS, raw_codings
 from cds_service.fhir.models import MedicationRequest
 from cds_service.fhir.quirks import repair_draft_medication_request
+from cds_service.patient_binding import FOREIGN, PatientBinding
 from cds_service.valuesets import Coding
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,9 @@ class DraftOrders:
     entries: tuple[DraftEntry, ...] = ()
     focus: frozenset[str] = frozenset()
     bundle_key: str | None = None
+    # Draft MedicationRequests that failed R4 validation, raw: counted in the response, and
+    # checked for a glucocorticoid (topics/record_quality.py). Never logged.
+    unreadable: tuple[Mapping[str, Any], ...] = field(default=(), compare=False)
 
     @staticmethod
     def of(requests: Iterable[MedicationRequest]) -> DraftOrders:
@@ -95,6 +99,21 @@ def bundle_entries(bundle: Any) -> list[Mapping[str, Any]]:
     return out
 
 
+def check_draft_patients(bundle: Any, binding: PatientBinding) -> None:
+    """400 when a draft order names another patient: an order written for someone else must not
+    be advised on, nor answered with suggestions for this chart. The message gives field paths
+    only. A draft with no patient link is kept: the EHR drafted it in this patient's order
+    session, and a missing link is no sign of a mix-up (the sandbox's drafts carry one)."""
+    paths = []
+    entries = bundle.get("entry") if isinstance(bundle, Mapping) else None
+    for i, entry in enumerate(entries if isinstance(entries, list) else ()):
+        resource = entry.get("resource") if isinstance(entry, Mapping) else None
+        if isinstance(resource, Mapping) and binding.resource(resource) == FOREIGN:
+            paths.append(f"context.draftOrders.entry[{i}].resource.{binding.link_path(resource)}")
+    if paths:
+        raise InvalidRequest("draft order for another patient: " + ", ".join(paths))
+
+
 def entry_reference(resource: Mapping[str, Any]) -> str:
     return f"{resource.get('resourceType')}/{resource.get('id')}"
 
@@ -105,18 +124,21 @@ def read_drafts(entries: list[Mapping[str, Any]], focus: frozenset[str]) -> Draf
     omitted it until 2025)."""
     requests: list[MedicationRequest] = []
     coded: list[DraftEntry] = []
+    unreadable: list[Mapping[str, Any]] = []
     for raw in entries:
         rtype = raw.get("resourceType")
         if rtype == "MedicationRequest":
             model = _medication_request(raw)
             if model is not None:
                 requests.append(model)
+            else:
+                unreadable.append(raw)
         elif rtype in CODED_DRAFT_TYPES:
             entry = _coded_entry(raw)
             if entry is not None:
                 coded.append(entry)
     key = reference_key(entry_reference(e) for e in entries)
-    return DraftOrders(tuple(requests), tuple(coded), focus, key)
+    return DraftOrders(tuple(requests), tuple(coded), focus, key, tuple(unreadable))
 
 
 def _medication_request(raw: Mapping[str, Any]) -> MedicationRequest | None:

@@ -32,7 +32,7 @@ from cds_service.fhir.models import (
 )
 from cds_service.fhir.references import relative_reference
 from cds_service.memo import Memo
-from cds_service.record import PatientRecord
+from cds_service.record import DRAFTS_KEY, PatientRecord
 from cds_service.valuesets import Coding, Match, ValueSet
 
 INACTIVE_CONDITION = frozenset({"inactive", "resolved", "remission"})
@@ -66,6 +66,11 @@ class ClinicalFacts:
     # Order hooks: the draft orders the hook advises on, and what each draft says it is.
     focus: frozenset[str] = frozenset()
     draft_names: Mapping[str, str] = field(default_factory=dict)
+    # Entries of the patient skipped as unreadable although their raw codes or text name a
+    # glucocorticoid: by the plain label of the prefetch key they came under (the service's
+    # data_labels), and how many of the draft orders. Counts only, no values.
+    unreadable_steroid_entries: Mapping[str, int] = field(default_factory=dict)
+    unreadable_steroid_drafts: int = 0
 
     def of(self, role: str, *, active_only: bool = False) -> list[Hit]:
         found = self.hits.get(role, [])
@@ -333,10 +338,12 @@ def collect_facts(
     *,
     recent_medication_days: float,
     drafts: DraftOrders | None = None,
+    data_labels: Mapping[str, str] | None = None,
 ) -> ClinicalFacts:
     """Match every resource of the record and every draft order against the roles its type is
-    selected for."""
+    selected for. ``data_labels`` names the prefetch keys in words (hooks/: data_labels)."""
     drafts = drafts or DraftOrders()
+    labels = data_labels or {}
     today = now.date()
     birth = to_date(record.patient.birthDate) if record.patient is not None else None
     facts = ClinicalFacts(
@@ -345,6 +352,12 @@ def collect_facts(
         exposure=exposure,
         focus=drafts.focus,
         draft_names=drafts.names() if drafts.focus else {},
+        unreadable_steroid_entries={
+            labels.get(key, key): n
+            for key, n in record.unreadable_steroid.items()
+            if key != DRAFTS_KEY
+        },
+        unreadable_steroid_drafts=record.unreadable_steroid.get(DRAFTS_KEY, 0),
     )
     ctx = ReadContext(today, recent_medication_days, record.medications)
     resources: list[FHIRResourceModel] = [r for rs in record.by_type.values() for r in rs]

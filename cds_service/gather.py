@@ -72,7 +72,7 @@ async def gather(call: HookCall, options: GatherOptions) -> Gathered:
         service.definition.prefetch,
         service.needs(request.hook),
         request.context,
-        request.prefetch,
+        call.prefetch,  # without the keys that hold another patient (hook_call.py)
         fhir_server=request.fhirServer,
         token=token,
         fetcher=options.fetcher,

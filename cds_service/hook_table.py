@@ -12,8 +12,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cds_service.drafts import DraftOrders, bundle_entries, entry_reference, read_drafts
+from cds_service.drafts import (
+    DraftOrders,
+    bundle_entries,
+    check_draft_patients,
+    entry_reference,
+    read_drafts,
+)
 from cds_service.errors import InvalidRequest
+from cds_service.patient_binding import PatientBinding
 from cds_service.steroid_status import OrderedSteroid
 
 Context = Mapping[str, Any]
@@ -65,11 +72,14 @@ class HookSpec:
                 if isinstance(value, str) and len(value) > REFERENCE_MAX:
                     raise InvalidRequest(f"context.{name} is longer than {REFERENCE_MAX}")
 
-    def read_drafts(self, context: Context) -> DraftOrders:
-        """The hook's draft orders and focus (none for a hook without drafts)."""
+    def read_drafts(self, context: Context, binding: PatientBinding) -> DraftOrders:
+        """The hook's draft orders and focus (none for a hook without drafts); 400 when a
+        draft names another patient than the context's."""
         if self.focus is None:
             return DraftOrders()
-        entries = bundle_entries(context.get("draftOrders"))
+        bundle = context.get("draftOrders")
+        entries = bundle_entries(bundle)
+        check_draft_patients(bundle, binding)
         return read_drafts(entries, self.focus(context, entries))
 
     def draft_key(self, drafts: DraftOrders, ordered: OrderedSteroid | None) -> str | None:

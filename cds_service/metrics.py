@@ -50,6 +50,8 @@ LATENCY_BUCKETS: Final = (
 
 PrefetchSource = Literal["provided", "fetched", "missing", "null"]
 PREFETCH_SOURCES: Final = frozenset({"provided", "fetched", "missing", "null"})
+# Why an entry is not the context patient's (patient_binding.py verdicts).
+UNBOUND_REASONS: Final = frozenset({"foreign-patient", "unbound"})
 # CDS Hooks card indicators (spec: "Card Attributes").
 INDICATORS: Final = frozenset({"info", "warning", "critical"})
 
@@ -164,6 +166,14 @@ class Metrics:
             ["resource_type"],
             registry=reg,
         )
+        self.prefetch_unbound = Counter(
+            "cds_prefetch_entries_unbound",
+            "Prefetch entries dropped as not the context patient's, by resource type and reason: "
+            "foreign-patient (another patient's) or unbound (no provable patient link). A prefetch "
+            "key holding another patient's Patient counts once, as resource type Patient.",
+            ["resource_type", "reason"],
+            registry=reg,
+        )
         self.response_violations = Counter(
             "cds_response_check_violations",
             "Responses that failed the outgoing self-check (card schema).",
@@ -222,6 +232,12 @@ class Metrics:
         if count > 0:
             label = resource_type if _RESOURCE_TYPE.fullmatch(resource_type) else OTHER
             self.prefetch_skipped.labels(label).inc(count)
+
+    def observe_prefetch_unbound(self, resource_type: str, reason: str, count: int = 1) -> None:
+        """Count prefetch entries dropped because they are not the context patient's."""
+        if count > 0:
+            label = resource_type if _RESOURCE_TYPE.fullmatch(resource_type) else OTHER
+            self.prefetch_unbound.labels(label, _member(reason, UNBOUND_REASONS)).inc(count)
 
     def observe_response_violation(self) -> None:
         """Count one response that failed the outgoing self-check."""

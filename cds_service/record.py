@@ -26,6 +26,7 @@ from cds_service.fhir.models import MODEL_BY_TYPE, FHIRResourceModel, Medication
 from cds_service.fhir.quirks import repair_resource
 from cds_service.fhir.references import relative_reference
 from cds_service.memo import Memo
+from cds_service.patient_binding import FOREIGN, OWN, UNBOUND, PatientBinding
 from cds_service.valuesets import ValueSet, normalize_code
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,11 @@ TEXT_MEMO_SIZE = 50_000
 # Deeper than any R4 resource the rules read (about 12 levels with extensions in contained
 # resources); deeper is skipped as invalid before it is serialised or validated.
 RESOURCE_MAX_DEPTH = 48
+
+INVALID_R4 = "invalid-r4"
+NOT_R4_TYPE = "not-r4-type"
+SKIP_REASONS = (INVALID_R4, NOT_R4_TYPE, FOREIGN, UNBOUND)  # the reason codes a response names
+DRAFTS_KEY = "context.draftOrders"  # where unreadable draft orders are counted, beside the keys
 
 MEDICATION_USE_TYPES = frozenset(
     {"MedicationRequest", "MedicationStatement", "MedicationAdministration", "MedicationDispense"}
@@ -139,17 +145,54 @@ class Selector:
             if index.hit(raw.get(name)):
                 return True
         if rtype in MEDICATION_USE_TYPES and raw.get("medicationReference") is not None:
-            target = _medication_for(raw, medications)
-            if target is None:
-                return True  # unresolved reference: keep it, the engine decides later
-            if index.hit(target.get("code")):
-                return True
-            for ingredient in target.get("ingredient") or ():
-                if isinstance(ingredient, Mapping) and index.hit(
-                    ingredient.get("itemCodeableConcept")
-                ):
-                    return True
+            # An unresolved reference (None) is kept: the engine decides later.
+            return _medication_hit(index, raw, medications) is not False
         return False
+
+
+@dataclass(frozen=True)
+class RawMatcher:
+    """Whether a raw resource names a concept of some value sets: by its code fields, by the
+    Medication it references (contained or in the prefetch), or, for a Medication, by its code
+    and ingredients. It reads entries that failed validation (topics/record_quality.py tells
+    the clinician when one looked like a glucocorticoid), so it expects nothing of the JSON.
+    """
+
+    valuesets: tuple[ValueSet, ...]
+
+    @cached_property
+    def _index(self) -> _TypeIndex:
+        return _TypeIndex.of(self.valuesets)
+
+    def hit(self, raw: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]) -> bool:
+        index, rtype = self._index, raw.get("resourceType")
+        if rtype == "Medication":
+            return _medication_concepts_hit(index, raw)
+        fields = CODE_FIELDS.get(rtype) if isinstance(rtype, str) else None
+        # Types that are not R4 (DSTU2 MedicationOrder): the usual concept fields.
+        if any(index.hit(raw.get(name)) for name in fields or _ANY_CODE_FIELDS):
+            return True
+        return _medication_hit(index, raw, medications) is True
+
+
+_ANY_CODE_FIELDS = ("medicationCodeableConcept", "code")
+
+
+def _medication_hit(
+    index: _TypeIndex, raw: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]
+) -> bool | None:
+    """Whether the Medication ``raw`` references matches ``index``; None when it is not seen."""
+    target = _medication_for(raw, medications)
+    return None if target is None else _medication_concepts_hit(index, target)
+
+
+def _medication_concepts_hit(index: _TypeIndex, medication: Mapping[str, Any]) -> bool:
+    if index.hit(medication.get("code")):
+        return True
+    return any(
+        isinstance(ingredient, Mapping) and index.hit(ingredient.get("itemCodeableConcept"))
+        for ingredient in medication.get("ingredient") or ()
+    )
 
 
 def _medication_for(
@@ -169,16 +212,29 @@ def _medication_for(
 
 @dataclass
 class PatientRecord:
-    """Validated resources by type, plus the Medications they reference."""
+    """Validated resources by type, plus the Medications they reference.
+
+    What was left out is counted: ``skipped`` by resource type (invalid R4, or not an R4 type),
+    ``skipped_by_key`` by prefetch key and reason (:data:`SKIP_REASONS`), ``unbound`` by
+    (resource type, reason) for entries that are not provably the context patient's, and
+    ``unreadable_steroid`` by prefetch key: skipped entries of the patient whose raw codes or
+    text name a glucocorticoid. Counts only: no ids, no values.
+    """
 
     patient: Patient | None = None
     by_type: dict[str, list[FHIRResourceModel]] = field(default_factory=dict)
     medications: dict[str, Medication] = field(default_factory=dict)
     skipped: Counter[str] = field(default_factory=Counter)
+    skipped_by_key: dict[str, Counter[str]] = field(default_factory=dict)
+    unbound: Counter[tuple[str, str]] = field(default_factory=Counter)
+    unreadable_steroid: Counter[str] = field(default_factory=Counter)
 
     def of_type(self, model: type[T]) -> list[T]:
         """Every resource of the given model's type (typed for the caller)."""
         return [r for r in self.by_type.get(model.get_resource_type(), []) if isinstance(r, model)]
+
+    def count_skip(self, key: str, reason: str) -> None:
+        self.skipped_by_key.setdefault(key, Counter())[reason] += 1
 
 
 class ValidationCache:
@@ -222,14 +278,11 @@ class ValidationCache:
                 self._items.popitem(last=False)
 
 
-def _validate(
-    raw: Mapping[str, Any], key: str, record: PatientRecord, cache: ValidationCache | None
-) -> FHIRResourceModel | None:
+def _validate(raw: Mapping[str, Any], cache: ValidationCache | None) -> FHIRResourceModel | None:
     rtype = str(raw.get("resourceType"))
     try:
         digest = ValidationCache.digest(raw) if cache is not None else b""
     except orjson.JSONEncodeError:  # nested past orjson's 254 levels: hostile or broken
-        _skipped(rtype, key, record)
         return None
     found, model = cache.get(digest) if cache is not None else (False, None)
     if not found:
@@ -244,83 +297,126 @@ def _validate(
             model = None
         if cache is not None:
             cache.put(digest, model)
-    if model is None:
-        _skipped(rtype, key, record)
     return model
 
 
-def _skipped(rtype: str, key: str, record: PatientRecord) -> None:
-    # Never log the error text: pydantic echoes input values.
-    record.skipped[rtype] += 1
-    logger.warning(
-        "prefetch entry skipped: invalid R4 resource",
-        extra={"prefetch_key": key, "resource_type": rtype},
-    )
+@dataclass
+class _Build:
+    """One build_record run: what it reads and the record it fills."""
 
+    selector: Selector
+    binding: PatientBinding | None
+    steroid: RawMatcher | None
+    cache: ValidationCache | None
+    medications: Mapping[str, Mapping[str, Any]]  # "Medication/<id>" -> raw
+    record: PatientRecord = field(default_factory=PatientRecord)
 
-def _wanted(
-    raw: Mapping[str, Any],
-    key: str,
-    record: PatientRecord,
-    selector: Selector,
-    raw_medications: Mapping[str, Mapping[str, Any]],
-) -> bool:
-    """Whether a raw entry is worth validating: an R4 type the rules read, selected by its
-    codes. Medications are read apart (by reference); a type that is not R4 is counted."""
-    rtype = raw.get("resourceType")
-    if not isinstance(rtype, str) or rtype == "Medication":
-        return False
-    if rtype not in MODEL_BY_TYPE:
-        if rtype in _NON_R4_TYPES:
-            record.skipped[rtype] += 1
+    def wanted(self, raw: Mapping[str, Any], key: str) -> bool:
+        """Whether a raw entry is worth validating: an R4 type the rules read, of the context
+        patient, selected by its codes. Medications are read apart (by reference). Entries of
+        another patient, or of none provably, are counted and dropped before validation; a
+        type that is not R4 is counted as unreadable."""
+        rtype = raw.get("resourceType")
+        if not isinstance(rtype, str) or rtype == "Medication":
+            return False
+        is_r4 = rtype in MODEL_BY_TYPE
+        if not (self.selector.wants_type(rtype) if is_r4 else rtype in _NON_R4_TYPES):
+            return False  # a type no rule reads
+        verdict = self.binding.resource(raw) if self.binding is not None else OWN
+        if verdict != OWN:
+            self.record.unbound[(rtype, verdict)] += 1
+            self.record.count_skip(key, verdict)
             logger.warning(
-                "prefetch entry skipped: not an R4 resource type",
-                extra={"prefetch_key": key, "resource_type": rtype},
+                "prefetch entry dropped: not the context patient's",
+                extra={"prefetch_key": key, "resource_type": rtype, "reason": verdict},
             )
-        return False
-    return selector.matches(raw, raw_medications)
+            return False
+        if not is_r4:
+            self.unreadable(raw, key, NOT_R4_TYPE)
+            return False
+        return self.selector.matches(raw, self.medications)
+
+    def unreadable(self, raw: Mapping[str, Any], key: str, reason: str) -> None:
+        """Count an entry of the patient that cannot be read (never log the error text:
+        pydantic echoes input values)."""
+        rtype = str(raw.get("resourceType"))
+        self.record.skipped[rtype] += 1
+        self.record.count_skip(key, reason)
+        if self.steroid is not None and self.steroid.hit(raw, self.medications):
+            self.record.unreadable_steroid[key] += 1
+        logger.warning(
+            "prefetch entry skipped: unreadable",
+            extra={"prefetch_key": key, "resource_type": rtype, "reason": reason},
+        )
+
+    def add(self, raw: Mapping[str, Any], key: str) -> None:
+        model = _validate(raw, self.cache)
+        if model is None:
+            self.unreadable(raw, key, INVALID_R4)
+        elif isinstance(model, Patient):
+            self.record.patient = self.record.patient or model
+        else:
+            self.record.by_type.setdefault(model.get_resource_type(), []).append(model)
+
+
+def _medication_ref(raw: Mapping[str, Any]) -> str | None:
+    ref = raw.get("medicationReference")
+    target = ref.get("reference") if isinstance(ref, Mapping) else None
+    return relative_reference(target) if isinstance(target, str) else None
 
 
 def build_record(
     entries_by_key: Mapping[str, Iterable[Any]],
     selector: Selector,
     cache: ValidationCache | None = None,
+    *,
+    binding: PatientBinding | None,
+    steroid: RawMatcher | None = None,
 ) -> PatientRecord:
-    """Select and validate the entries the rules read; invalid ones are skipped and counted.
+    """Select and validate the entries the rules read; the rest is counted, never silent.
 
     ``entries_by_key`` maps each prefetch key to its raw resources (already unwrapped from
-    Bundles). Resource types the selector does not want are dropped without validation;
-    resource types that do not exist in R4 (e.g. DSTU2 ``MedicationOrder``) are counted as skipped.
+    Bundles). Resource types the selector does not want are dropped without validation. With a
+    ``binding``, entries that are not the context patient's are dropped before validation
+    (None: no check, for tests of selection alone). Invalid entries and types that do not exist
+    in R4 (e.g. DSTU2 ``MedicationOrder``) are skipped and counted; ``steroid`` tells which of
+    those named a glucocorticoid (:class:`PatientRecord` has the counts).
     """
-    record = PatientRecord()
     raw_by_key = {
         key: [r for r in entries if isinstance(r, Mapping)]
         for key, entries in entries_by_key.items()
     }
+    medication_keys: dict[str, str] = {}  # "Medication/<id>" -> the key it came under
     raw_medications: dict[str, Mapping[str, Any]] = {}
-    for entries in raw_by_key.values():
+    for key, entries in raw_by_key.items():
         for raw in entries:
             if raw.get("resourceType") == "Medication" and isinstance(raw.get("id"), str):
                 raw_medications[f"Medication/{raw['id']}"] = raw
+                medication_keys[f"Medication/{raw['id']}"] = key
+    build = _Build(selector, binding, steroid, cache, raw_medications)
     seen: set[tuple[str, str]] = set()
+    referenced: set[str] = set()  # Medications the patient's own entries point to
     for key, entries in raw_by_key.items():
         for raw in entries:
-            if not _wanted(raw, key, record, selector, raw_medications):
+            if not build.wanted(raw, key):
                 continue
             rtype, rid = str(raw["resourceType"]), raw.get("id")
             if isinstance(rid, str):
                 if (rtype, rid) in seen:
                     continue  # the same resource under two keys (e.g. _include) counts once
                 seen.add((rtype, rid))
-            model = _validate(raw, key, record, cache)
-            if isinstance(model, Patient):
-                record.patient = record.patient or model
-            elif model is not None:
-                record.by_type.setdefault(rtype, []).append(model)
+            if (ref := _medication_ref(raw)) is not None:
+                referenced.add(ref)
+            build.add(raw, key)
+    record = build.record
     for ref, raw in raw_medications.items():
-        model = _validate(raw, "medication", record, cache)
+        # A Medication has no patient: it is only looked up by the references of the patient's
+        # own resources (and drafts), so another patient's Medication is never read.
+        model = _validate(raw, cache)
         if isinstance(model, Medication):
             record.medications[ref] = model
+        elif ref in referenced:
+            build.unreadable(raw, medication_keys[ref], INVALID_R4)
     return record
 
 

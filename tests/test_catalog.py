@@ -24,6 +24,7 @@ def test_bundled_content_loads() -> None:
         "bone-health",
         "osteonecrosis",
         "infection-prevention",
+        "record-quality",
     }
     assert catalog.find("nope") is None
 

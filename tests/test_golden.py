@@ -19,6 +19,7 @@ pytestmark = pytest.mark.anyio
 REPO = Path(__file__).resolve().parents[1]
 CASES = sorted(p.parent for p in (REPO / "fixtures").glob("*/*/expected.json"))
 TOPICS = ("bone-health", "osteonecrosis", "infection-prevention")
+SKIPPED = "org.example.glucocorticoid-cds.skipped-entries"
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,10 @@ async def test_golden_case(case: Path, catalog: Catalog) -> None:
         assert not set(want.get("absent_suggestions", [])) & keys, topic
         evidence = set(card.get("extension", {}).get("org.example.glucocorticoid-cds.evidence", []))
         assert set(want.get("evidence_includes", [])) <= evidence, topic
+    # Entries left out (another patient's, unreadable) are exactly the ones the case expects:
+    # none for most, so every fixture resource is bound to its patient and read.
+    extension = evaluation.response.get("extension", {})
+    assert extension.get(SKIPPED) == expected.get("skipped_entries"), case.name
     listed = set(expected.get("cards", {})) | set(expected.get("absent_topics", []))
     if case.parent.name == "glucocorticoid-safety":
         assert listed >= set(TOPICS), "every topic is either expected or expected silent"

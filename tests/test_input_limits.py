@@ -55,9 +55,16 @@ async def test_a_resource_nested_254_levels_is_skipped_not_a_500(client: httpx.A
     medications["entry"].append({"resource": hostile})
     response = await client.post(SERVICE, json=body)
     assert response.status_code == 200, response.text
-    assert [c["summary"] for c in response.json()["cards"]] == [
+    cards = response.json()["cards"]
+    # The same cards, plus the record-quality card: the skipped entry names a glucocorticoid.
+    assert [c["summary"] for c in cards if c["source"]["topic"]["code"] != "record-quality"] == [
         c["summary"] for c in baseline["cards"]
     ]
+    assert {c["source"]["topic"]["code"] for c in cards} - {
+        c["source"]["topic"]["code"] for c in baseline["cards"]
+    } == {"record-quality"}
+    skipped = response.json()["extension"]["org.example.glucocorticoid-cds.skipped-entries"]
+    assert skipped == {"medications": {"invalid-r4": 1}}
 
 
 @pytest.mark.parametrize(

@@ -50,6 +50,7 @@ def _exercise(metrics: Metrics) -> None:
     metrics.observe_rule_error("gc-dxa-due")
     metrics.observe_feedback("overridden")
     metrics.observe_prefetch_skipped("Observation", 2)
+    metrics.observe_prefetch_unbound("Condition", "foreign-patient", 3)
     metrics.observe_response_violation()
     metrics.observe_store_error()
 
@@ -73,6 +74,11 @@ def test_render_exposition_format(metrics: Metrics) -> None:
     assert samples[("cds_feedback_total", (("outcome", "overridden"),))] == 1
     skipped = ("cds_prefetch_entries_skipped_total", (("resource_type", "Observation"),))
     assert samples[skipped] == 2
+    unbound = (
+        "cds_prefetch_entries_unbound_total",
+        (("reason", "foreign-patient"), ("resource_type", "Condition")),
+    )
+    assert samples[unbound] == 3
     assert samples[("cds_response_check_violations_total", ())] == 1
     assert samples[("cds_store_errors_total", ())] == 1
     # 4 ms lands in the 5 ms bucket but not the 2.5 ms one.
@@ -93,7 +99,7 @@ def test_every_metric_is_prefixed_cds(metrics: Metrics) -> None:
     body, _ = metrics.render()
     families = text_string_to_metric_families(body.decode())
     names = {family.name for family in families if not family.name.endswith("_created")}
-    assert len(names) == 11
+    assert len(names) == 12
     assert all(name.startswith("cds_") for name in names)
 
 
@@ -119,6 +125,7 @@ def test_patient_data_never_becomes_a_label(metrics: Metrics, canary: str) -> No
     metrics.observe_rule_error(canary)
     metrics.observe_feedback(canary)
     metrics.observe_prefetch_skipped(canary)
+    metrics.observe_prefetch_unbound(canary, canary)
     metrics.observe_prefetch_key(canary)  # type: ignore[arg-type]
     samples = _samples(metrics)
     label_values = {value for _, labels in samples for _, value in labels}

@@ -283,7 +283,10 @@ async def test_repeat_is_per_draft_order_and_patient(tmp_path: Path) -> None:
             "infection-prevention",
             "osteonecrosis",
         }
-        other_patient = copy.deepcopy(sign)
+        # The same order for another patient (their own record and drafts): shown again.
+        other_patient = json.loads(
+            json.dumps(sign).replace('"Patient/pt-ord-pjp"', '"Patient/pt-ord-other"')
+        )
         other_patient["context"]["patientId"] = "pt-ord-other"
         other_patient["prefetch"]["patient"]["id"] = "pt-ord-other"
         assert by_topic(await c.post(SERVICE, json=other_patient))

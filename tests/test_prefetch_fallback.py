@@ -17,6 +17,7 @@ from tests.requests import bundle, condition, patient_view, steroid_prefetch
 pytestmark = pytest.mark.anyio
 SERVICE = "/cds-services/glucocorticoid-safety"
 MISSING = "org.example.glucocorticoid-cds.missing-data"
+SKIPPED = "org.example.glucocorticoid-cds.skipped-entries"
 
 
 def topics(response: httpx.Response) -> set[str]:
@@ -117,9 +118,8 @@ async def test_legacy_resource_wrapper_is_unwrapped(tmp_path: Path) -> None:
 async def test_invalid_and_non_r4_entries_are_skipped_and_the_rest_used(tmp_path: Path) -> None:
     prefetch = steroid_prefetch()
     meds = prefetch["medications"]["entry"]
-    meds.append(
-        {"resource": {"resourceType": "MedicationOrder", "id": "dstu2", "status": "active"}}
-    )
+    dstu2 = {"resourceType": "MedicationOrder", "id": "dstu2", "status": "active"}
+    meds.append({"resource": {**dstu2, "patient": {"reference": "Patient/pt-api-1"}}})
     meds.append(
         {
             "resource": {
@@ -135,7 +135,16 @@ async def test_invalid_and_non_r4_entries_are_skipped_and_the_rest_used(tmp_path
     )
     async with app_client(make_settings(tmp_path)) as client:
         response = await client.post(SERVICE, json=patient_view(prefetch=prefetch))
-        assert len(topics(response)) == 3
+        # The three cards from the readable entries, and one saying a steroid entry was not read.
+        assert topics(response) == {
+            "bone-health",
+            "osteonecrosis",
+            "infection-prevention",
+            "record-quality",
+        }
+        assert response.json()["extension"][SKIPPED] == {
+            "medications": {"invalid-r4": 1, "not-r4-type": 1}
+        }
         metrics = (await client.get("/metrics")).text
     assert 'cds_prefetch_entries_skipped_total{resource_type="MedicationOrder"} 1.0' in metrics
     assert 'cds_prefetch_entries_skipped_total{resource_type="MedicationRequest"} 1.0' in metrics

@@ -9,10 +9,12 @@ import pytest
 
 from cds_service.catalog import load_catalog
 from cds_service.fhir.models import Condition, MedicationRequest
+from cds_service.patient_binding import PatientBinding
 from cds_service.record import Selector, ValidationCache, build_record
 from cds_service.topics import KINDS
 
 REPO = Path(__file__).resolve().parents[1]
+BINDING = PatientBinding("p")  # the patient every resource here belongs to
 
 
 @pytest.fixture(scope="module")
@@ -103,15 +105,15 @@ def test_medication_reference_is_resolved_for_selection(selector: Selector) -> N
 def test_build_record_skips_invalid_and_non_r4_and_deduplicates(selector: Selector) -> None:
     good = condition("a", ICD, "M33.10")
     invalid = {**condition("bad", ICD, "M33.10"), "recordedDate": "not-a-date"}
+    dstu2 = {"resourceType": "MedicationOrder", "id": "x", "patient": {"reference": "Patient/p"}}
     record = build_record(
-        {
-            "conditions": [good, invalid, "junk", {"resourceType": "MedicationOrder", "id": "x"}],
-            "again": [good],
-        },
+        {"conditions": [good, invalid, "junk", dstu2], "again": [good]},
         selector,
+        binding=BINDING,
     )
     assert [c.id for c in record.of_type(Condition)] == ["a"]
     assert record.skipped == {"Condition": 1, "MedicationOrder": 1}
+    assert record.skipped_by_key == {"conditions": {"invalid-r4": 1, "not-r4-type": 1}}
 
 
 def test_sandbox_category_object_is_repaired(selector: Selector) -> None:
@@ -124,7 +126,7 @@ def test_sandbox_category_object_is_repaired(selector: Selector) -> None:
         "category": {"text": "outpatient"},
         "medicationCodeableConcept": {"text": "prednisone 20 mg tablet"},
     }
-    record = build_record({"medications": [order]}, selector)
+    record = build_record({"medications": [order]}, selector, binding=BINDING)
     assert [m.id for m in record.of_type(MedicationRequest)] == ["r"]
 
 
@@ -132,15 +134,15 @@ def test_validation_cache_reuses_models_and_expires() -> None:
     now = [0.0]
     cache = ValidationCache(max_entries=2, ttl_s=10, clock=lambda: now[0])
     selector = Selector({"Condition": []})
-    first = build_record({"k": [condition("a", ICD, "M33.10")]}, selector, cache)
-    second = build_record({"k": [condition("a", ICD, "M33.10")]}, selector, cache)
+    first = build_record({"k": [condition("a", ICD, "M33.10")]}, selector, cache, binding=BINDING)
+    second = build_record({"k": [condition("a", ICD, "M33.10")]}, selector, cache, binding=BINDING)
     assert second.of_type(Condition)[0] is first.of_type(Condition)[0]
-    changed = build_record({"k": [condition("a", ICD, "M33.11")]}, selector, cache)
+    changed = build_record({"k": [condition("a", ICD, "M33.11")]}, selector, cache, binding=BINDING)
     assert changed.of_type(Condition)[0] is not first.of_type(Condition)[0]
     now[0] = 11
-    expired = build_record({"k": [condition("a", ICD, "M33.10")]}, selector, cache)
+    expired = build_record({"k": [condition("a", ICD, "M33.10")]}, selector, cache, binding=BINDING)
     assert expired.of_type(Condition)[0] is not first.of_type(Condition)[0]
     invalid = {**condition("bad", ICD, "M33.10"), "recordedDate": "nope"}
     for _ in range(2):
-        record = build_record({"k": [invalid]}, selector, cache)
+        record = build_record({"k": [invalid]}, selector, cache, binding=BINDING)
         assert record.skipped == {"Condition": 1}  # a cached verdict is still counted and logged

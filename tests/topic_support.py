@@ -112,6 +112,8 @@ def facts(
     pulses: Iterable[int] = (),
     focus: Iterable[str] = (),
     draft_names: dict[str, str] | None = None,
+    unreadable: dict[str, int] | None = None,
+    unreadable_drafts: int = 0,
 ) -> ClinicalFacts:
     by_role: dict[str, list[Hit]] = {}
     for h in hits:
@@ -124,6 +126,8 @@ def facts(
         hits=by_role,
         focus=focus_set,
         draft_names=draft_names or {},
+        unreadable_steroid_entries=unreadable or {},
+        unreadable_steroid_drafts=unreadable_drafts,
     )
 
 

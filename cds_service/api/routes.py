@@ -147,6 +147,8 @@ def _observe(runtime: Runtime, evaluation: Evaluation) -> None:
                 metrics.observe_prefetch_key(source, len(keys))  # type: ignore[arg-type]
     for rtype, count in evaluation.skipped_entries.items():
         metrics.observe_prefetch_skipped(rtype, count)
+    for (rtype, reason), count in evaluation.unbound_entries.items():
+        metrics.observe_prefetch_unbound(rtype, reason, count)
     for _ in range(evaluation.violations):
         metrics.observe_response_violation()
 

@@ -9,11 +9,17 @@ text in hooks/<service>/service.toml (docs/architecture.md).
 from __future__ import annotations
 
 from cds_service.rule_kind import RuleKind
-from cds_service.topics import bone_health, infection, live_vaccine, osteonecrosis
+from cds_service.topics import (
+    bone_health,
+    infection,
+    live_vaccine,
+    osteonecrosis,
+    record_quality,
+)
 
 KINDS: dict[str, RuleKind] = {
     kind.name: kind
-    for module in (bone_health, osteonecrosis, infection, live_vaccine)
+    for module in (bone_health, osteonecrosis, infection, live_vaccine, record_quality)
     for kind in module.KINDS
 }
 
