@@ -15,6 +15,7 @@ from typing import Any
 
 from cds_service.exposure import Course, ExposureSummary
 from cds_service.facts import ClinicalFacts, Hit
+from cds_service.lab_results import Result
 from cds_service.rule_kind import Finding, RuleKind
 from cds_service.steroid_status import SteroidStatus
 from cds_service.thresholds import Thresholds, load_thresholds
@@ -98,10 +99,14 @@ def hit(
     ago: int | None = 30,
     active: bool = True,
     value: float | None = None,
+    value_unit: str | None = None,
+    result: Result | None = None,
     **props: Any,
 ) -> Hit:
+    """A hit ``ago`` days old; ``value_unit`` is the value's UCUM unit, ``result`` what a test
+    result says (lab_results), ``props`` the value-set concept's properties."""
     day = TODAY - timedelta(days=ago) if ago is not None else None
-    return Hit(ref, role, day, active, props, value, ref.split("/")[0])
+    return Hit(ref, role, day, active, props, value, ref.split("/")[0], value_unit, result)
 
 
 def facts(

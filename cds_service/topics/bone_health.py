@@ -24,7 +24,14 @@ from cds_service.steroid_status import (
     run_with_plan,
 )
 from cds_service.thresholds import Thresholds
-from cds_service.topics.patient_context import both_hips_replaced, newest
+from cds_service.topics.patient_context import (
+    THERAPY_CONTEXT_ROLES,
+    THERAPY_CONTEXT_SAMPLE,
+    THERAPY_CONTEXT_THRESHOLDS,
+    TherapyContext,
+    both_hips_replaced,
+    newest,
+)
 
 ROLES = (
     "adrenal_insufficiency",
@@ -37,6 +44,7 @@ ROLES = (
     "osteoporosis_drugs",
     "bisphosphonate_use",
     "hip_prosthesis",
+    *THERAPY_CONTEXT_ROLES,
 )
 SUPPLEMENT_THRESHOLDS = (
     "bone.calcium_mg_low",
@@ -201,6 +209,10 @@ def evaluate_bone_health(
         "frax_adjust_mg": fmt_number(t.value("bone.frax_gc_adjust_above_mg")),
     }
     evidence = set(status.evidence) | set(risk_refs) | work.evidence(facts)
+    context = TherapyContext.of(facts, t)  # kidney function, pregnancy: therapy choice
+    details += context.details
+    values |= context.values
+    evidence |= set(context.evidence)
     return Finding(
         summary=summary,
         details=tuple(details),
@@ -231,6 +243,7 @@ BONE_HEALTH = RuleKind(
         "bone.under40_moderate_days",
         "bone.frax_gc_adjust_above_mg",
         *SUPPLEMENT_THRESHOLDS,
+        *THERAPY_CONTEXT_THRESHOLDS,
     ),
     summaries=("dxa-none", "dxa-due", "treat", "supplements"),
     details=(
@@ -245,10 +258,13 @@ BONE_HEALTH = RuleKind(
         "risk",
         "treatment",
         "calcium-vitamin-d",
+        "kidney",
+        "pregnancy",
     ),
     suggestions=("dxa", "dxa-spine-forearm"),
     sample_facts=COMMON_SAMPLE
     | SUPPLEMENT_SAMPLE
+    | THERAPY_CONTEXT_SAMPLE
     | {
         "age": "120",
         "last_dxa": "unknown date",
@@ -296,6 +312,10 @@ def evaluate_order_bone_health(
         **supplement_facts(t),
     }
     evidence = set(ordered.refs) | set(status.evidence) | work.evidence(facts) | set(work.therapy)
+    context = TherapyContext.of(facts, t)  # kidney function, pregnancy: therapy choice
+    details += context.details
+    values |= context.values
+    evidence |= set(context.evidence)
     return Finding(
         summary=summary,
         details=tuple(details),
@@ -316,6 +336,7 @@ ORDER_BONE_HEALTH = RuleKind(
         "bone.dxa_baseline_within_days",
         "bone.dxa_interval_days",
         *SUPPLEMENT_THRESHOLDS,
+        *THERAPY_CONTEXT_THRESHOLDS,
     ),
     summaries=("dxa-baseline", "dxa-due", "supplements"),
     details=(
@@ -327,10 +348,13 @@ ORDER_BONE_HEALTH = RuleKind(
         "hips-replaced",
         "risk-assessment",
         "calcium-vitamin-d",
+        "kidney",
+        "pregnancy",
     ),
     suggestions=("dxa", "dxa-spine-forearm"),
     sample_facts=ORDER_SAMPLE
     | SUPPLEMENT_SAMPLE
+    | THERAPY_CONTEXT_SAMPLE
     | {
         "run_days": "730",
         "long_term_min_daily_mg": "2.5",
