@@ -89,5 +89,6 @@ def _patients(value: object) -> list[Mapping[str, Any]]:
         return [value]
     if value.get("resourceType") != "Bundle":
         return []
-    resources = (e.get("resource") for e in value.get("entry") or () if isinstance(e, Mapping))
-    return [r for r in resources if isinstance(r, Mapping) and r.get("resourceType") == "Patient"]
+    # Raw JSON: plain dict checks, no ABC isinstance on every entry of a large record.
+    resources = (e.get("resource") for e in value.get("entry") or () if isinstance(e, dict))
+    return [r for r in resources if isinstance(r, dict) and r.get("resourceType") == "Patient"]

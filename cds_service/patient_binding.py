@@ -73,6 +73,11 @@ class PatientBinding:
 
     patient_id: str
     patients_by_full_url: Mapping[str, str | None] = field(default_factory=dict)
+    # "Patient/<id>": the form nearly every resource uses, compared first (hot path).
+    own_reference: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "own_reference", f"Patient/{self.patient_id}")
 
     @staticmethod
     def of(patient_id: str, values: Iterable[object]) -> PatientBinding:
@@ -82,15 +87,15 @@ class PatientBinding:
         found: dict[str, str | None] = {}
         for value in values:
             bundle = unwrap_prefetch_value(value)
-            if not isinstance(bundle, Mapping) or bundle.get("resourceType") != "Bundle":
+            if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
                 continue
             for entry in bundle.get("entry") or ():
-                if not isinstance(entry, Mapping):
+                if not isinstance(entry, dict):
                     continue
                 url, resource = entry.get("fullUrl"), entry.get("resource")
                 if (
                     isinstance(url, str)
-                    and isinstance(resource, Mapping)
+                    and isinstance(resource, dict)
                     and resource.get("resourceType") == "Patient"
                 ):
                     rid = resource.get("id")
@@ -99,9 +104,11 @@ class PatientBinding:
 
     def reference(self, ref: object) -> Verdict:
         """Whether a raw Reference names the context patient (see the module docstring)."""
-        target = ref.get("reference") if isinstance(ref, Mapping) else None
+        target = ref.get("reference") if isinstance(ref, dict) else None
         if not isinstance(target, str):
             return UNBOUND  # identifier-only or display-only: not provable
+        if target == self.own_reference:
+            return OWN
         if target.startswith("urn:"):
             if target not in self.patients_by_full_url:
                 return UNBOUND

@@ -119,7 +119,8 @@ def _is_error_outcome(resource: Mapping[str, Any]) -> bool:
 
 
 def _is_resource(value: object) -> TypeGuard[Mapping[str, Any]]:
-    return isinstance(value, Mapping) and isinstance(value.get("resourceType"), str)
+    # Raw JSON is dicts: a plain isinstance, not an ABC check, on every entry of a large record.
+    return isinstance(value, dict) and isinstance(value.get("resourceType"), str)
 
 
 def interpret(value: Any) -> tuple[str, list[dict[str, Any]], dict[str, Any] | None]:
@@ -147,7 +148,7 @@ def _bundle_resources(bundle: Mapping[str, Any]) -> tuple[list[dict[str, Any]], 
     resources: list[dict[str, Any]] = []
     outcomes = 0
     for entry in bundle.get("entry") or ():
-        resource = entry.get("resource") if isinstance(entry, Mapping) else None
+        resource = entry.get("resource") if isinstance(entry, dict) else None
         if not _is_resource(resource):
             continue
         if _is_error_outcome(resource):

@@ -361,7 +361,7 @@ class _Build:
 
 def _medication_ref(raw: Mapping[str, Any]) -> str | None:
     ref = raw.get("medicationReference")
-    target = ref.get("reference") if isinstance(ref, Mapping) else None
+    target = ref.get("reference") if isinstance(ref, dict) else None
     return relative_reference(target) if isinstance(target, str) else None
 
 
