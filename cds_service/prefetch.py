@@ -181,7 +181,7 @@ def _missing_medication_refs(entries: Mapping[str, list[dict[str, Any]]]) -> dic
     for key, resources in entries.items():
         for r in resources:
             ref = r.get("medicationReference")
-            target = ref.get("reference") if isinstance(ref, Mapping) else None
+            target = ref.get("reference") if isinstance(ref, dict) else None
             parsed = parse_reference(target) if isinstance(target, str) else None
             # Relative references only: an absolute one may name another server than fhirServer.
             if (

@@ -383,7 +383,7 @@ def build_record(
     those named a glucocorticoid (:class:`PatientRecord` has the counts).
     """
     raw_by_key = {
-        key: [r for r in entries if isinstance(r, Mapping)]
+        key: [r for r in entries if type(r) is dict or isinstance(r, Mapping)]
         for key, entries in entries_by_key.items()
     }
     medication_keys: dict[str, str] = {}  # "Medication/<id>" -> the key it came under
