@@ -57,11 +57,7 @@ class Evaluation:
 
 
 def exposure_params(t: Thresholds, lookback_days: int | None) -> ExposureParams:
-    return ExposureParams(
-        lookback_days=int(lookback_days or t.value("exposure.lookback_days")),
-        open_course_cap_days=int(t.value("exposure.open_course_cap_days")),
-        iv_pulse_min_daily_peq_mg=t.value("exposure.iv_pulse_min_daily_peq_mg"),
-    )
+    return ExposureParams.from_thresholds(t, lookback_days)
 
 
 def clinical_facts(

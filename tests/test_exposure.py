@@ -360,7 +360,7 @@ def test_ignored_statuses(resource: Any) -> None:
 
 STATUS = [
     ("active open, recent: to today", "active", day(-10), [dose()], day(-10), day(0), 11),
-    ("active open, stale: evidence + cap", "active", day(-200), [dose()], day(-200), day(-110), 91),
+    ("active open, old: still to today", "active", day(-200), [dose()], day(-200), day(0), 201),
     ("active with future end: past part", "active", day(-5), [dose(days=20)], day(-5), day(0), 6),
     ("on-hold: days before today", "on-hold", day(-10), [dose()], day(-10), day(-1), 10),
     ("completed: planned end", "completed", day(-30), [dose(days=10)], day(-30), day(-21), 10),
@@ -389,12 +389,18 @@ def test_active_order_future_part_is_planned() -> None:
     assert summary.current_run_at_or_above(20, include_planned=True) == 6 + 94
 
 
-def test_open_course_is_capped_by_linked_evidence() -> None:
+def test_linked_dispense_confirms_an_old_open_order() -> None:
     order = req(status="active", authored=day(-200), dosages=[dose()])
     fill = dispense(handed=day(-20), days=None, qty=None, authorizingPrescription=[{"reference": "MedicationRequest/o1"}])  # fmt: skip
     summary = run([order, fill])
     assert summary.current_daily_peq_mg() == 20.0
     assert summary.longest_run_at_or_above(20) == 201
+    course = next(c for c in summary.courses if c.source == "MedicationRequest/o1")
+    assert (course.ordered_on, course.last_evidence_on) == (
+        TODAY - timedelta(days=200),
+        TODAY - timedelta(days=20),
+    )
+    assert not course.unconfirmed_current
 
 
 def test_intended_statement_is_planned_only() -> None:
@@ -512,7 +518,7 @@ def test_route(route: str | None, med: dict[str, Any], expected: str) -> None:
 
 
 def test_lookback_window() -> None:
-    summary = run([req("old", authored=day(-400), dosages=[dose(days=40)]), req("edge", authored=day(-364), dosages=[dose(5, days=1)])])  # fmt: skip
+    summary = run([req("old", authored=day(-400), dosages=[dose(days=40)]), req("edge", med=code("6902"), authored=day(-364), dosages=[dose(4, days=1)])])  # fmt: skip
     assert min(summary.daily) == TODAY - timedelta(days=364)
     assert summary.cumulative_peq_mg() == 4 * 20 + 5  # days -364..-361 of "old" + "edge"
     assert all(d >= summary.window_start for d in summary.daily)

@@ -28,7 +28,9 @@ EXT = "http://example.org/fhir/StructureDefinition/"
 # +04:00 so that local date != UTC date around midnight.
 NOW = datetime(2024, 6, 30, 10, 0, tzinfo=timezone(timedelta(hours=4)))
 TODAY = NOW.date()
-PARAMS = ExposureParams(lookback_days=365, open_course_cap_days=90, iv_pulse_min_daily_peq_mg=250)
+PARAMS = ExposureParams(
+    lookback_days=365, iv_pulse_min_daily_peq_mg=250, unconfirmed_after_days=180
+)
 PEQ: dict[str, float] = {
     "8640": 1.0,
     "8638": 1.0,

@@ -33,15 +33,22 @@ Documented policies (design choices, not guideline statements):
   every one has its own duration (a taper without sequence numbers), else concurrent. A step
   with no duration in the middle of a taper lasts one day (known gap).
 * **Status.** Ignored: entered-in-error, cancelled, not-taken, not-done, declined, draft
-  (outside ``draft_orders``), ``intent`` proposal/option, ``doNotPerform``. *active*: the past
-  counts, the future part of the planned end is planned exposure; an open end runs to today
-  but never past the last dated evidence of the record's cluster (see dedup) plus
-  ``open_course_cap_days``. *completed/stopped/unknown*: R4 has no ``statusChanged``, so the
-  course ends at its planned end (start + duration), or without one at the record's last dated
-  evidence, and never after today. *on-hold*: days before today only. MedicationStatement
-  *intended* and ``draft_orders``: planned only (today onward); a draft with no start starts
-  today, a draft or intended record with no duration counts for its first day only.
-  MedicationDispense: handed-over supply; its future days are planned exposure.
+  (outside ``draft_orders``), ``intent`` proposal/option, ``doNotPerform``. *active*: current
+  use follows the record (clinical-knowledge-2.md 1.1-1.2). The record's own end counts:
+  ``boundsPeriod.end``, ``boundsDuration``/``count``, the supply (``expectedSupplyDuration``
+  or ``quantity`` times ``1 + numberOfRepeatsAllowed``), else ``dispenseRequest.validityPeriod
+  .end``; without any of these the course runs through today, however old the order (the
+  future part of a planned end is planned exposure). Dispenses, administrations and statements
+  are evidence of use: a course reaching today whose latest evidence for that ingredient is
+  older than ``unconfirmed_after_days`` is ``unconfirmed_current`` (``Course.ordered_on``,
+  ``Course.last_evidence_on`` say how old). *completed/stopped/unknown*: R4 has no
+  ``statusChanged``, so the course ends at its planned end (start + duration), or without one
+  at the record's last dated evidence, and never after today. *on-hold*: days before today
+  only, ending on ``meta.lastUpdated`` (the hold was the likely update) when that falls inside
+  the course. MedicationStatement *intended* and ``draft_orders``: planned only (today onward);
+  a draft with no start starts today, a draft or intended record with no duration counts for
+  its first day only (an active record starting in the future too). MedicationDispense:
+  handed-over supply; its future days are planned exposure.
 * **Missing dates.** Start = the dosage's own ``boundsPeriod.start``, else ``authoredOn``,
   else ``dispenseRequest.validityPeriod.start``, else ``effective[x]``/``whenHandedOver``, else
   ``dateAsserted`` or ``meta.lastUpdated`` (these two set ``undated=True``). With no date at
@@ -52,7 +59,9 @@ Documented policies (design choices, not guideline statements):
   ``basedOn``/``derivedFrom``/``partOf``, MedicationAdministration ``request``/``partOf``,
   MedicationDispense ``authorizingPrescription``, MedicationRequest ``basedOn`` and
   ``priorPrescription``. A renewal (``priorPrescription``) also ends the replaced order the day
-  before the new one starts (a draft renewal replaces it from tomorrow). Per ingredient and
+  before the new one starts (a draft renewal replaces it from tomorrow). Unlinked orders (and
+  statements) of the same product (ingredient, strength, pack) replace each other the same
+  way when they start on different days: re-prescriptions left active never stack up. Per ingredient and
   day: within a cluster, administrations add up and the other records are duplicates (max of
   each kind, then max over kinds); clusters that contain a MedicationRequest add up (5 mg + 1 mg
   concurrent orders are summed); clusters without one add up within their kind, and the

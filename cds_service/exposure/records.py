@@ -27,6 +27,7 @@ from cds_service.fhir.references import relative_reference
 from cds_service.medications import (
     DrugInfo,
     Route,
+    Strength,
     amount_mg,
     dosage_texts,
     duration_days,
@@ -38,6 +39,9 @@ Kind = Literal["request", "administration", "dispense", "statement"]
 # How a record's status shapes its days (see module docstring, "Status").
 Policy = Literal["current", "ended", "paused", "supply", "event", "planned"]
 KIND_ORDER: Mapping[str, int] = {"request": 0, "administration": 1, "dispense": 2, "statement": 3}
+# Ingredient, strength and pack size of the product a record names (None for both when only
+# the ingredient is coded): records of the same kind and product replace each other in time.
+ProductKey = tuple[str, Strength | None, int | None]
 MedicationUse = (
     MedicationRequest | MedicationStatement | MedicationAdministration | MedicationDispense
 )
@@ -54,6 +58,9 @@ class Record:
     priors: list[str] = field(default_factory=list)
     draft: bool = False
     cluster: int = 0
+    ordered_on: date | None = None  # MedicationRequest.authoredOn
+    updated: date | None = None  # meta.lastUpdated: the likely day an order was put on hold
+    product: ProductKey | None = None  # same product: a later record replaces an earlier one
 
 
 _REQUEST_POLICY: Mapping[str, Policy] = {
@@ -128,6 +135,10 @@ def _last_updated(meta: Meta | None, ctx: Context) -> Day | None:
     return to_day(meta.lastUpdated, ctx.tz) if meta else None
 
 
+def _product(drug: DrugInfo) -> ProductKey:
+    return (drug.ingredient, drug.strength, drug.pack_units)
+
+
 # ----------------------------------------------------------------------- MedicationRequest
 
 
@@ -144,6 +155,9 @@ def _parse_request(
     bound_starts = _bound_starts(dosages, ctx)
     disp = mr.dispenseRequest
     validity = to_day(disp.validityPeriod.start, ctx.tz) if disp and disp.validityPeriod else None
+    validity_end = (
+        to_day(disp.validityPeriod.end, ctx.tz, end=True) if disp and disp.validityPeriod else None
+    )
     authored = to_day(mr.authoredOn, ctx.tz)
     start: Day | None
     if draft:
@@ -157,12 +171,16 @@ def _parse_request(
         fills = 1 + int(disp.numberOfRepeatsAllowed or 0)
         supply_mg = amount_mg(disp.quantity, drug)
     segments = dosage_segments(
-        dosages, drug, ctx, start, record_days=record_days, supply_mg=supply_mg, supply_fills=fills
-    )
+        dosages, drug, ctx, start, record_days=record_days, supply_mg=supply_mg,
+        supply_fills=fills, record_end=validity_end.value if validity_end else None,
+    )  # fmt: skip
     evidence = _latest([start, authored, validity, *bound_starts], ctx.today)
+    updated = _last_updated(mr.meta, ctx)
     return Record(
         source, "request", policy, segments, evidence,
         links=_refs(mr.basedOn), priors=_refs([mr.priorPrescription]), draft=draft,
+        ordered_on=authored.value if authored and not authored.weak else None,
+        updated=updated.value if updated else None, product=_product(drug),
     )  # fmt: skip
 
 
@@ -223,9 +241,11 @@ def _parse_statement(
         for seg in segments:
             seg.end = eff_end.value if seg.end is None else min(seg.end, eff_end.value)
     evidence = _latest([eff_start, eff_end, asserted], ctx.today)
+    updated = _last_updated(ms.meta, ctx)
     return Record(
         source, "statement", policy, segments, evidence,
         links=_refs([*(ms.basedOn or []), *(ms.derivedFrom or []), *(ms.partOf or [])]),
+        updated=updated.value if updated else None, product=_product(drug),
     )  # fmt: skip
 
 

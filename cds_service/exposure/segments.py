@@ -52,12 +52,15 @@ def dosage_segments(
     record_days: int | None,
     supply_mg: float | None,
     supply_fills: int,
+    record_end: date | None = None,
 ) -> list[Segment]:
     """Lay out Dosage entries from the record's ``start`` (None: no date yet, weak).
 
     ``record_days`` (a supply duration) or ``supply_mg`` (an amount to divide by the daily
     dose), times ``supply_fills``, give the length of a single-step record whose dosages have
-    none of their own; no dosage at all is one dose-less segment.
+    none of their own; no dosage at all is one dose-less segment. ``record_end`` (the last day
+    the prescription may be filled, ``dispenseRequest.validityPeriod.end``) ends whatever is
+    still open after that.
     """
     first = start.value if start else None
     weak = start.weak if start else True
@@ -82,6 +85,10 @@ def dosage_segments(
         segments.extend(step)
         if cursor is not None and step_days is not None:
             cursor = cursor + timedelta(days=step_days)
+    if record_end is not None:
+        for seg in segments:
+            if seg.start is not None and seg.end is None:
+                seg.end = max(seg.start, record_end)
     return segments
 
 

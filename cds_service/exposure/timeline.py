@@ -43,10 +43,9 @@ class _Clusters:
             self.parent[hi] = lo
 
 
-def _resolve_dates(record: Record, cluster_evidence: date | None, ctx: Context) -> None:
+def _resolve_dates(record: Record, ctx: Context) -> None:
     """Apply the status policy to open ends and missing starts (module docstring)."""
-    today, cap = ctx.today, ctx.params.open_course_cap_days
-    evidence = cluster_evidence or record.evidence
+    today = ctx.today
     for seg in record.segments:
         if seg.start is None:
             if record.policy in ("current", "planned"):
@@ -54,9 +53,10 @@ def _resolve_dates(record: Record, cluster_evidence: date | None, ctx: Context) 
             continue
         if seg.end is None:
             if record.policy == "current":
-                seg.end = min(today, (evidence or seg.start) + timedelta(days=cap))
+                # The record says nothing about an end: taken through today, however old.
+                seg.end = max(today, seg.start)
             elif record.policy == "paused":
-                seg.end = min(today - DAY, (evidence or seg.start) + timedelta(days=cap))
+                seg.end = _hold_day(record, seg.start, today)
             elif record.policy == "ended":
                 seg.end = max(seg.start, min(record.evidence or seg.start, today))
             else:
@@ -65,6 +65,15 @@ def _resolve_dates(record: Record, cluster_evidence: date | None, ctx: Context) 
             seg.end = min(seg.end, today)
         elif record.policy == "paused":
             seg.end = min(seg.end, today - DAY)
+
+
+def _hold_day(record: Record, start: date, today: date) -> date:
+    """The last day an on-hold record was taken: R4 has no status date, so the day it was last
+    updated (the hold was the likely update), else yesterday."""
+    updated = record.updated
+    if updated is not None and start <= updated < today:
+        return updated
+    return today - DAY
 
 
 def _days(seg: Segment, lo: date, hi: date) -> Iterator[date]:
@@ -116,9 +125,10 @@ def _prepare(
 ) -> _Prepared:
     """Parse, cluster (dedup), resolve open dates and apply renewals."""
     records, excluded = _parse_all(resources, draft_orders, ctx)
-    anchors, evidence = _cluster(records)
-    unknown = _resolve_all(records, evidence, ctx)
+    anchors = _cluster(records)
+    unknown = _resolve_all(records, ctx)
     _apply_renewals(records, ctx.today)
+    _apply_replacements(records, ctx.today)
     return _Prepared(records, anchors, excluded, unknown)
 
 
@@ -141,9 +151,9 @@ def _parse_all(
     return records, excluded
 
 
-def _cluster(records: Mapping[str, Record]) -> tuple[dict[int, Kind], dict[int, date]]:
+def _cluster(records: Mapping[str, Record]) -> dict[int, Kind]:
     """Number the clusters of linked records (``Record.cluster``); return each cluster's anchor
-    kind (the first in ``KIND_ORDER``) and its latest dated evidence (drafts aside)."""
+    kind (the first in ``KIND_ORDER``)."""
     clusters = _Clusters(records)
     for rec in records.values():
         for ref in (*rec.links, *rec.priors):
@@ -151,29 +161,23 @@ def _cluster(records: Mapping[str, Record]) -> tuple[dict[int, Kind], dict[int, 
                 clusters.union(rec.source, ref)
     roots = sorted({clusters.find(s) for s in records})
     cluster_ids = {root: i for i, root in enumerate(roots)}
-    evidence: dict[int, date] = {}
     members: dict[int, list[Record]] = {}
     for src in sorted(records):
         rec = records[src]
         rec.cluster = cluster_ids[clusters.find(src)]
         members.setdefault(rec.cluster, []).append(rec)
-        if rec.evidence is not None and not rec.draft:
-            evidence[rec.cluster] = max(evidence.get(rec.cluster, rec.evidence), rec.evidence)
-    anchors = {
+    return {
         cid: min((r.kind for r in recs), key=KIND_ORDER.__getitem__)
         for cid, recs in members.items()
     }
-    return anchors, evidence
 
 
-def _resolve_all(
-    records: Mapping[str, Record], evidence: Mapping[int, date], ctx: Context
-) -> set[str]:
+def _resolve_all(records: Mapping[str, Record], ctx: Context) -> set[str]:
     """Resolve every record's dates; drop the segments that stay undated and return the
     sources that lost one (or had none)."""
     unknown: set[str] = set()
     for rec in records.values():
-        _resolve_dates(rec, evidence.get(rec.cluster), ctx)
+        _resolve_dates(rec, ctx)
         if any(s.start is None for s in rec.segments) or not rec.segments:
             unknown.add(rec.source)
             rec.segments = [s for s in rec.segments if s.start is not None]
@@ -191,11 +195,12 @@ def _summarize(prepared: _Prepared, ctx: Context) -> ExposureSummary:
     planned: list[_Piece] = []
     iv: dict[tuple[str, str, date], float] = {}
     lo, now_ord, hi = window_start.toordinal(), today.toordinal(), horizon.toordinal()
+    evidence = _evidence_by_ingredient(records, today)
     order = 0
     for src in sorted(records):
         rec = records[src]
         for seg in rec.segments:
-            courses.extend(_courses(rec, seg, window_start, today))
+            courses.extend(_courses(rec, seg, window_start, today, evidence, params))
             if seg.peq is None:
                 unknown.add(src)
                 continue
@@ -326,36 +331,90 @@ def _combine_day(active: list[_Piece], anchors: Mapping[int, str]) -> float:
 def _apply_renewals(records: Mapping[str, Record], today: date) -> None:
     """A renewal ends the order it replaces the day before it starts (drafts: after today)."""
     for rec in records.values():
-        starts = [s.start for s in rec.segments if s.start is not None]
-        if not rec.priors or not starts:
-            continue
-        cut = min(starts) - DAY
-        if rec.draft:
-            cut = max(cut, today)
         for ref in rec.priors:
             old = records.get(ref)
-            if old is None or old.draft:
-                continue
-            kept = []
-            for seg in old.segments:
-                if seg.start is not None and seg.start > cut:
-                    continue
-                if seg.end is not None:
-                    seg.end = min(seg.end, cut)
-                kept.append(seg)
-            old.segments = kept
+            if old is not None and not old.draft:
+                _replace(old, rec, today)
 
 
-def _courses(rec: Record, seg: Segment, window_start: date, today: date) -> list[Course]:
+def _apply_replacements(records: Mapping[str, Record], today: date) -> None:
+    """Orders (and statements) of the same product, not linked to each other, replace each
+    other in time: each ends the day before a later one starts (a draft: after today).
+
+    EHRs leave re-prescriptions of a chronic drug active side by side; summed, 7.5 mg/day
+    written four times a year would read as 30 mg/day. Records starting on the same day stay
+    concurrent (a 5 mg and a 1 mg tablet order for 6 mg/day are different products anyway).
+    """
+    groups: dict[tuple[str, object], list[tuple[date, str]]] = {}
+    for src in sorted(records):
+        rec = records[src]
+        starts = [s.start for s in rec.segments if s.start is not None]
+        if rec.product is None or not starts or rec.kind not in ("request", "statement"):
+            continue
+        groups.setdefault((rec.kind, rec.product), []).append((min(starts), src))
+    for members in groups.values():
+        members.sort()
+        for (first_start, old_src), (new_start, new_src) in pairwise(members):
+            old, new = records[old_src], records[new_src]
+            if new_start > first_start and old.cluster != new.cluster and not old.draft:
+                _replace(old, new, today)
+
+
+def _replace(old: Record, new: Record, today: date) -> None:
+    """End ``old`` the day before ``new`` starts (a draft ``new``: not before today)."""
+    starts = [s.start for s in new.segments if s.start is not None]
+    if not starts:
+        return
+    cut = min(starts) - DAY
+    if new.draft:
+        cut = max(cut, today)
+    kept = []
+    for seg in old.segments:
+        if seg.start is not None and seg.start > cut:
+            continue
+        if seg.end is not None:
+            seg.end = min(seg.end, cut)
+        kept.append(seg)
+    old.segments = kept
+
+
+def _evidence_by_ingredient(records: Mapping[str, Record], today: date) -> dict[str, date]:
+    """Latest dated evidence of use per ingredient (drafts aside), today at the latest."""
+    latest: dict[str, date] = {}
+    for rec in records.values():
+        if rec.draft or rec.evidence is None:
+            continue
+        day = min(rec.evidence, today)
+        for ingredient in {s.ingredient for s in rec.segments}:
+            latest[ingredient] = max(latest.get(ingredient, day), day)
+    return latest
+
+
+def _courses(
+    rec: Record,
+    seg: Segment,
+    window_start: date,
+    today: date,
+    evidence: Mapping[str, date],
+    params: ExposureParams,
+) -> list[Course]:
     """Public Course objects for a segment, split into actual (to today) and planned parts."""
     if seg.start is None or seg.end is None:  # unresolved segments were dropped already
         return []
+    last = evidence.get(seg.ingredient)
+    unconfirmed = (
+        rec.policy == "current"
+        and not rec.draft
+        and seg.start <= today <= seg.end
+        and (last is None or (today - last).days > params.unconfirmed_after_days)
+    )
     out: list[Course] = []
     if rec.policy != "planned" and seg.start <= today and seg.end >= window_start:
         out.append(
             Course(
                 rec.source, seg.ingredient, seg.name, seg.start, min(seg.end, today), seg.peq,
-                seg.route, False, seg.dose_range, seg.undated, seg.alternate,
+                seg.route, False, seg.dose_range, seg.undated, seg.alternate, rec.ordered_on,
+                last, unconfirmed,
             )
         )  # fmt: skip
     future_start = max(seg.start, today if rec.policy == "planned" else today + DAY)
@@ -363,7 +422,8 @@ def _courses(rec: Record, seg: Segment, window_start: date, today: date) -> list
         out.append(
             Course(
                 rec.source, seg.ingredient, seg.name, future_start, seg.end, seg.peq,
-                seg.route, True, seg.dose_range, seg.undated, seg.alternate,
+                seg.route, True, seg.dose_range, seg.undated, seg.alternate, rec.ordered_on,
+                last, unconfirmed,
             )
         )  # fmt: skip
     return out
