@@ -138,7 +138,11 @@ EXCLUDED = [
     ("inhaled route", {"dosages": [dose(route="Inhalation")]}),
     ("intra-articular triamcinolone", {"med": code("10759"), "dosages": [dose(40, route="Intra-articular")]}),
     ("nasal form on Medication", {"medicationReference": {"reference": "Medication/n1"}}),
-    ("topical SIG text", {"dosages": [{**dose(), "text": "apply topical to rash"}]}),
+    ("ophthalmic route", {"dosages": [dose(route="Ophthalmic")]}),
+    ("nasal route coding display", {"dosages": [{**dose(), "route": {"coding": [{"system": "urn:local", "code": "NAS", "display": "Nasal"}]}}]}),
+    ("nasal site", {"dosages": [{**dose(), "site": {"text": "Nasal cavity"}}]}),
+    ("inhale method", {"dosages": [{**dose(), "method": {"text": "Inhalation"}}]}),
+    ("ophthalmic product text", {"med": text("prednisolone acetate 1% ophthalmic suspension")}),
 ]  # fmt: skip
 
 
@@ -149,6 +153,22 @@ def test_excluded_products_and_routes(label: str, kwargs: dict[str, Any]) -> Non
     assert summary.excluded_sources == ("MedicationRequest/o1",), label
     assert summary.courses == ()
     assert summary.daily == {}
+
+
+INSTRUCTION_WORDS = [
+    ("text mentions the eyes", {"text": "60 mg by mouth daily; report eye pain or blurred vision"}),
+    ("patientInstruction eye", {"patientInstruction": "For eye inflammation (uveitis). Take in the morning."}),
+    ("patientInstruction nasal", {"patientInstruction": "Keep using your nasal spray as well."}),
+    ("additionalInstruction topical", {"additionalInstruction": [{"text": "Do not apply topical steroids at the same time"}]}),
+    ("text inhaled", {"text": "Continue inhaled fluticasone separately"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("label", "extra"), INSTRUCTION_WORDS)
+def test_instruction_words_never_exclude(label: str, extra: dict[str, Any]) -> None:
+    summary = run([req(dosages=[{**dose(60, route="Oral", days=10), **extra}], note=[{"text": "nasal polyps"}])])  # fmt: skip
+    assert summary.excluded_sources == (), label
+    assert only_course(summary).daily_peq_mg == 60.0, label
 
 
 @pytest.mark.parametrize(

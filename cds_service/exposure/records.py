@@ -29,7 +29,7 @@ from cds_service.medications import (
     Route,
     Strength,
     amount_mg,
-    dosage_texts,
+    dosage_route_texts,
     duration_days,
     identify_drug,
     route_of,
@@ -109,7 +109,7 @@ def _identify(
         list(resource.contained or []),
         ctx.medications,
         ctx.knowledge,
-        dosage_texts(dosage_items),
+        dosage_route_texts(dosage_items),
     )
 
 

@@ -197,16 +197,16 @@ def _type_code(concept: CodeableConcept | None) -> str:
     return next((str(c.code) for c in (concept.coding or []) if c.code), "")
 
 
-def dosage_texts(items: Iterable[Dosage | MedicationAdministrationDosage]) -> list[str]:
-    """Route, site, method and SIG texts of dosages: checked against the exclusion lists."""
+def dosage_route_texts(items: Iterable[Dosage | MedicationAdministrationDosage]) -> list[str]:
+    """Route, site and method texts of dosages: checked against the exclusion lists.
+
+    Never the instruction text (``text``, ``patientInstruction``, ``additionalInstruction``):
+    "avoid contact with the eyes" or "use your nasal spray first" in an oral prednisone SIG
+    says nothing about the route of the glucocorticoid.
+    """
     out: list[str] = []
     for d in items:
         out.extend(texts_of(d.route))
         out.extend(texts_of(d.site))
         out.extend(texts_of(d.method))
-        if d.text:
-            out.append(str(d.text))
-        # MedicationAdministration.dosage has no patientInstruction.
-        if isinstance(d, Dosage) and d.patientInstruction:
-            out.append(str(d.patientInstruction))
     return out
