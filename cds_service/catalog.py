@@ -191,7 +191,7 @@ class Service:
             nonsystemic_routes=vs["nonsystemic_routes"],
             intravenous_routes=vs["intravenous_routes"],
             peq_factor={
-                k: v.value for k, v in self.thresholds.section("prednisone_equivalents").items()
+                k: v.exact for k, v in self.thresholds.section("prednisone_equivalents").items()
             },
         )
 

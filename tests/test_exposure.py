@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ IDENTIFY = [
     ("text hydrocortisone not cortisone", text("hydrocortisone"), dose(20), "5492", 5.0),
     ("text cortisone acetate", text("cortisone acetate"), dose(25), "2878", 5.0),
     ("RxNorm name, count unit", text("prednisone 20 MG Oral Tablet"), dose(2, "TAB"), "8640", 40.0),
-    ("local code with RxNorm display", code("L-77", "urn:local", "dexamethasone 4 MG Oral Tablet"), dose(1, "tablet"), "3264", 26.68),
+    ("local code with RxNorm display", code("L-77", "urn:local", "dexamethasone 4 MG Oral Tablet"), dose(1, "tablet"), "3264", 80 / 3),
     ("pack name", text("{21 (methylprednisolone 4 MG Oral Tablet) } Pack"), dose(2, "{tbl}"), "6902", 10.0),
     ("pack product code", code("762675"), dose(6, "{tbl}"), "6902", 30.0),
     ("syringe name, mL", text("1 ML methylprednisolone acetate 40 MG/ML Injectable Suspension"), dose(1, "mL"), "6902", 50.0),
@@ -219,6 +220,27 @@ def test_dose_units(
         assert summary.daily == {}
     else:
         assert summary.cumulative_peq_mg() == pytest.approx(3 * peq)
+
+
+EXACT_LINE = [
+    ("deflazacort 36 mg", "22396", 36.0, 1),
+    ("betamethasone 3.6 mg", "1514", 3.6, 1),
+    ("dexamethasone 4.5 mg", "3264", 4.5, 1),
+    ("dexamethasone 1.5 mg three times a day", "3264", 1.5, 3),
+    ("methylprednisolone 12 mg twice a day", "6902", 12.0, 2),
+    ("hydrocortisone 40 mg three times a day", "5492", 40.0, 3),
+    ("cortisone 50 mg three times a day", "2878", 50.0, 3),
+]
+
+
+@pytest.mark.parametrize(("label", "ingredient", "mg", "per_day"), EXACT_LINE)
+def test_equivalent_of_30_mg_is_exactly_30(
+    label: str, ingredient: str, mg: float, per_day: int
+) -> None:
+    summary = run([req(med=code(ingredient), dosages=[dose(mg, freq=per_day, period=1, days=20)])])
+    assert only_course(summary).daily_peq_mg == 30.0, label
+    assert summary.longest_run_at_or_above(30) == 20, label
+    assert summary.cumulative_peq_mg() == 20 * 30.0, label
 
 
 # ------------------------------------------------------------------ frequency
@@ -607,7 +629,9 @@ def test_naive_now_is_refused() -> None:
 
 
 def test_unknown_peq_factor_is_unknown_dose() -> None:
-    summary = run([req(med=code("1514"), dosages=[dose(1, days=2)])], know=knowledge({"8640": 1.0}))
+    summary = run(
+        [req(med=code("1514"), dosages=[dose(1, days=2)])], know=knowledge({"8640": Fraction(1)})
+    )
     assert summary.unknown_dose_sources() == ("MedicationRequest/o1",)
     assert only_course(summary).daily_peq_mg is None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
+from fractions import Fraction
 from typing import Any
 
 from cds_service.exposure import (
@@ -31,16 +32,17 @@ TODAY = NOW.date()
 PARAMS = ExposureParams(
     lookback_days=365, iv_pulse_min_daily_peq_mg=250, unconfirmed_after_days=180
 )
-PEQ: dict[str, float] = {
-    "8640": 1.0,
-    "8638": 1.0,
-    "6902": 1.25,
-    "10759": 1.25,
-    "5492": 0.25,
-    "2878": 0.2,
-    "3264": 6.67,
-    "1514": 8.33,
-    "22396": 0.833,
+# Exact ratios, as hooks/thresholds.toml writes them: 5 mg prednisone / the equivalent dose.
+PEQ: dict[str, Fraction] = {
+    "8640": Fraction(1),
+    "8638": Fraction(1),
+    "6902": Fraction(5, 4),
+    "10759": Fraction(5, 4),
+    "5492": Fraction(1, 4),
+    "2878": Fraction(1, 5),
+    "3264": Fraction(20, 3),
+    "1514": Fraction(25, 3),
+    "22396": Fraction(5, 6),
 }
 NAMES = {
     "8640": "prednisone",
@@ -104,7 +106,7 @@ def _product(
     return {"system": RXNORM, "code": code, "extension": exts}
 
 
-def knowledge(peq: Mapping[str, float] = PEQ) -> GlucocorticoidKnowledge:
+def knowledge(peq: Mapping[str, Fraction] = PEQ) -> GlucocorticoidKnowledge:
     names = "|".join(NAMES.values())
     ingredients = [_ingredient(RXNORM, code, code) for code in NAMES]
     ingredients += [

@@ -263,8 +263,8 @@ def _parse_administration(
         return drug
     start, end, span = _administration_days(ma, ctx)
     mg = amount_mg(dosage.dose if dosage else None, drug)
-    factor = ctx.knowledge.peq_factor.get(drug.ingredient)
-    peq = round(mg * factor / span, ROUND_DIGITS) if mg is not None and factor else None
+    total = ctx.knowledge.peq_mg(drug.ingredient, mg)
+    peq = round(total / span, ROUND_DIGITS) if total is not None else None
     route = route_of(dosage.route if dosage else None, ctx.knowledge, drug)
     seg = Segment(
         drug.ingredient, drug.ingredient_name, start.value if start else None,
@@ -337,10 +337,8 @@ def _supply_segment(
     drug: DrugInfo, ctx: Context, start: Day | None, days: int | None, supply_mg: float | None
 ) -> Segment:
     """No SIG: the dispensed amount spread evenly over the days supplied."""
-    factor = ctx.knowledge.peq_factor.get(drug.ingredient)
-    peq = None
-    if days and supply_mg is not None and factor:
-        peq = round(supply_mg / days * factor, ROUND_DIGITS)
+    total = ctx.knowledge.peq_mg(drug.ingredient, supply_mg)
+    peq = round(total / days, ROUND_DIGITS) if days and total is not None else None
     first = start.value if start else None
     last = first + timedelta(days=days - 1) if first and days else None
     route: Route = "oral" if drug.oral_form else "unknown-systemic"

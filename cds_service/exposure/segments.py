@@ -64,14 +64,13 @@ def dosage_segments(
     """
     first = start.value if start else None
     weak = start.weak if start else True
-    factor = ctx.knowledge.peq_factor.get(drug.ingredient)
     groups = _sequence_groups(list(dosages) or [None])
     segments: list[Segment] = []
     cursor = first
     ordered_keys = sorted(groups)
     last_index = len(ordered_keys) - 1
     for index, key in enumerate(ordered_keys):
-        step, step_days = _step(groups[key], drug, factor, ctx, first, weak, segments)
+        step, step_days = _step(groups[key], drug, ctx, first, weak, segments)
         if not step:
             continue
         if step_days is None and last_index == 0:
@@ -112,7 +111,6 @@ def _sequence_groups(items: list[Dosage | None]) -> dict[int, list[Dosage | None
 def _step(
     group: list[Dosage | None],
     drug: DrugInfo,
-    factor: float | None,
     ctx: Context,
     start: date | None,
     weak: bool,
@@ -127,7 +125,7 @@ def _step(
     step: list[Segment] = []
     for d in group:
         sched = schedule(d.timing if d is not None else None)
-        seg = _segment(d, sched, drug, factor, ctx, weak)
+        seg = _segment(d, sched, drug, ctx, weak)
         if d is not None and _place_on_own_bounds(seg, d, start, weak, ctx):
             placed.append(seg)
             continue
@@ -142,14 +140,14 @@ def _segment(
     dosage: Dosage | None,
     sched: Schedule,
     drug: DrugInfo,
-    factor: float | None,
     ctx: Context,
     weak: bool,
 ) -> Segment:
     """The dose segment of one Dosage, not yet placed in time."""
     dose = dose_per_administration(dosage, drug) if dosage is not None else NO_DOSE
     mg_day = dose.mg * sched.per_day if dose.mg is not None else None
-    peq = round(mg_day * factor, ROUND_DIGITS) if mg_day is not None and factor else None
+    total = ctx.knowledge.peq_mg(drug.ingredient, mg_day)
+    peq = round(total, ROUND_DIGITS) if total is not None else None
     route = route_of(dosage.route if dosage is not None else None, ctx.knowledge, drug)
     return Segment(
         drug.ingredient, drug.ingredient_name, None, None, peq, route,
