@@ -28,6 +28,10 @@ Documented policies (design choices, not guideline statements):
   ``quantity`` / daily amount, each times ``numberOfRepeatsAllowed + 1``; MedicationStatement
   ``effective[x]``; MedicationDispense ``daysSupply``; MedicationAdministration ``effective[x]``
   (the whole dose on the start day unless the period is longer than a day, then spread evenly).
+  A ``boundsPeriod`` with only a start gives the start, not the length: the record's supply
+  still ends it (a draft starting today with 30 days' supply is planned for 30 days).
+  Dispenses of one product for one prescription (or with none on the record) are one supply
+  line, laid end to end: a refill picked up early starts when the last one runs out.
   Dosages with the same ``sequence`` are concurrent (summed); different sequences are laid end
   to end from the record's start (tapers). Dosages with no ``sequence`` are consecutive when
   every one has its own duration (a taper without sequence numbers), else concurrent. A step
@@ -76,7 +80,8 @@ Documented policies (design choices, not guideline statements):
 
 Modules, in the order the data flows: ``records`` (one record per resource: status policy,
 drug, dates through ``dates``), ``segments`` (a record's Dosage entries laid out in time),
-``timeline`` (clusters, open ends, renewals and the sweep into day maps), ``daymap`` (per-day
+``overlaps`` (renewals, re-prescriptions of the same product, supply lines), ``timeline``
+(clusters, open ends and the sweep into day maps), ``daymap`` (per-day
 totals as runs) and ``summary`` (what the engine returns and the queries rules ask);
 ``context`` holds what every parser reads besides the record.
 """

@@ -40,7 +40,8 @@ Kind = Literal["request", "administration", "dispense", "statement"]
 Policy = Literal["current", "ended", "paused", "supply", "event", "planned"]
 KIND_ORDER: Mapping[str, int] = {"request": 0, "administration": 1, "dispense": 2, "statement": 3}
 # Ingredient, strength and pack size of the product a record names (None for both when only
-# the ingredient is coded): records of the same kind and product replace each other in time.
+# the ingredient is coded): orders (statements) of the same product replace each other in time,
+# dispenses of the same product are one supply line.
 ProductKey = tuple[str, Strength | None, int | None]
 MedicationUse = (
     MedicationRequest | MedicationStatement | MedicationAdministration | MedicationDispense
@@ -329,7 +330,7 @@ def _parse_dispense(md: MedicationDispense, source: str, ctx: Context) -> Record
         segments = [_supply_segment(drug, ctx, start, days, supply_mg)]
     return Record(
         source, "dispense", "supply", segments, _latest([handed, prepared], ctx.today),
-        links=_refs(md.authorizingPrescription),
+        links=_refs(md.authorizingPrescription), product=_product(drug),
     )  # fmt: skip
 
 

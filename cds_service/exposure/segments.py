@@ -158,7 +158,15 @@ def _segment(
 def _place_on_own_bounds(
     seg: Segment, dosage: Dosage, start: date | None, weak: bool, ctx: Context
 ) -> bool:
-    """Put ``seg`` on the dosage's own boundsPeriod; False when it has no dated bound."""
+    """Put ``seg`` on the dosage's own boundsPeriod; False when it is laid out as part of its
+    step instead.
+
+    A boundsPeriod with an end places the dosage on its own dates. One with only a start says
+    when it starts, not how long it lasts: when that is the record's start (a single-step
+    order, or a draft, which starts today) the dosage stays in its step, so its count or the
+    record's supply (``expectedSupplyDuration``...) gives the length; a later start places it
+    there, for its own duration or open.
+    """
     repeat = dosage.timing.repeat if dosage.timing is not None else None
     bounds = repeat.boundsPeriod if repeat is not None else None
     if bounds is None:
@@ -167,8 +175,14 @@ def _place_on_own_bounds(
     own_end = to_day(bounds.end, ctx.tz, end=True)
     if own_start is None and own_end is None:
         return False
+    if own_end is None and (start is None or own_start is None or own_start.value <= start):
+        return False
     seg.start = own_start.value if own_start else start
-    seg.end = own_end.value if own_end else None
+    if own_end is not None:
+        seg.end = own_end.value
+    elif seg.start is not None:
+        days = own_duration(dosage, schedule(dosage.timing))
+        seg.end = seg.start + timedelta(days=days - 1) if days is not None else None
     seg.undated = weak if own_start is None else own_start.weak
     return True
 

@@ -10,6 +10,7 @@ from itertools import pairwise
 from cds_service.exposure.context import Context
 from cds_service.exposure.dates import DAY
 from cds_service.exposure.daymap import EPS, ROUND_DIGITS, DayMap, DaySources
+from cds_service.exposure.overlaps import apply_renewals, apply_replacements, chain_supplies
 from cds_service.exposure.records import KIND_ORDER, Kind, Record, parse_record, source_of
 from cds_service.exposure.segments import Segment
 from cds_service.exposure.summary import Course, ExposureParams, ExposureSummary
@@ -126,9 +127,10 @@ def _prepare(
     """Parse, cluster (dedup), resolve open dates and apply renewals."""
     records, excluded = _parse_all(resources, draft_orders, ctx)
     anchors = _cluster(records)
+    chain_supplies(records, anchors)
     unknown = _resolve_all(records, ctx)
-    _apply_renewals(records, ctx.today)
-    _apply_replacements(records, ctx.today)
+    apply_renewals(records, ctx.today)
+    apply_replacements(records, ctx.today)
     return _Prepared(records, anchors, excluded, unknown)
 
 
@@ -326,56 +328,6 @@ def _combine_day(active: list[_Piece], anchors: Mapping[int, str]) -> float:
     for value in by_ingredient.values():
         total += value
     return total
-
-
-def _apply_renewals(records: Mapping[str, Record], today: date) -> None:
-    """A renewal ends the order it replaces the day before it starts (drafts: after today)."""
-    for rec in records.values():
-        for ref in rec.priors:
-            old = records.get(ref)
-            if old is not None and not old.draft:
-                _replace(old, rec, today)
-
-
-def _apply_replacements(records: Mapping[str, Record], today: date) -> None:
-    """Orders (and statements) of the same product, not linked to each other, replace each
-    other in time: each ends the day before a later one starts (a draft: after today).
-
-    EHRs leave re-prescriptions of a chronic drug active side by side; summed, 7.5 mg/day
-    written four times a year would read as 30 mg/day. Records starting on the same day stay
-    concurrent (a 5 mg and a 1 mg tablet order for 6 mg/day are different products anyway).
-    """
-    groups: dict[tuple[str, object], list[tuple[date, str]]] = {}
-    for src in sorted(records):
-        rec = records[src]
-        starts = [s.start for s in rec.segments if s.start is not None]
-        if rec.product is None or not starts or rec.kind not in ("request", "statement"):
-            continue
-        groups.setdefault((rec.kind, rec.product), []).append((min(starts), src))
-    for members in groups.values():
-        members.sort()
-        for (first_start, old_src), (new_start, new_src) in pairwise(members):
-            old, new = records[old_src], records[new_src]
-            if new_start > first_start and old.cluster != new.cluster and not old.draft:
-                _replace(old, new, today)
-
-
-def _replace(old: Record, new: Record, today: date) -> None:
-    """End ``old`` the day before ``new`` starts (a draft ``new``: not before today)."""
-    starts = [s.start for s in new.segments if s.start is not None]
-    if not starts:
-        return
-    cut = min(starts) - DAY
-    if new.draft:
-        cut = max(cut, today)
-    kept = []
-    for seg in old.segments:
-        if seg.start is not None and seg.start > cut:
-            continue
-        if seg.end is not None:
-            seg.end = min(seg.end, cut)
-        kept.append(seg)
-    old.segments = kept
 
 
 def _evidence_by_ingredient(records: Mapping[str, Record], today: date) -> dict[str, date]:
