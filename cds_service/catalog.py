@@ -193,6 +193,8 @@ class Service:
             peq_factor={
                 k: v.exact for k, v in self.thresholds.section("prednisone_equivalents").items()
             },
+            body_weight=vs.get("body_weight"),
+            body_height=vs.get("body_height"),
         )
 
     @cached_property

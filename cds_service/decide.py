@@ -75,6 +75,7 @@ def clinical_facts(
         exposure_params(t, options.lookback_days),
         call.now,
         draft_orders=call.drafts.medication_requests,
+        observations=record.by_type.get("Observation", []),
     )
     facts = collect_facts(
         record,

@@ -92,7 +92,9 @@ def test_file_metadata(path: Path) -> None:
     assert data["id"] == path.stem
     assert data["url"] == BASE_URL + path.stem
     assert data["status"] == "active"
-    assert data["date"] == "2026-11-24"
+    # Expanded by hand on 2026-11-24; body-weight and body-height on 2026-11-25.
+    assert data["date"] in ("2026-11-24", "2026-11-25")
+    assert data["expansion"]["timestamp"].startswith(data["date"])
     assert data["name"]
     assert data["title"]
     assert "Expanded" in data["description"]

@@ -20,17 +20,24 @@ from cds_service.fhir.models import (
     MedicationDispense,
     MedicationRequest,
     MedicationStatement,
+    Observation,
 )
 from cds_service.valuesets import parse_valueset
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 ATC = "http://www.whocc.no/atc"
+LOINC = "http://loinc.org"
 EXT = "http://example.org/fhir/StructureDefinition/"
 # +04:00 so that local date != UTC date around midnight.
 NOW = datetime(2024, 6, 30, 10, 0, tzinfo=timezone(timedelta(hours=4)))
 TODAY = NOW.date()
 PARAMS = ExposureParams(
-    lookback_days=365, iv_pulse_min_daily_peq_mg=250, unconfirmed_after_days=180
+    lookback_days=365,
+    iv_pulse_min_daily_peq_mg=250,
+    unconfirmed_after_days=180,
+    body_weight_max_age_days=180,
+    body_height_max_age_days=730,
+    bsa_divisor=3600,
 )
 # Exact ratios, as hooks/thresholds.toml writes them: 5 mg prednisone / the equivalent dose.
 PEQ: dict[str, Fraction] = {
@@ -163,6 +170,16 @@ def knowledge(peq: Mapping[str, Fraction] = PEQ) -> GlucocorticoidKnowledge:
             _vs("intravenous-routes", [], r"intravenous|\bIV\b"), "test"
         ),
         peq_factor=peq,
+        body_weight=parse_valueset(
+            _vs(
+                "body-weight",
+                [{"system": LOINC, "code": "29463-7"}, {"system": LOINC, "code": "3141-9"}],
+            ),
+            "test",
+        ),
+        body_height=parse_valueset(
+            _vs("body-height", [{"system": LOINC, "code": "8302-2"}]), "test"
+        ),
     )
 
 
@@ -305,6 +322,28 @@ def dispense(rid: str = "d1", *, med: dict[str, Any] | None = None, handed: str 
     return MedicationDispense.model_validate(data)
 
 
+def observation(
+    oid: str, loinc: str, value: float, unit: str, when: str, *, status: str = "final"
+) -> Observation:
+    """A body measurement: ``value`` ``unit`` (UCUM code) measured on ``when``."""
+    return Observation.model_validate(
+        {
+            "resourceType": "Observation",
+            "id": oid,
+            "status": status,
+            "code": {"coding": [{"system": LOINC, "code": loinc}]},
+            "subject": {"reference": "Patient/pt-test"},
+            "effectiveDateTime": when,
+            "valueQuantity": {
+                "value": value,
+                "unit": unit,
+                "system": "http://unitsofmeasure.org",
+                "code": unit,
+            },
+        }
+    )
+
+
 def medication(mid: str, **data: Any) -> Medication:
     return Medication.model_validate({"resourceType": "Medication", "id": mid, **data})
 
@@ -317,8 +356,11 @@ def run(
     params: ExposureParams = PARAMS,
     know: GlucocorticoidKnowledge = KNOWLEDGE,
     now: datetime = NOW,
+    observations: Sequence[FHIRResourceModel] = (),
 ) -> ExposureSummary:
-    return summarize_exposure(resources, medications or {}, know, params, now, drafts)
+    return summarize_exposure(
+        resources, medications or {}, know, params, now, drafts, observations=observations
+    )
 
 
 def day(offset: int) -> str:

@@ -11,11 +11,16 @@ Documented policies (design choices, not guideline statements):
 * **Days and time zone.** ``today`` is ``now.date()`` in ``now``'s offset; datetimes with an
   offset are converted to that offset before taking the date. Partial dates ("2024-03") start
   on the first and end on the last day of the period and mark the course ``undated``.
-* **Dose.** ``doseQuantity`` in a mass unit, or count/volume units times the product strength.
-  ``doseRange`` uses the high value (``dose_range=True``). ``ordered`` beats ``calculated``.
-  Weight/BSA-based doses (mg/kg, mg/m2), unitless doses and a missing PEQ factor give
-  ``daily_peq_mg=None`` (GC present, dose unknown): listed by ``unknown_dose_sources()``,
-  never counted as 0 mg silently in rules that ask for it.
+* **Dose.** A ladder, recorded per course (``Course.dose_source``): ``doseQuantity`` in a mass
+  unit; count/volume/pack units times the product strength; mg/kg with the latest body weight
+  and mg/m² with the Mosteller body surface area (weight and height from the record's
+  Observations, no older than the windows of ``ExposureParams``); then the instruction text
+  (``Dosage.text``, then ``patientInstruction``, read by :mod:`cds_service.medications.sig`:
+  a taper in the text becomes steps, "then taper" an unknown last step). ``doseRange`` uses the
+  high value (``dose_range=True``). ``ordered`` beats ``calculated``. Without a dose (or a PEQ
+  factor) ``daily_peq_mg`` is None with ``Course.dose_unknown_reason`` (GC present, dose
+  unknown): listed by ``unknown_dose_sources()``, never counted as 0 mg silently in rules
+  that ask for it. Dosages of one step on the same days (divided doses) are one course, summed.
 * **Frequency.** ``repeat.frequency``/``period`` (frequencyMax when given; ``periodMax`` is
   ignored because the shorter interval is the higher exposure), ``when``/``timeOfDay`` counts,
   else the HL7 GTSAbbreviation ``timing.code``, else **once daily** (a dose with no timing).
@@ -34,7 +39,8 @@ Documented policies (design choices, not guideline statements):
   line, laid end to end: a refill picked up early starts when the last one runs out.
   Dosages with the same ``sequence`` are concurrent (summed); different sequences are laid end
   to end from the record's start (tapers). Dosages with no ``sequence`` are consecutive when
-  every one has its own duration (a taper without sequence numbers), else concurrent. A step
+  every one has its own duration (a taper without sequence numbers) unless each names other
+  times of day (divided doses), else concurrent. A step
   with no duration in the middle of a taper lasts one day (known gap).
 * **Status.** Ignored: entered-in-error, cancelled, not-taken, not-done, declined, draft
   (outside ``draft_orders``), ``intent`` proposal/option, ``doNotPerform``. *active*: current

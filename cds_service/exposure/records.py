@@ -10,6 +10,7 @@ from typing import Literal
 from cds_service.exposure.context import Context
 from cds_service.exposure.dates import Day, to_day
 from cds_service.exposure.daymap import ROUND_DIGITS
+from cds_service.exposure.measurements import scale_dose
 from cds_service.exposure.segments import Segment, dosage_segments
 from cds_service.fhir.models import (
     Dosage,
@@ -25,9 +26,11 @@ from cds_service.fhir.models import (
 )
 from cds_service.fhir.references import relative_reference
 from cds_service.medications import (
+    DoseReason,
     DrugInfo,
     Route,
     Strength,
+    amount_dose,
     amount_mg,
     dosage_route_texts,
     duration_days,
@@ -263,13 +266,16 @@ def _parse_administration(
     if drug is None or drug.excluded:
         return drug
     start, end, span = _administration_days(ma, ctx)
-    mg = amount_mg(dosage.dose if dosage else None, drug)
-    total = ctx.knowledge.peq_mg(drug.ingredient, mg)
+    on = start.value if start else ctx.today
+    dose = scale_dose(amount_dose(dosage.dose if dosage else None, drug), ctx.body, ctx.windows, on, ctx.today)  # fmt: skip
+    total = ctx.knowledge.peq_mg(drug.ingredient, dose.mg)
     peq = round(total / span, ROUND_DIGITS) if total is not None else None
     route = route_of(dosage.route if dosage else None, ctx.knowledge, drug)
+    reason = dose.reason if dose.mg is None else None if peq is not None else "no-peq-factor"
     seg = Segment(
         drug.ingredient, drug.ingredient_name, start.value if start else None,
         end.value if end else None, peq, route, False, start.weak if start else True,
+        source=dose.source, reason=reason,
     )  # fmt: skip
     return Record(
         source, "administration", "event", [seg], _latest([start], ctx.today),
@@ -344,4 +350,10 @@ def _supply_segment(
     last = first + timedelta(days=days - 1) if first and days else None
     route: Route = "oral" if drug.oral_form else "unknown-systemic"
     weak = start.weak if start else True
-    return Segment(drug.ingredient, drug.ingredient_name, first, last, peq, route, False, weak)
+    reason: DoseReason | None = None
+    if peq is None:
+        reason = "no-peq-factor" if supply_mg is not None and days else "supply-unknown"
+    return Segment(
+        drug.ingredient, drug.ingredient_name, first, last, peq, route, False, weak,
+        source="dispensed-supply", reason=reason,
+    )  # fmt: skip

@@ -20,6 +20,11 @@ class ExposureParams:
     iv_pulse_min_daily_peq_mg: float  # an IV day at or above this is an IV pulse
     # A current course whose latest evidence of use is older than this is unconfirmed.
     unconfirmed_after_days: int
+    # Weight-based doses: how long before a course a weight / height may have been measured,
+    # and the divisor of the Mosteller body-surface-area formula.
+    body_weight_max_age_days: int
+    body_height_max_age_days: int
+    bsa_divisor: float
 
     @staticmethod
     def from_thresholds(t: Thresholds, lookback_days: int | None = None) -> ExposureParams:
@@ -28,6 +33,9 @@ class ExposureParams:
             lookback_days=int(lookback_days or t.value("exposure.lookback_days")),
             iv_pulse_min_daily_peq_mg=t.value("exposure.iv_pulse_min_daily_peq_mg"),
             unconfirmed_after_days=int(t.value("exposure.unconfirmed_current_after_days")),
+            body_weight_max_age_days=int(t.value("exposure.body_weight_max_age_days")),
+            body_height_max_age_days=int(t.value("exposure.body_height_max_age_days")),
+            bsa_divisor=t.value("exposure.bsa_mosteller_divisor"),
         )
 
 
@@ -46,6 +54,18 @@ class Course:
     at the latest; ``unconfirmed_current`` is True on a course that reaches today from an
     active order or statement when that evidence is older than
     ``ExposureParams.unconfirmed_after_days``: current use should be confirmed.
+
+    How the dose was derived: ``dose_source`` is "structured" (a mass unit), "product-strength"
+    (tablets, mL or packs times the product strength), "weight-based" (mg/kg with the latest
+    body weight, mg/m² with the body surface area), "instruction-text" (read from the free-text
+    instruction), "dispensed-supply" (a dispense without instructions: the amount over the
+    days supplied) or "unknown". With "unknown", ``daily_peq_mg`` is None and
+    ``dose_unknown_reason`` is one of: "no-dose" (no dose on the record), "unit-unknown",
+    "strength-missing" (tablets or mL of a product whose strength is unknown),
+    "weight-missing" / "height-missing" (mg/kg or mg/m² without a recent measurement),
+    "unreadable-instruction" (free text not understood), "taper-unstated" (a "then taper"
+    step with no schedule), "no-peq-factor" (an ingredient without an equivalence factor),
+    "supply-unknown" (a dispense with neither instructions nor days supplied).
     """
 
     source: str
@@ -62,6 +82,8 @@ class Course:
     ordered_on: date | None = None
     last_evidence_on: date | None = None
     unconfirmed_current: bool = False
+    dose_source: str = "structured"
+    dose_unknown_reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from itertools import pairwise
 from cds_service.exposure.context import Context
 from cds_service.exposure.dates import DAY
 from cds_service.exposure.daymap import EPS, ROUND_DIGITS, DayMap, DaySources
+from cds_service.exposure.measurements import read_measurements
 from cds_service.exposure.overlaps import apply_renewals, apply_replacements, chain_supplies
 from cds_service.exposure.records import KIND_ORDER, Kind, Record, parse_record, source_of
 from cds_service.exposure.segments import Segment
@@ -94,17 +95,21 @@ def summarize_exposure(
     params: ExposureParams,
     now: datetime,
     draft_orders: Sequence[MedicationRequest] = (),
+    observations: Sequence[FHIRResourceModel] = (),
 ) -> ExposureSummary:
     """Systemic glucocorticoid exposure as of ``now`` (see the module docstring for policies).
 
     ``resources``: MedicationRequest/Statement/Administration/Dispense (others are ignored).
     ``medications``: "Medication/<id>" -> Medication; contained ones are read from the record.
     ``now`` must be timezone-aware (ValueError otherwise); ``today`` is its local date.
-    ``draft_orders``: CDS Hooks draftOrders, planned exposure only. All mg are PEQ mg.
+    ``draft_orders``: CDS Hooks draftOrders, planned exposure only. ``observations``: the
+    record's Observations; body weights and heights among them scale weight-based doses
+    (others are ignored). All mg are PEQ mg.
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
-    ctx = Context(knowledge, params, medications, now.tzinfo, now.date())
+    body = read_measurements(observations, knowledge.body_weight, knowledge.body_height, now.tzinfo)
+    ctx = Context(knowledge, params, medications, now.tzinfo, now.date(), body)
     prepared = _prepare(resources, draft_orders, ctx)
     return _summarize(prepared, ctx)
 
@@ -360,13 +365,15 @@ def _courses(
         and seg.start <= today <= seg.end
         and (last is None or (today - last).days > params.unconfirmed_after_days)
     )
+    source = seg.source if seg.peq is not None else "unknown"
+    reason = None if seg.peq is not None else seg.reason or "no-dose"
     out: list[Course] = []
     if rec.policy != "planned" and seg.start <= today and seg.end >= window_start:
         out.append(
             Course(
                 rec.source, seg.ingredient, seg.name, seg.start, min(seg.end, today), seg.peq,
                 seg.route, False, seg.dose_range, seg.undated, seg.alternate, rec.ordered_on,
-                last, unconfirmed,
+                last, unconfirmed, source, reason,
             )
         )  # fmt: skip
     future_start = max(seg.start, today if rec.policy == "planned" else today + DAY)
@@ -375,7 +382,7 @@ def _courses(
             Course(
                 rec.source, seg.ingredient, seg.name, future_start, seg.end, seg.peq,
                 seg.route, True, seg.dose_range, seg.undated, seg.alternate, rec.ordered_on,
-                last, unconfirmed,
+                last, unconfirmed, source, reason,
             )
         )  # fmt: skip
     return out

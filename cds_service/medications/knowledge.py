@@ -76,6 +76,9 @@ class GlucocorticoidKnowledge:
     intravenous_routes: ValueSet
     # RxNorm IN code -> mg prednisone per mg of the drug, exact (5/6, not 0.833).
     peq_factor: Mapping[str, Fraction]
+    # Observation codes of body weight and height (weight-based doses); None: not read.
+    body_weight: ValueSet | None = None
+    body_height: ValueSet | None = None
     identify_memo: Memo[IdentifyKey, DrugInfo | None] = field(
         default_factory=_identify_memo, init=False, repr=False, compare=False
     )
