@@ -181,6 +181,15 @@ def test_re_prescriptions(label: str, resources: list[Any], today: float, earlie
     assert summary.daily[at(-150)] == pytest.approx(earlier), label
 
 
+def test_burst_of_the_same_product_then_the_chronic_order_resumes() -> None:
+    chronic = req("o1", status="active", authored=day(-300), dosages=[dose(5)])
+    burst = req("o2", status="completed", authored=day(-100), dosages=[dose(40, days=5)])
+    summary = run([chronic, burst])
+    assert [summary.daily[at(o)] for o in (-101, -100, -96, -95, 0)] == [5, 40, 40, 5, 5]
+    spans = [(c.start, c.end) for c in summary.courses if c.source == "MedicationRequest/o1"]
+    assert spans == [(at(-300), at(-101)), (at(-95), TODAY)]
+
+
 def test_draft_of_the_same_product_replaces_from_tomorrow() -> None:
     draft = req("d1", status="draft", authored=None, dosages=[dose(5, days=30)])
     summary = run([req(**OLD_ORDER)], drafts=[draft])

@@ -70,8 +70,9 @@ Documented policies (design choices, not guideline statements):
   MedicationDispense ``authorizingPrescription``, MedicationRequest ``basedOn`` and
   ``priorPrescription``. A renewal (``priorPrescription``) also ends the replaced order the day
   before the new one starts (a draft renewal replaces it from tomorrow). Unlinked orders (and
-  statements) of the same product (ingredient, strength, pack) replace each other the same
-  way when they start on different days: re-prescriptions left active never stack up. Per ingredient and
+  statements) of the same product (ingredient, strength, pack) that start on different days
+  overlay each other: on the days a later one covers, the earlier one does not count (it
+  resumes after a short burst), so re-prescriptions left active never stack up. Per ingredient and
   day: within a cluster, administrations add up and the other records are duplicates (max of
   each kind, then max over kinds); clusters that contain a MedicationRequest add up (5 mg + 1 mg
   concurrent orders are summed); clusters without one add up within their kind, and the

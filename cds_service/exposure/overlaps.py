@@ -7,8 +7,8 @@ see "Dedup" in the docstring of :mod:`cds_service.exposure`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date
-from itertools import pairwise
 
 from cds_service.exposure.dates import DAY
 from cds_service.exposure.records import Kind, Record
@@ -64,12 +64,16 @@ def apply_renewals(records: Mapping[str, Record], today: date) -> None:
 
 
 def apply_replacements(records: Mapping[str, Record], today: date) -> None:
-    """Orders (and statements) of the same product, not linked to each other, replace each
-    other in time: each ends the day before a later one starts (a draft: after today).
+    """Orders (and statements) of the same product, not linked to each other, overlay each
+    other in time: on the days a later one covers, the earlier one does not count (a later
+    draft: from tomorrow); where the later one has ended and the earlier one still runs, the
+    earlier one counts again.
 
     EHRs leave re-prescriptions of a chronic drug active side by side; summed, 7.5 mg/day
-    written four times a year would read as 30 mg/day. Records starting on the same day stay
-    concurrent (a 5 mg and a 1 mg tablet order for 6 mg/day are different products anyway).
+    written four times a year would read as 30 mg/day. A 5-day burst written with the same
+    product (or the same ingredient code) replaces the chronic dose for those 5 days and the
+    chronic order resumes after it. Records starting on the same day stay concurrent (a 5 mg
+    and a 1 mg tablet order for 6 mg/day are different products anyway).
     """
     groups: dict[tuple[str, object], list[tuple[date, str]]] = {}
     for src in sorted(records):
@@ -80,10 +84,38 @@ def apply_replacements(records: Mapping[str, Record], today: date) -> None:
         groups.setdefault((rec.kind, rec.product), []).append((min(starts), src))
     for members in groups.values():
         members.sort()
-        for (first_start, old_src), (new_start, new_src) in pairwise(members):
-            old, new = records[old_src], records[new_src]
-            if new_start > first_start and old.cluster != new.cluster and not old.draft:
-                _replace(old, new, today)
+        for later, (new_start, new_src) in enumerate(members):
+            new = records[new_src]
+            span = _span(new, today)
+            for old_start, old_src in members[:later]:
+                old = records[old_src]
+                if span and new_start > old_start and old.cluster != new.cluster and not old.draft:
+                    _carve(old, *span)
+
+
+def _span(new: Record, today: date) -> tuple[date, date] | None:
+    """The days ``new`` covers (a draft: from tomorrow on), None when it covers none."""
+    starts = [s.start for s in new.segments if s.start is not None]
+    ends = [s.end for s in new.segments if s.end is not None]
+    if not starts or not ends:
+        return None
+    first = max(min(starts), today + DAY) if new.draft else min(starts)
+    last = max(ends)
+    return (first, last) if first <= last else None
+
+
+def _carve(old: Record, first: date, last: date) -> None:
+    """Take the days ``first``..``last`` out of ``old``'s segments (a segment may split)."""
+    kept = []
+    for seg in old.segments:
+        if seg.start is None or seg.end is None or seg.end < first or seg.start > last:
+            kept.append(seg)
+            continue
+        if seg.start < first:
+            kept.append(replace(seg, end=first - DAY))
+        if seg.end > last:
+            kept.append(replace(seg, start=last + DAY))
+    old.segments = kept
 
 
 def _replace(old: Record, new: Record, today: date) -> None:
