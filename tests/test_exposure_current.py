@@ -5,6 +5,7 @@ Synthetic data, now at +04:00 (tests/test_exposure_support.py). Day offsets are 
 
 from __future__ import annotations
 
+import random
 from datetime import date, timedelta
 from typing import Any
 
@@ -196,3 +197,27 @@ def test_draft_of_the_same_product_replaces_from_tomorrow() -> None:
     assert summary.current_daily_peq_mg() == 7.5
     assert summary.planned_daily[at(1)] == 5
     assert summary.planned_daily[at(29)] == 5
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_latest_started_order_of_a_product_counts_each_day(seed: int) -> None:
+    """Random re-orders of one product: each day is the dose of the covering order that
+    started last (orders starting the same day add up)."""
+    rng = random.Random(seed)
+    orders: list[tuple[int, int | None, float]] = []
+    for _ in range(rng.randint(2, 8)):
+        length = rng.choice([None, 3, 10, 40])
+        orders.append((rng.randint(-120, -1), length, float(rng.choice([5, 7.5, 10, 20, 40]))))
+    resources = [
+        req(f"o{i}", status="active" if n is None else "completed", authored=day(s), dosages=[dose(mg, days=n)])
+        for i, (s, n, mg) in enumerate(orders)
+    ]  # fmt: skip
+    summary = run(resources)
+    for offset in range(-120, 1):
+        covering = [
+            (s, mg) for s, n, mg in orders if s <= offset <= (0 if n is None else min(s + n - 1, 0))
+        ]
+        want = (
+            sum(mg for s, mg in covering if s == max(c[0] for c in covering)) if covering else 0.0
+        )
+        assert summary.daily.get(at(offset), 0.0) == pytest.approx(want), (seed, offset, orders)
