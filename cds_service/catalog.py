@@ -191,8 +191,10 @@ class Service:
             nonsystemic_routes=vs["nonsystemic_routes"],
             intravenous_routes=vs["intravenous_routes"],
             peq_factor={
-                k: v.value for k, v in self.thresholds.section("prednisone_equivalents").items()
+                k: v.exact for k, v in self.thresholds.section("prednisone_equivalents").items()
             },
+            body_weight=vs.get("body_weight"),
+            body_height=vs.get("body_height"),
         )
 
     @cached_property
