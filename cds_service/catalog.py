@@ -221,11 +221,12 @@ class Catalog:
         return next((s for s in self.services if s.id == service_id), None)
 
 
-# Every kind reads the glucocorticoid status (medication records and their Medications) and
-# the patient.
+# Every kind reads the glucocorticoid status (medication records and their Medications, body
+# weight and height for per-kg and per-m2 doses) and the patient.
 EXPOSURE_TYPES = frozenset(
     {
         "Patient",
+        "Observation",
         "Medication",
         "MedicationRequest",
         "MedicationStatement",
