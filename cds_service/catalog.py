@@ -79,6 +79,9 @@ class RuleDef(_Content):
     details: dict[str, str]
     suggestions: dict[str, SuggestionDef] = Field(default_factory=dict)
     links: list[LinkDef] = Field(default_factory=list)
+    # Run only when no other rule of the call found anything (snoozed or repeated findings
+    # count as found): "nothing is due yet" must not sit beside a card that says what is.
+    fallback: bool = False
 
 
 class OverrideReasonDef(_Content):

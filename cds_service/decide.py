@@ -146,10 +146,17 @@ def decide(call: HookCall, gathered: Gathered, options: DecideOptions) -> Evalua
     evaluation.draft_key = call.hook.draft_key(call.drafts, status.ordered)
     context = CardContext(call.patient_id, call.encounter_id, call.now.date().isoformat())
     unjudged = set(gathered.prefetch.missing) | set(gathered.prefetch.incomplete)
-    for rule in call.service.rules:
-        if call.request.hook not in rule.definition.hooks:
+    rules = [r for r in call.service.rules if call.request.hook in r.definition.hooks]
+    # A fallback rule speaks only when no other rule of the call found anything to say.
+    ordered = [r for r in rules if not r.definition.fallback] + [
+        r for r in rules if r.definition.fallback
+    ]
+    spoke = False
+    for rule in ordered:
+        if rule.definition.fallback and spoke:
             continue
         finding = _run_rule(rule, facts, status, t, call, evaluation, options)
+        spoke = spoke or finding is not None
         if finding is None or not _shown(rule, finding, gathered, evaluation):
             continue
         rendered = render_card(

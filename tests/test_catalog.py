@@ -26,6 +26,7 @@ def test_bundled_content_loads() -> None:
         "infection-prevention",
         "record-quality",
         "dose-unknown",
+        "glucocorticoid-course",
     }
     assert catalog.find("nope") is None
 

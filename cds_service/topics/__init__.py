@@ -11,6 +11,7 @@ from __future__ import annotations
 from cds_service.rule_kind import RuleKind
 from cds_service.topics import (
     bone_health,
+    current_course,
     dose_unknown,
     infection,
     live_vaccine,
@@ -27,6 +28,7 @@ KINDS: dict[str, RuleKind] = {
         live_vaccine,
         record_quality,
         dose_unknown,
+        current_course,
     )
     for kind in module.KINDS
 }
