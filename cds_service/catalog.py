@@ -191,8 +191,10 @@ class Service:
             nonsystemic_routes=vs["nonsystemic_routes"],
             intravenous_routes=vs["intravenous_routes"],
             peq_factor={
-                k: v.value for k, v in self.thresholds.section("prednisone_equivalents").items()
+                k: v.exact for k, v in self.thresholds.section("prednisone_equivalents").items()
             },
+            body_weight=vs.get("body_weight"),
+            body_height=vs.get("body_height"),
         )
 
     @cached_property
@@ -219,11 +221,12 @@ class Catalog:
         return next((s for s in self.services if s.id == service_id), None)
 
 
-# Every kind reads the glucocorticoid status (medication records and their Medications) and
-# the patient.
+# Every kind reads the glucocorticoid status (medication records and their Medications, body
+# weight and height for per-kg and per-m2 doses) and the patient.
 EXPOSURE_TYPES = frozenset(
     {
         "Patient",
+        "Observation",
         "Medication",
         "MedicationRequest",
         "MedicationStatement",

@@ -68,11 +68,7 @@ class Evaluation:
 
 
 def exposure_params(t: Thresholds, lookback_days: int | None) -> ExposureParams:
-    return ExposureParams(
-        lookback_days=int(lookback_days or t.value("exposure.lookback_days")),
-        open_course_cap_days=int(t.value("exposure.open_course_cap_days")),
-        iv_pulse_min_daily_peq_mg=t.value("exposure.iv_pulse_min_daily_peq_mg"),
-    )
+    return ExposureParams.from_thresholds(t, lookback_days)
 
 
 def _record(call: HookCall, gathered: Gathered, options: DecideOptions) -> PatientRecord:
@@ -101,6 +97,14 @@ def _record(call: HookCall, gathered: Gathered, options: DecideOptions) -> Patie
     return record
 
 
+def clinical_facts(
+    call: HookCall, gathered: Gathered, options: DecideOptions
+) -> tuple[ClinicalFacts, PatientRecord]:
+    """The patient's facts from the gathered data, and the record they were read from."""
+    record = _record(call, gathered, options)
+    return _facts(call, record, options), record
+
+
 def _facts(call: HookCall, record: PatientRecord, options: DecideOptions) -> ClinicalFacts:
     """The patient's facts from their record and the call's drafts."""
     t = call.service.thresholds
@@ -112,6 +116,7 @@ def _facts(call: HookCall, record: PatientRecord, options: DecideOptions) -> Cli
         exposure_params(t, options.lookback_days),
         call.now,
         draft_orders=call.drafts.medication_requests,
+        observations=record.by_type.get("Observation", []),
     )
     return collect_facts(
         record,

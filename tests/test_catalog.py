@@ -25,6 +25,7 @@ def test_bundled_content_loads() -> None:
         "osteonecrosis",
         "infection-prevention",
         "record-quality",
+        "dose-unknown",
     }
     assert catalog.find("nope") is None
 

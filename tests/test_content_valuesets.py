@@ -6,11 +6,13 @@ import json
 import re
 import tomllib
 from datetime import date
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cds_service.thresholds import parse_thresholds
 from cds_service.valuesets import Coding, ValueSetLibrary, load_valuesets
 
 HOOKS = Path(__file__).resolve().parent.parent / "hooks"
@@ -452,7 +454,8 @@ def test_thresholds_parse_and_cite() -> None:
     units = {"mg", "mg/d", "d", "a", "%", "1", "[iU]/d"}
     for path, leaf in leaves:
         assert {"value", "unit", "source"} <= leaf.keys(), path
-        assert isinstance(leaf["value"], int | float), path
+        value = leaf["value"]
+        assert isinstance(value, int | float) or re.fullmatch(r"[\d.]+/[\d.]+", value), path
         assert leaf["unit"] in units, path
         assert leaf["source"].strip(), path
     keys = {path for path, _ in leaves}
@@ -478,8 +481,18 @@ def test_thresholds_parse_and_cite() -> None:
 def test_every_peq_factor_is_a_glucocorticoid_ingredient(lib: ValueSetLibrary) -> None:
     data = tomllib.loads((HOOKS / "thresholds.toml").read_text(encoding="utf-8"))
     factors = data["prednisone_equivalents"]
-    assert factors["8640"]["value"] == 1.0
-    assert factors["1514"]["value"] == pytest.approx(8.33)
+    exact = parse_thresholds(data).section("prednisone_equivalents")
+    assert {code: t.exact for code, t in exact.items()} == {
+        "8640": 1,
+        "8638": 1,
+        "6902": Fraction(5, 4),
+        "10759": Fraction(5, 4),
+        "5492": Fraction(1, 4),
+        "2878": Fraction(1, 5),
+        "3264": Fraction(20, 3),
+        "1514": Fraction(25, 3),
+        "22396": Fraction(5, 6),
+    }
     vs = lib["glucocorticoid-ingredients"]
     for code, row in factors.items():
         concept = vs.match_code(RXNORM, code)

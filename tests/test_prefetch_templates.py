@@ -62,7 +62,7 @@ def test_every_code_filter_is_generated_from_its_roles() -> None:
     """Drift check: each code filter is exactly the codes of the value sets behind its roles."""
     for service in load_catalog(REPO / "hooks", KINDS).services:
         template = service.definition.prefetch["observations"]
-        roles = ["bone_density", "tb_tests", "hbv_tests"]
+        roles = ["bone_density", "tb_tests", "hbv_tests", "body_weight", "body_height"]
         assert query_codes(template) == code_filter(roles, service.valuesets, "test").split(",")
         assert query_codes(template)[:2] == file_codes("bone-density")[:2], "expansion order"
 
