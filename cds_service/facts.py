@@ -31,6 +31,7 @@ from cds_service.fhir.models import (
     ServiceRequest,
 )
 from cds_service.fhir.references import relative_reference
+from cds_service.medications.units import duration_days
 from cds_service.memo import Memo
 from cds_service.record import DRAFTS_KEY, PatientRecord
 from cds_service.valuesets import Coding, Match, ValueSet
@@ -42,6 +43,7 @@ EXCLUDED_STATUS = frozenset(
 )
 ACTIVE_MEDICATION_STATUS = frozenset({"active", "intended", "draft"})
 DONE_OR_ORDERED_STATUS = frozenset({"active", "completed", "draft", "on-hold"})
+GIVEN_STATUS = frozenset({"completed", "in-progress"})  # administrations, dispenses
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,12 @@ class Hit:
     properties: Mapping[str, Any] = field(default_factory=dict)
     value: float | None = None  # Observation value (e.g. a T-score)
     resource_type: str = ""
+    # Medication records: the record documents the drug as given or handed over (an
+    # administration or dispense done, a completed order or statement) on ``day``, and the
+    # days' supply a dispense states. How long that counts as current therapy depends on the
+    # drug (hooks/thresholds.toml [drug_effect]); ``active`` keeps the generic reading.
+    given: bool = False
+    supply_days: float | None = None
 
 
 @dataclass
@@ -138,6 +146,8 @@ class Reading(NamedTuple):
     active: bool
     day: date | None
     concepts: list[object]  # R4B CodeableConcepts matched against the type's roles
+    given: bool = False  # medication records: a dose given or handed over on ``day``
+    supply_days: float | None = None  # dispenses: the days' supply stated
 
 
 NOT_USABLE = Reading(False, False, None, [])
@@ -157,7 +167,8 @@ def _condition(r: Condition, _: ReadContext) -> Reading:
     clinical, _text = codings(r.clinicalStatus)
     active = not any(c.code in INACTIVE_CONDITION for c in clinical)
     day = _first_date(r.onsetDateTime, _period_start(r.onsetPeriod), r.recordedDate)
-    return Reading(True, active, day, [r.code])
+    # bodySite with the code: where a pain or a prosthesis is, and its side (laterality roles).
+    return Reading(True, active, day, [r.code, *(r.bodySite or ())])
 
 
 def _allergy(r: AllergyIntolerance, _: ReadContext) -> Reading:
@@ -196,9 +207,9 @@ def _medication_request(r: MedicationRequest, ctx: ReadContext) -> Reading:
     if r.status in EXCLUDED_STATUS:
         return NOT_USABLE
     active = r.status in ACTIVE_MEDICATION_STATUS
-    return Reading(
-        True, active, _first_date(r.authoredOn), _medication_concepts(r, ctx.medications)
-    )
+    day = _first_date(r.authoredOn)
+    concepts = _medication_concepts(r, ctx.medications)
+    return Reading(True, active, day, concepts, given=r.status == "completed")
 
 
 def _medication_statement(r: MedicationStatement, ctx: ReadContext) -> Reading:
@@ -207,7 +218,8 @@ def _medication_statement(r: MedicationStatement, ctx: ReadContext) -> Reading:
     day = _first_date(r.effectiveDateTime, _period_start(r.effectivePeriod), r.dateAsserted)
     end = to_date(getattr(r.effectivePeriod, "end", None)) if r.effectivePeriod else None
     active = r.status in ACTIVE_MEDICATION_STATUS and (end is None or end >= ctx.today)
-    return Reading(True, active, day, _medication_concepts(r, ctx.medications))
+    concepts = _medication_concepts(r, ctx.medications)
+    return Reading(True, active, day, concepts, given=r.status == "completed")
 
 
 def _given_recently(day: date | None, ctx: ReadContext) -> bool:
@@ -218,20 +230,25 @@ def _medication_administration(r: MedicationAdministration, ctx: ReadContext) ->
     if r.status in EXCLUDED_STATUS:
         return NOT_USABLE
     day = _first_date(r.effectiveDateTime, _period_start(r.effectivePeriod))
-    return Reading(True, _given_recently(day, ctx), day, _medication_concepts(r, ctx.medications))
+    concepts = _medication_concepts(r, ctx.medications)
+    given = r.status in GIVEN_STATUS
+    return Reading(True, _given_recently(day, ctx), day, concepts, given=given)
 
 
 def _medication_dispense(r: MedicationDispense, ctx: ReadContext) -> Reading:
     if r.status in EXCLUDED_STATUS:
         return NOT_USABLE
     day = _first_date(r.whenHandedOver, r.whenPrepared)
-    return Reading(True, _given_recently(day, ctx), day, _medication_concepts(r, ctx.medications))
+    concepts = _medication_concepts(r, ctx.medications)
+    given = r.status in GIVEN_STATUS
+    supply = duration_days(r.daysSupply)  # None: absent, or not a unit of time
+    return Reading(True, _given_recently(day, ctx), day, concepts, given, supply)
 
 
 def _procedure(r: Procedure, _: ReadContext) -> Reading:
     usable = r.status not in EXCLUDED_STATUS and r.status != "not-done"
     day = _first_date(r.performedDateTime, _period_start(r.performedPeriod))
-    return Reading(usable, True, day, [r.code])
+    return Reading(usable, True, day, [r.code, *(r.bodySite or ())])
 
 
 def _immunization(r: Immunization, _: ReadContext) -> Reading:
@@ -318,7 +335,17 @@ def _resource_hits(
     found, text = all_codings(c for c in reading.concepts if c is not None)
     for role, match in role_map.matches(rtype, found, text):
         props = match.concept.properties if match.concept else {}
-        yield Hit(ref, role, reading.day, reading.active, props, None, rtype)
+        yield Hit(
+            ref,
+            role,
+            reading.day,
+            reading.active,
+            props,
+            None,
+            rtype,
+            reading.given,
+            reading.supply_days,
+        )
 
 
 def _draft_entry_hits(entry: DraftEntry, role_map: RoleMap, today: date) -> Iterable[Hit]:

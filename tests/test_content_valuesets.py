@@ -53,6 +53,20 @@ REQUIRED_IDS = [
     "hip-prosthesis",
     "knee-prosthesis",
     "shoulder-prosthesis",
+    "ankle-prosthesis",
+    "elbow-prosthesis",
+    "laterality-left",
+    "laterality-right",
+    "laterality-bilateral",
+    "joint-site-hip",
+    "joint-site-knee",
+    "joint-site-shoulder",
+    "joint-site-ankle",
+    "joint-site-elbow",
+    "zoledronic-acid",
+    "denosumab",
+    "anabolic-bone-agents",
+    "oral-bisphosphonates",
     "bone-density",
     "osteoporosis-drugs",
     "bisphosphonate-use",
@@ -141,7 +155,20 @@ def test_file_metadata(path: Path) -> None:
         ("hip-prosthesis", SNOMED, "62402000", True),  # revision keeps a prosthesis
         ("hip-prosthesis", SNOMED, "7989006", False),  # removal
         ("knee-prosthesis", ICD10CM, "Z96.653", True),
+        ("knee-prosthesis", ICD10CM, "Z96.659", True),
         ("shoulder-prosthesis", ICD10CM, "Z96.611", True),
+        ("shoulder-prosthesis", ICD10CM, "Z96.619", True),
+        ("shoulder-prosthesis", ICD10CM, "Z96.613", False),  # does not exist
+        ("ankle-prosthesis", ICD10CM, "Z96.661", True),
+        ("ankle-prosthesis", ICD10CM, "Z96.669", True),
+        ("ankle-prosthesis", ICD10CM, "Z96.663", False),  # does not exist
+        ("elbow-prosthesis", ICD10CM, "Z96.622", True),
+        ("elbow-prosthesis", ICD10CM, "Z96.623", False),  # does not exist
+        ("laterality-right", SNOMED, "24028007", True),
+        ("laterality-left", SNOMED, "7771000", True),
+        ("laterality-bilateral", SNOMED, "51440002", True),
+        ("laterality-bilateral", SNOMED, "51440001", False),  # wrong code seen in a public IG
+        ("oral-bisphosphonates", ATC, "M05BA04", True),
         ("osteoporosis", ICD10CM, "M81.8", True),
         ("osteoporosis", SNOMED, "390833005", True),
         ("osteopenia", ICD10CM, "M85.851", True),
@@ -196,6 +223,30 @@ def test_code_membership(
         ("pjp-prophylaxis-drugs", "trimethoprim 100 mg", False),
         ("tb-screening-tests", "QuantiFERON-TB Gold Plus", True),
         ("joint-pain", "Right knee pain", True),
+        ("joint-pain", "Joint pain Left knee", True),  # code text + bodySite text
+        ("joint-pain", "Pain in left elbow", True),
+        ("joint-pain", "Painful right knee prosthesis", True),
+        ("joint-pain", "Low back pain", False),
+        ("knee-prosthesis", "Total replacement of right knee joint", True),
+        ("knee-prosthesis", "Right TKA", True),
+        ("knee-prosthesis", "Removal of knee prosthesis", False),
+        ("hip-prosthesis", "Replacement of left hip", True),
+        ("ankle-prosthesis", "Left ankle arthroplasty", True),
+        ("elbow-prosthesis", "Total elbow replacement", True),
+        ("laterality-right", "Right knee", True),
+        ("laterality-right", "Bright red", False),
+        ("laterality-bilateral", "both knees", True),
+        ("joint-site-shoulder", "avascular necrosis of humeral head", True),
+        ("joint-site-knee", "Kneeling pain", False),
+        ("zoledronic-acid", "Zoledronic acid 5 mg/100 mL (Reclast)", True),
+        ("zoledronic-acid", "Zoledronic acid 4 mg (Zometa)", False),  # oncology regimen
+        ("osteoporosis-drugs", "Zometa 4 mg", False),
+        ("osteoporosis-drugs", "Prolia 60 mg", True),
+        ("denosumab", "Prolia 60 mg/mL", True),
+        ("anabolic-bone-agents", "Evenity 105 mg", True),
+        ("anabolic-bone-agents", "Teriparatide 20 mcg", True),
+        ("oral-bisphosphonates", "Risedronate 35 mg weekly", True),
+        ("oral-bisphosphonates", "Zoledronic acid 5 mg", False),
         ("sulfonamide-allergy", "Sulfa drugs", True),
         ("sulfonamide-allergy", "Morphine sulfate", False),
         ("hip-prosthesis", "Removal of hip prosthesis", False),
@@ -287,9 +338,16 @@ def test_hip_prosthesis_laterality(lib: ValueSetLibrary) -> None:
     assert bilateral is not None
     assert bilateral.properties["laterality"] == "bilateral"
     allowed = {"right", "left", "bilateral", "unknown"}
-    for name in ("hip-prosthesis", "knee-prosthesis", "shoulder-prosthesis"):
+    for name in (
+        "hip-prosthesis",
+        "knee-prosthesis",
+        "shoulder-prosthesis",
+        "ankle-prosthesis",
+        "elbow-prosthesis",
+    ):
         for concept in lib[name].concepts.values():
             assert concept.properties["laterality"] in allowed
+            assert concept.properties["kind"] in ("status", "replacement", "revision", "conversion")
     assert vs.match([Coding(SNOMED, "7989006", "Removal of prosthesis of joint of hip")]) is None
 
 
@@ -360,7 +418,17 @@ def test_unverified_codes_stay_out(lib: ValueSetLibrary) -> None:
 
 
 def test_text_only_sets_have_no_codes() -> None:
-    for vs_id in ("nonsystemic-routes", "intravenous-routes", "joint-pain", "sulfonamide-allergy"):
+    text_only = [
+        "nonsystemic-routes",
+        "intravenous-routes",
+        "joint-pain",
+        "sulfonamide-allergy",
+        *(f"joint-site-{joint}" for joint in ("hip", "knee", "shoulder", "ankle", "elbow")),
+        "zoledronic-acid",
+        "denosumab",
+        "anabolic-bone-agents",
+    ]
+    for vs_id in text_only:
         data = _raw(vs_id)
         assert data["expansion"]["contains"] == []
         assert "unverified" in data["description"].lower() or "UNVERIFIED" in data["description"]
@@ -399,6 +467,9 @@ def test_thresholds_parse_and_cite() -> None:
         "bone.t_score_very_high",
         "bone.z_score_moderate",
         "osteonecrosis.cumulative_mg",
+        "drug_effect.zoledronate_days",
+        "drug_effect.denosumab_days",
+        "drug_effect.supply_grace_days",
         "infection.pjp_min_daily_mg",
         "infection.live_vaccine_wait_days",
         "prednisone_equivalents.8640",

@@ -60,6 +60,9 @@ async def test_golden_case(case: Path, catalog: Catalog) -> None:
         assert not set(want.get("absent_suggestions", [])) & keys, topic
         evidence = set(card.get("extension", {}).get("org.example.glucocorticoid-cds.evidence", []))
         assert set(want.get("evidence_includes", [])) <= evidence, topic
+        detail = card.get("detail", "")
+        assert all(text in detail for text in want.get("detail_contains", [])), topic
+        assert not any(text in detail for text in want.get("detail_excludes", [])), topic
     # Entries left out (another patient's, unreadable) are exactly the ones the case expects:
     # none for most, so every fixture resource is bound to its patient and read.
     extension = evaluation.response.get("extension", {})

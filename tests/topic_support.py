@@ -98,10 +98,14 @@ def hit(
     ago: int | None = 30,
     active: bool = True,
     value: float | None = None,
+    given: bool = False,
+    supply_days: float | None = None,
     **props: Any,
 ) -> Hit:
+    """A value-set hit ``ago`` days old; ``given``/``supply_days``: a medication record that
+    documents a dose given or handed over (and its days' supply)."""
     day = TODAY - timedelta(days=ago) if ago is not None else None
-    return Hit(ref, role, day, active, props, value, ref.split("/")[0])
+    return Hit(ref, role, day, active, props, value, ref.split("/")[0], given, supply_days)
 
 
 def facts(
