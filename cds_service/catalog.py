@@ -79,6 +79,9 @@ class RuleDef(_Content):
     details: dict[str, str]
     suggestions: dict[str, SuggestionDef] = Field(default_factory=dict)
     links: list[LinkDef] = Field(default_factory=list)
+    # Run only when no other rule of the call found anything (snoozed or repeated findings
+    # count as found): "nothing is due yet" must not sit beside a card that says what is.
+    fallback: bool = False
 
 
 class OverrideReasonDef(_Content):
@@ -191,8 +194,10 @@ class Service:
             nonsystemic_routes=vs["nonsystemic_routes"],
             intravenous_routes=vs["intravenous_routes"],
             peq_factor={
-                k: v.value for k, v in self.thresholds.section("prednisone_equivalents").items()
+                k: v.exact for k, v in self.thresholds.section("prednisone_equivalents").items()
             },
+            body_weight=vs.get("body_weight"),
+            body_height=vs.get("body_height"),
         )
 
     @cached_property
@@ -219,11 +224,12 @@ class Catalog:
         return next((s for s in self.services if s.id == service_id), None)
 
 
-# Every kind reads the glucocorticoid status (medication records and their Medications) and
-# the patient.
+# Every kind reads the glucocorticoid status (medication records and their Medications, body
+# weight and height for per-kg and per-m2 doses) and the patient.
 EXPOSURE_TYPES = frozenset(
     {
         "Patient",
+        "Observation",
         "Medication",
         "MedicationRequest",
         "MedicationStatement",

@@ -69,11 +69,7 @@ class Evaluation:
 
 
 def exposure_params(t: Thresholds, lookback_days: int | None) -> ExposureParams:
-    return ExposureParams(
-        lookback_days=int(lookback_days or t.value("exposure.lookback_days")),
-        open_course_cap_days=int(t.value("exposure.open_course_cap_days")),
-        iv_pulse_min_daily_peq_mg=t.value("exposure.iv_pulse_min_daily_peq_mg"),
-    )
+    return ExposureParams.from_thresholds(t, lookback_days)
 
 
 def _record(call: HookCall, gathered: Gathered, options: DecideOptions) -> PatientRecord:
@@ -102,6 +98,14 @@ def _record(call: HookCall, gathered: Gathered, options: DecideOptions) -> Patie
     return record
 
 
+def clinical_facts(
+    call: HookCall, gathered: Gathered, options: DecideOptions
+) -> tuple[ClinicalFacts, PatientRecord]:
+    """The patient's facts from the gathered data, and the record they were read from."""
+    record = _record(call, gathered, options)
+    return _facts(call, record, options), record
+
+
 def _facts(call: HookCall, record: PatientRecord, options: DecideOptions) -> ClinicalFacts:
     """The patient's facts from their record and the call's drafts."""
     t = call.service.thresholds
@@ -113,6 +117,7 @@ def _facts(call: HookCall, record: PatientRecord, options: DecideOptions) -> Cli
         exposure_params(t, options.lookback_days),
         call.now,
         draft_orders=call.drafts.medication_requests,
+        observations=record.by_type.get("Observation", []),
     )
     return collect_facts(
         record,
@@ -147,10 +152,17 @@ def decide(call: HookCall, gathered: Gathered, options: DecideOptions) -> Evalua
     evaluation.draft_key = call.hook.draft_key(call.drafts, status.ordered)
     context = CardContext(call.patient_id, call.encounter_id, call.now.date().isoformat())
     unjudged = set(gathered.prefetch.missing) | set(gathered.prefetch.incomplete)
-    for rule in call.service.rules:
-        if call.request.hook not in rule.definition.hooks:
+    rules = [r for r in call.service.rules if call.request.hook in r.definition.hooks]
+    # A fallback rule speaks only when no other rule of the call found anything to say.
+    ordered = [r for r in rules if not r.definition.fallback] + [
+        r for r in rules if r.definition.fallback
+    ]
+    spoke = False
+    for rule in ordered:
+        if rule.definition.fallback and spoke:
             continue
         finding = _run_rule(rule, facts, status, t, call, evaluation, options)
+        spoke = spoke or finding is not None
         if finding is None or not _shown(rule, finding, gathered, evaluation):
             continue
         rendered = render_card(

@@ -32,6 +32,7 @@ from cds_service.fhir.models import (
 )
 from cds_service.fhir.references import relative_reference
 from cds_service.lab_results import Result, ResultRules, quantity_of, read_result
+from cds_service.medications.units import duration_days
 from cds_service.memo import Memo
 from cds_service.record import DRAFTS_KEY, PatientRecord
 from cds_service.valuesets import Coding, Match, ValueSet
@@ -44,6 +45,7 @@ EXCLUDED_STATUS = frozenset(
 ACTIVE_MEDICATION_STATUS = frozenset({"active", "intended", "draft"})
 DONE_OR_ORDERED_STATUS = frozenset({"active", "completed", "draft", "on-hold"})
 ORDERED_STATUS = frozenset({"active", "draft", "on-hold"})  # ordered, no result yet
+GIVEN_STATUS = frozenset({"completed", "in-progress"})  # administrations, dispenses
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,12 @@ class Hit:
     properties: Mapping[str, Any] = field(default_factory=dict)
     value: float | None = None  # Observation value (e.g. a T-score)
     resource_type: str = ""
+    # Medication records: the record documents the drug as given or handed over (an
+    # administration or dispense done, a completed order or statement) on ``day``, and the
+    # days' supply a dispense states. How long that counts as current therapy depends on the
+    # drug (hooks/thresholds.toml [drug_effect]); ``active`` keeps the generic reading.
+    given: bool = False
+    supply_days: float | None = None
     unit: str | None = None  # UCUM code (else unit text) of ``value``
     # A test's result (lab_results): positive, negative, indeterminate, unclear, or pending
     # (ordered or registered, no result yet); None when there is nothing to read.
@@ -144,6 +152,8 @@ class Reading(NamedTuple):
     active: bool
     day: date | None
     concepts: list[object]  # R4B CodeableConcepts matched against the type's roles
+    given: bool = False  # medication records: a dose given or handed over on ``day``
+    supply_days: float | None = None  # dispenses: the days' supply stated
     # Medication use: the last day the record shows the drug given or taken, and whether
     # ``active`` is only that day's recency (administrations, dispenses) rather than a status.
     last_day: date | None = None
@@ -172,7 +182,8 @@ def _condition(r: Condition, _: ReadContext) -> Reading:
     clinical, _text = codings(r.clinicalStatus)
     active = not any(c.code in INACTIVE_CONDITION for c in clinical)
     day = _first_date(r.onsetDateTime, _period_start(r.onsetPeriod), r.recordedDate)
-    return Reading(True, active, day, [r.code])
+    # bodySite with the code: where a pain or a prosthesis is, and its side (laterality roles).
+    return Reading(True, active, day, [r.code, *(r.bodySite or ())])
 
 
 def _allergy(r: AllergyIntolerance, _: ReadContext) -> Reading:
@@ -212,7 +223,9 @@ def _medication_request(r: MedicationRequest, ctx: ReadContext) -> Reading:
         return NOT_USABLE
     active = r.status in ACTIVE_MEDICATION_STATUS
     day = _first_date(r.authoredOn)
-    return Reading(True, active, day, _medication_concepts(r, ctx.medications), day)
+    concepts = _medication_concepts(r, ctx.medications)
+    given = r.status == "completed"
+    return Reading(True, active, day, concepts, given=given, last_day=day)
 
 
 def _medication_statement(r: MedicationStatement, ctx: ReadContext) -> Reading:
@@ -221,7 +234,9 @@ def _medication_statement(r: MedicationStatement, ctx: ReadContext) -> Reading:
     day = _first_date(r.effectiveDateTime, _period_start(r.effectivePeriod), r.dateAsserted)
     end = to_date(getattr(r.effectivePeriod, "end", None)) if r.effectivePeriod else None
     active = r.status in ACTIVE_MEDICATION_STATUS and (end is None or end >= ctx.today)
-    return Reading(True, active, day, _medication_concepts(r, ctx.medications), end or day)
+    concepts = _medication_concepts(r, ctx.medications)
+    given = r.status == "completed"
+    return Reading(True, active, day, concepts, given=given, last_day=end or day)
 
 
 def _given_recently(day: date | None, ctx: ReadContext) -> bool:
@@ -233,7 +248,9 @@ def _medication_administration(r: MedicationAdministration, ctx: ReadContext) ->
         return NOT_USABLE
     day = _first_date(r.effectiveDateTime, _period_start(r.effectivePeriod))
     concepts = _medication_concepts(r, ctx.medications)
-    return Reading(True, _given_recently(day, ctx), day, concepts, day, by_date=True)
+    given = r.status in GIVEN_STATUS
+    recent = _given_recently(day, ctx)
+    return Reading(True, recent, day, concepts, given=given, last_day=day, by_date=True)
 
 
 def _medication_dispense(r: MedicationDispense, ctx: ReadContext) -> Reading:
@@ -241,13 +258,16 @@ def _medication_dispense(r: MedicationDispense, ctx: ReadContext) -> Reading:
         return NOT_USABLE
     day = _first_date(r.whenHandedOver, r.whenPrepared)
     concepts = _medication_concepts(r, ctx.medications)
-    return Reading(True, _given_recently(day, ctx), day, concepts, day, by_date=True)
+    given = r.status in GIVEN_STATUS
+    supply = duration_days(r.daysSupply)  # None: absent, or not a unit of time
+    recent = _given_recently(day, ctx)
+    return Reading(True, recent, day, concepts, given, supply, last_day=day, by_date=True)
 
 
 def _procedure(r: Procedure, _: ReadContext) -> Reading:
     usable = r.status not in EXCLUDED_STATUS and r.status != "not-done"
     day = _first_date(r.performedDateTime, _period_start(r.performedPeriod))
-    return Reading(usable, True, day, [r.code])
+    return Reading(usable, True, day, [r.code, *(r.bodySite or ())])
 
 
 def _immunization(r: Immunization, _: ReadContext) -> Reading:
@@ -318,7 +338,9 @@ def _observation_hits(
                 props = match.concept.properties if match.concept else {}
                 value, unit, _comparator = quantity_of(part)
                 result = read_result(part, props, ctx.results, registered=r.status == "registered")
-                yield Hit(ref, role, day, True, props, value, "Observation", unit, result)
+                yield Hit(
+                    ref, role, day, True, props, value, "Observation", unit=unit, result=result
+                )
 
 
 def _active_for(role: str, reading: Reading, ctx: ReadContext) -> bool:
@@ -346,8 +368,18 @@ def _resource_hits(
     found, text = all_codings(c for c in reading.concepts if c is not None)
     for role, match in role_map.matches(rtype, found, text):
         props = match.concept.properties if match.concept else {}
-        active = _active_for(role, reading, ctx)
-        yield Hit(ref, role, reading.day, active, props, None, rtype, None, reading.result)
+        yield Hit(
+            ref,
+            role,
+            reading.day,
+            _active_for(role, reading, ctx),
+            props,
+            None,
+            rtype,
+            reading.given,
+            reading.supply_days,
+            result=reading.result,
+        )
 
 
 def _draft_entry_hits(entry: DraftEntry, role_map: RoleMap, today: date) -> Iterable[Hit]:
@@ -358,7 +390,7 @@ def _draft_entry_hits(entry: DraftEntry, role_map: RoleMap, today: date) -> Iter
         if match is not None:
             props = match.concept.properties if match.concept else {}
             rtype = entry.resource_type
-            yield Hit(entry.reference, role, today, True, props, None, rtype, None, "pending")
+            yield Hit(entry.reference, role, today, True, props, None, rtype, result="pending")
 
 
 def collect_facts(

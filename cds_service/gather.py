@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from cds_service.hook_call import HookCall
+from cds_service.patient_binding import OWN
 from cds_service.prefetch import Fetcher, PrefetchResult, resolve
 
 Silenced = tuple[frozenset[str], frozenset[str]]
@@ -78,5 +79,6 @@ async def gather(call: HookCall, options: GatherOptions) -> Gathered:
         fetcher=options.fetcher,
         budget_s=options.fetch_budget_s,
         max_entries=options.max_prefetch_entries,
+        owns=lambda raw: call.binding.resource(raw) == OWN,
     )
     return Gathered(prefetched, silenced[0], silenced[1], recent)

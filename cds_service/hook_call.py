@@ -11,9 +11,8 @@ from cds_service.catalog import Service
 from cds_service.cdshooks import CDSRequest
 from cds_service.drafts import DraftOrders
 from cds_service.errors import InvalidRequest
-from cds_service.fhir.quirks import unwrap_prefetch_value
 from cds_service.hook_table import HOOKS, HookSpec
-from cds_service.patient_binding import OWN, PatientBinding, Verdict
+from cds_service.patient_binding import OWN, PatientBinding, Verdict, patient_entries
 
 
 @dataclass(frozen=True)
@@ -40,12 +39,16 @@ class HookCall:
             raise InvalidRequest(f"service does not serve hook {request.hook!r}")
         hook.check_context(request.context)
         prefetch = request.prefetch or {}
-        binding = PatientBinding.of(
-            str(request.context["patientId"]),
-            [*prefetch.values(), request.context.get("draftOrders")],
-        )
+        patients = {key: patient_entries(value) for key, value in prefetch.items()}
+        urls: dict[str, str | None] = {}
+        for found in [*patients.values(), patient_entries(request.context.get("draftOrders"))]:
+            for url, patient in found:
+                if url is not None:
+                    rid = patient.get("id")
+                    urls[url] = rid if isinstance(rid, str) else None
+        binding = PatientBinding(str(request.context["patientId"]), urls)
         drafts = hook.read_drafts(request.context, binding)
-        set_aside = _set_aside(prefetch, binding)
+        set_aside = _set_aside(patients, binding)
         return HookCall(request, service, hook, drafts, now, binding, set_aside, patient_key)
 
     @property
@@ -66,28 +69,19 @@ class HookCall:
         return {k: v for k, v in prefetch.items() if k not in self.set_aside}
 
 
-def _set_aside(prefetch: Mapping[str, Any], binding: PatientBinding) -> dict[str, Verdict]:
+def _set_aside(
+    patients: Mapping[str, list[tuple[str | None, Mapping[str, Any]]]], binding: PatientBinding
+) -> dict[str, Verdict]:
     """Keys whose value holds a Patient resource that is not provably the context patient.
 
     Such a key answered the query for someone else (the whole chart may be another patient's):
     none of it is used, and the key is treated as not provided.
     """
     out: dict[str, Verdict] = {}
-    for key, value in prefetch.items():
-        for patient in _patients(unwrap_prefetch_value(value)):
+    for key, found in patients.items():
+        for _, patient in found:
             verdict = binding.resource(patient)
             if verdict != OWN:
                 out[key] = verdict
                 break
     return out
-
-
-def _patients(value: object) -> list[Mapping[str, Any]]:
-    if not isinstance(value, Mapping):
-        return []
-    if value.get("resourceType") == "Patient":
-        return [value]
-    if value.get("resourceType") != "Bundle":
-        return []
-    resources = (e.get("resource") for e in value.get("entry") or () if isinstance(e, Mapping))
-    return [r for r in resources if isinstance(r, Mapping) and r.get("resourceType") == "Patient"]

@@ -36,7 +36,15 @@ from typing import Any, Final, Literal
 from cds_service.fhir.quirks import unwrap_prefetch_value
 from cds_service.fhir.references import parse_reference
 
-__all__ = ["FOREIGN", "OWN", "PATIENT_LINK", "UNBOUND", "PatientBinding", "Verdict"]
+__all__ = [
+    "FOREIGN",
+    "OWN",
+    "PATIENT_LINK",
+    "UNBOUND",
+    "PatientBinding",
+    "Verdict",
+    "patient_entries",
+]
 
 Verdict = Literal["own", "foreign-patient", "unbound"]
 OWN: Final = "own"
@@ -73,6 +81,11 @@ class PatientBinding:
 
     patient_id: str
     patients_by_full_url: Mapping[str, str | None] = field(default_factory=dict)
+    # "Patient/<id>": the form nearly every resource uses, compared first (hot path).
+    own_reference: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "own_reference", f"Patient/{self.patient_id}")
 
     @staticmethod
     def of(patient_id: str, values: Iterable[object]) -> PatientBinding:
@@ -81,27 +94,19 @@ class PatientBinding:
         server use ``Type/id`` references and need no such map)."""
         found: dict[str, str | None] = {}
         for value in values:
-            bundle = unwrap_prefetch_value(value)
-            if not isinstance(bundle, Mapping) or bundle.get("resourceType") != "Bundle":
-                continue
-            for entry in bundle.get("entry") or ():
-                if not isinstance(entry, Mapping):
-                    continue
-                url, resource = entry.get("fullUrl"), entry.get("resource")
-                if (
-                    isinstance(url, str)
-                    and isinstance(resource, Mapping)
-                    and resource.get("resourceType") == "Patient"
-                ):
+            for url, resource in patient_entries(value):
+                if url is not None:
                     rid = resource.get("id")
                     found[url] = rid if isinstance(rid, str) else None
         return PatientBinding(patient_id, found)
 
     def reference(self, ref: object) -> Verdict:
         """Whether a raw Reference names the context patient (see the module docstring)."""
-        target = ref.get("reference") if isinstance(ref, Mapping) else None
+        target = ref.get("reference") if isinstance(ref, dict) else None
         if not isinstance(target, str):
             return UNBOUND  # identifier-only or display-only: not provable
+        if target == self.own_reference:
+            return OWN
         if target.startswith("urn:"):
             if target not in self.patients_by_full_url:
                 return UNBOUND
@@ -114,6 +119,12 @@ class PatientBinding:
 
     def resource(self, raw: Mapping[str, Any]) -> Verdict:
         """Whether a raw resource is the context patient's (a Patient: whether it is them)."""
+        # Hot path (every entry of a large record): the type's own link, as "Patient/<id>".
+        name = PATIENT_LINK.get(raw.get("resourceType"))  # type: ignore[arg-type]
+        if name is not None:
+            link = raw.get(name)
+            if type(link) is dict and link.get("reference") == self.own_reference:
+                return OWN
         if raw.get("resourceType") == "Patient":
             rid = raw.get("id")
             return self._id(rid) if isinstance(rid, str) else UNBOUND
@@ -128,3 +139,23 @@ class PatientBinding:
 
     def _id(self, rid: str) -> Verdict:
         return OWN if rid == self.patient_id else FOREIGN
+
+
+def patient_entries(value: object) -> list[tuple[str | None, Mapping[str, Any]]]:
+    """The Patient resources of a prefetch value (a Patient, or a Bundle's Patient entries),
+    each with its entry's ``fullUrl`` (None when absent). One pass over a Bundle's entries."""
+    value = unwrap_prefetch_value(value)
+    if not isinstance(value, dict):
+        return []
+    if value.get("resourceType") == "Patient":
+        return [(None, value)]
+    if value.get("resourceType") != "Bundle":
+        return []
+    found: list[tuple[str | None, Mapping[str, Any]]] = []
+    for entry in value.get("entry") or ():
+        # Raw JSON: plain dict checks (no ABC isinstance) on every entry of a large record.
+        resource = entry.get("resource") if type(entry) is dict else None
+        if type(resource) is dict and resource.get("resourceType") == "Patient":
+            url = entry.get("fullUrl")
+            found.append((url if isinstance(url, str) else None, resource))
+    return found

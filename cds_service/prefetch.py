@@ -22,7 +22,7 @@ next link off the server; the client marks it SUBSETTED); or a medication-use re
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeGuard
 from urllib.parse import quote
@@ -119,7 +119,8 @@ def _is_error_outcome(resource: Mapping[str, Any]) -> bool:
 
 
 def _is_resource(value: object) -> TypeGuard[Mapping[str, Any]]:
-    return isinstance(value, Mapping) and isinstance(value.get("resourceType"), str)
+    # Raw JSON is dicts: a plain isinstance, not an ABC check, on every entry of a large record.
+    return isinstance(value, dict) and isinstance(value.get("resourceType"), str)
 
 
 def interpret(value: Any) -> tuple[str, list[dict[str, Any]], dict[str, Any] | None]:
@@ -147,7 +148,7 @@ def _bundle_resources(bundle: Mapping[str, Any]) -> tuple[list[dict[str, Any]], 
     resources: list[dict[str, Any]] = []
     outcomes = 0
     for entry in bundle.get("entry") or ():
-        resource = entry.get("resource") if isinstance(entry, Mapping) else None
+        resource = entry.get("resource") if isinstance(entry, dict) else None
         if not _is_resource(resource):
             continue
         if _is_error_outcome(resource):
@@ -168,8 +169,15 @@ def _has_error_issue(bundle: Mapping[str, Any]) -> bool:
     return False
 
 
-def _missing_medication_refs(entries: Mapping[str, list[dict[str, Any]]]) -> dict[str, set[str]]:
-    """Relative ``Medication/<id>`` references no entry resolves -> the keys that hold them."""
+Owns = Callable[[Mapping[str, Any]], bool]
+
+
+def _missing_medication_refs(
+    entries: Mapping[str, list[dict[str, Any]]], owns: Owns | None = None
+) -> dict[str, set[str]]:
+    """Relative ``Medication/<id>`` references no entry resolves -> the keys that hold them.
+    Only entries ``owns`` accepts (the context patient's) count: another patient's entry is
+    never read, so its unknown Medication neither makes a key partial nor is fetched."""
     present = {
         f"Medication/{r.get('id')}"
         for resources in entries.values()
@@ -179,8 +187,10 @@ def _missing_medication_refs(entries: Mapping[str, list[dict[str, Any]]]) -> dic
     wanted: dict[str, set[str]] = {}
     for key, resources in entries.items():
         for r in resources:
+            if owns is not None and not owns(r):
+                continue
             ref = r.get("medicationReference")
-            target = ref.get("reference") if isinstance(ref, Mapping) else None
+            target = ref.get("reference") if isinstance(ref, dict) else None
             parsed = parse_reference(target) if isinstance(target, str) else None
             # Relative references only: an absolute one may name another server than fhirServer.
             if (
@@ -204,6 +214,7 @@ async def resolve(
     fetcher: Fetcher | None,
     budget_s: float = 1.5,
     max_entries: int | None = None,
+    owns: Owns | None = None,
 ) -> PrefetchResult:
     """Gather the data for every declared key; raise MissingData when a needed key is lost.
 
@@ -244,13 +255,13 @@ async def resolve(
     if fetcher is not None and fhir_server:
         await _fetch_missing(result, absent, to_page, fetcher, fhir_server, token)
         remaining = budget_s - (anyio.current_time() - started)
-        await _read_medications(result, fetcher, fhir_server, token, remaining)
+        await _read_medications(result, fetcher, fhir_server, token, remaining, owns)
     else:
         result.missing.extend(absent)
         for key in to_page:
             result.mark_incomplete(key)
     # A medication-use resource whose Medication is unknown names no drug: its key is partial.
-    for keys in _missing_medication_refs(result.entries).values():
+    for keys in _missing_medication_refs(result.entries, owns).values():
         for key in sorted(keys):
             result.mark_incomplete(key)
 
@@ -312,9 +323,10 @@ async def _read_medications(
     fhir_server: str,
     token: str | None,
     remaining: float,
+    owns: Owns | None = None,
 ) -> None:
     """Read the Medications the entries reference but do not hold, within ``remaining`` s."""
-    refs = sorted(_missing_medication_refs(result.entries))
+    refs = sorted(_missing_medication_refs(result.entries, owns))
     if not refs or remaining <= 0:
         return
     with anyio.move_on_after(remaining):

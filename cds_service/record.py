@@ -361,7 +361,7 @@ class _Build:
 
 def _medication_ref(raw: Mapping[str, Any]) -> str | None:
     ref = raw.get("medicationReference")
-    target = ref.get("reference") if isinstance(ref, Mapping) else None
+    target = ref.get("reference") if isinstance(ref, dict) else None
     return relative_reference(target) if isinstance(target, str) else None
 
 
@@ -383,7 +383,7 @@ def build_record(
     those named a glucocorticoid (:class:`PatientRecord` has the counts).
     """
     raw_by_key = {
-        key: [r for r in entries if isinstance(r, Mapping)]
+        key: [r for r in entries if type(r) is dict or isinstance(r, Mapping)]
         for key, entries in entries_by_key.items()
     }
     medication_keys: dict[str, str] = {}  # "Medication/<id>" -> the key it came under

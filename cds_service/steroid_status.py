@@ -203,7 +203,56 @@ def _dose_text(doses: list[str]) -> str:
     return f"{' → '.join(doses)} mg/day prednisone-equivalent"
 
 
-def _course_line(source: str, segments: list[Course]) -> str:
+# How a course's dose was derived (Course.dose_source), as a course line says it; "structured"
+# (a dose in mg on the record) needs no note.
+DOSE_SOURCE_NOTES = {
+    "product-strength": "dose from units x product strength",
+    "weight-based": "dose per body weight or surface area",
+    "instruction-text": "dose read from the instruction text",
+    "dispensed-supply": "dose from the amount dispensed over the days supplied",
+}
+# Why a dose could not be derived (Course.dose_unknown_reason).
+DOSE_UNKNOWN_NOTES = {
+    "no-dose": "no dose on the record",
+    "unit-unknown": "dose unit not understood",
+    "strength-missing": "product strength unknown",
+    "weight-missing": "dose per kg without a recent body weight",
+    "height-missing": "dose per m2 without a recent height",
+    "unreadable-instruction": "instruction text not understood",
+    "taper-unstated": "taper without stated doses",
+    "no-peq-factor": "no prednisone-equivalence factor for this drug",
+    "supply-unknown": "dispensed without instructions or days supplied",
+}
+
+
+def dose_unknown_note(course: Course) -> str:
+    reason = course.dose_unknown_reason
+    return DOSE_UNKNOWN_NOTES.get(reason or "", "dose not computable from the record")
+
+
+def _course_notes(segments: list[Course], today: date) -> list[str]:
+    first = segments[0]
+    notes = [c.route for c in segments[:1] if c.route not in ("oral", "unknown-systemic")]
+    sources = {c.dose_source for c in segments if c.daily_peq_mg is not None}
+    notes += [DOSE_SOURCE_NOTES[s] for s in sorted(sources) if s in DOSE_SOURCE_NOTES]
+    notes += sorted({dose_unknown_note(c) for c in segments if c.daily_peq_mg is None})
+    if any(c.planned for c in segments):
+        notes.append("includes planned days")
+    if any(c.dose_range for c in segments):
+        notes.append("high end of a dose range")
+    if any(c.undated for c in segments):
+        notes.append("dates inferred")
+    stale = next((c for c in segments if c.unconfirmed_current), None)
+    if stale is not None:
+        since = stale.last_evidence_on or stale.ordered_on or first.start
+        months = fmt_months((today - since).days)
+        notes.append(
+            f"last evidence of use {since.isoformat()} ({months} months ago): confirm it is taken"
+        )
+    return notes
+
+
+def _course_line(source: str, segments: list[Course], today: date) -> str:
     segments.sort(key=lambda c: c.start)
     doses: list[str] = []
     for c in segments:
@@ -211,13 +260,7 @@ def _course_line(source: str, segments: list[Course]) -> str:
         if not doses or doses[-1] != text:
             doses.append(text)
     first, last = segments[0], segments[-1]
-    notes = [c.route for c in segments[:1] if c.route not in ("oral", "unknown-systemic")]
-    if any(c.planned for c in segments):
-        notes.append("includes planned days")
-    if any(c.dose_range for c in segments):
-        notes.append("high end of a dose range")
-    if any(c.undated for c in segments):
-        notes.append("dates inferred")
+    notes = _course_notes(segments, today)
     suffix = f" ({', '.join(notes)})" if notes else ""
     return (
         f"- {first.ingredient_name}: {_dose_text(doses)}, "
@@ -235,7 +278,7 @@ def courses_markdown(facts: ClinicalFacts, lookback_days: int) -> str:
     newest_first = sorted(
         by_source.items(), key=lambda item: max(c.start for c in item[1]), reverse=True
     )
-    lines = [_course_line(source, segments) for source, segments in newest_first]
+    lines = [_course_line(source, segments, facts.today) for source, segments in newest_first]
     if not lines:
         return "- no dated systemic course in the lookback (long-term use is coded on the record)"
     hidden = len(lines) - MAX_COURSES_LISTED

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +15,14 @@ from cds_service.errors import ContentError
 
 @dataclass(frozen=True)
 class Threshold:
+    """One leaf. ``exact`` is the value as written (a ratio "5/6" stays 5/6); ``value`` is its
+    nearest float, for comparisons. Compute with ``exact`` where rounding would matter."""
+
     value: float
     unit: str
     source: str
     note: str | None = None
+    exact: Fraction = Fraction(0)
 
 
 class Thresholds(Mapping[str, Threshold]):
@@ -40,6 +46,9 @@ class Thresholds(Mapping[str, Threshold]):
     def value(self, path: str) -> float:
         return self[path].value
 
+    def exact(self, path: str) -> Fraction:
+        return self[path].exact
+
     def section(self, name: str) -> dict[str, Threshold]:
         prefix = name + "."
         return {k.removeprefix(prefix): v for k, v in self._items.items() if k.startswith(prefix)}
@@ -56,18 +65,35 @@ def _leaves(table: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, Mappin
             raise ContentError(f"thresholds: {path} must be a table with value, unit and source")
 
 
+# A ratio written as text, "5/6" or "1/0.75": exact where a decimal would be rounded.
+_RATIO = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)\s*$")
+
+
+def _exact(value: Any, path: str) -> Fraction:
+    """A leaf value as an exact number: an int, a float (its decimal text) or a ratio string."""
+    if isinstance(value, bool):
+        raise ContentError(f"thresholds: {path}.value must be a number")
+    if isinstance(value, int | float):
+        return Fraction(str(value))
+    match = _RATIO.match(value) if isinstance(value, str) else None
+    if match is None or Fraction(match.group(2)) == 0:
+        raise ContentError(f'thresholds: {path}.value must be a number or a ratio like "5/6"')
+    return Fraction(match.group(1)) / Fraction(match.group(2))
+
+
 def parse_thresholds(data: Mapping[str, Any]) -> Thresholds:
     items: dict[str, Threshold] = {}
     for path, leaf in _leaves(data, ""):
         value, unit, source = leaf.get("value"), leaf.get("unit"), leaf.get("source")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ContentError(f"thresholds: {path}.value must be a number")
+        exact = _exact(value, path)
         if not isinstance(unit, str) or not unit:
             raise ContentError(f"thresholds: {path} has no unit")
         if not isinstance(source, str) or not source:
             raise ContentError(f"thresholds: {path} has no source")
         note = leaf.get("note")
-        items[path] = Threshold(float(value), unit, source, note if isinstance(note, str) else None)
+        items[path] = Threshold(
+            float(exact), unit, source, note if isinstance(note, str) else None, exact
+        )
     return Thresholds(items)
 
 

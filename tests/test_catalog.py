@@ -25,6 +25,8 @@ def test_bundled_content_loads() -> None:
         "osteonecrosis",
         "infection-prevention",
         "record-quality",
+        "dose-unknown",
+        "glucocorticoid-course",
     }
     assert catalog.find("nope") is None
 

@@ -6,11 +6,13 @@ import json
 import re
 import tomllib
 from datetime import date
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cds_service.thresholds import parse_thresholds
 from cds_service.valuesets import Coding, ValueSetLibrary, load_valuesets
 
 HOOKS = Path(__file__).resolve().parent.parent / "hooks"
@@ -53,6 +55,20 @@ REQUIRED_IDS = [
     "hip-prosthesis",
     "knee-prosthesis",
     "shoulder-prosthesis",
+    "ankle-prosthesis",
+    "elbow-prosthesis",
+    "laterality-left",
+    "laterality-right",
+    "laterality-bilateral",
+    "joint-site-hip",
+    "joint-site-knee",
+    "joint-site-shoulder",
+    "joint-site-ankle",
+    "joint-site-elbow",
+    "zoledronic-acid",
+    "denosumab",
+    "anabolic-bone-agents",
+    "oral-bisphosphonates",
     "bone-density",
     "osteoporosis-drugs",
     "bisphosphonate-use",
@@ -152,7 +168,20 @@ def test_file_metadata(path: Path) -> None:
         ("hip-prosthesis", SNOMED, "62402000", True),  # revision keeps a prosthesis
         ("hip-prosthesis", SNOMED, "7989006", False),  # removal
         ("knee-prosthesis", ICD10CM, "Z96.653", True),
+        ("knee-prosthesis", ICD10CM, "Z96.659", True),
         ("shoulder-prosthesis", ICD10CM, "Z96.611", True),
+        ("shoulder-prosthesis", ICD10CM, "Z96.619", True),
+        ("shoulder-prosthesis", ICD10CM, "Z96.613", False),  # does not exist
+        ("ankle-prosthesis", ICD10CM, "Z96.661", True),
+        ("ankle-prosthesis", ICD10CM, "Z96.669", True),
+        ("ankle-prosthesis", ICD10CM, "Z96.663", False),  # does not exist
+        ("elbow-prosthesis", ICD10CM, "Z96.622", True),
+        ("elbow-prosthesis", ICD10CM, "Z96.623", False),  # does not exist
+        ("laterality-right", SNOMED, "24028007", True),
+        ("laterality-left", SNOMED, "7771000", True),
+        ("laterality-bilateral", SNOMED, "51440002", True),
+        ("laterality-bilateral", SNOMED, "51440001", False),  # wrong code seen in a public IG
+        ("oral-bisphosphonates", ATC, "M05BA04", True),
         ("osteoporosis", ICD10CM, "M81.8", True),
         ("osteoporosis", SNOMED, "390833005", True),
         ("osteopenia", ICD10CM, "M85.851", True),
@@ -235,6 +264,30 @@ def test_code_membership(
         ("pjp-prophylaxis-drugs", "trimethoprim 100 mg", False),
         ("tb-screening-tests", "QuantiFERON-TB Gold Plus", True),
         ("joint-pain", "Right knee pain", True),
+        ("joint-pain", "Joint pain Left knee", True),  # code text + bodySite text
+        ("joint-pain", "Pain in left elbow", True),
+        ("joint-pain", "Painful right knee prosthesis", True),
+        ("joint-pain", "Low back pain", False),
+        ("knee-prosthesis", "Total replacement of right knee joint", True),
+        ("knee-prosthesis", "Right TKA", True),
+        ("knee-prosthesis", "Removal of knee prosthesis", False),
+        ("hip-prosthesis", "Replacement of left hip", True),
+        ("ankle-prosthesis", "Left ankle arthroplasty", True),
+        ("elbow-prosthesis", "Total elbow replacement", True),
+        ("laterality-right", "Right knee", True),
+        ("laterality-right", "Bright red", False),
+        ("laterality-bilateral", "both knees", True),
+        ("joint-site-shoulder", "avascular necrosis of humeral head", True),
+        ("joint-site-knee", "Kneeling pain", False),
+        ("zoledronic-acid", "Zoledronic acid 5 mg/100 mL (Reclast)", True),
+        ("zoledronic-acid", "Zoledronic acid 4 mg (Zometa)", False),  # oncology regimen
+        ("osteoporosis-drugs", "Zometa 4 mg", False),
+        ("osteoporosis-drugs", "Prolia 60 mg", True),
+        ("denosumab", "Prolia 60 mg/mL", True),
+        ("anabolic-bone-agents", "Evenity 105 mg", True),
+        ("anabolic-bone-agents", "Teriparatide 20 mcg", True),
+        ("oral-bisphosphonates", "Risedronate 35 mg weekly", True),
+        ("oral-bisphosphonates", "Zoledronic acid 5 mg", False),
         ("sulfonamide-allergy", "Sulfa drugs", True),
         ("sulfonamide-allergy", "Morphine sulfate", False),
         ("sulfonamide-allergy", "Sulfasalazine", True),  # a sulfonylarylamine (5.3)
@@ -338,9 +391,16 @@ def test_hip_prosthesis_laterality(lib: ValueSetLibrary) -> None:
     assert bilateral is not None
     assert bilateral.properties["laterality"] == "bilateral"
     allowed = {"right", "left", "bilateral", "unknown"}
-    for name in ("hip-prosthesis", "knee-prosthesis", "shoulder-prosthesis"):
+    for name in (
+        "hip-prosthesis",
+        "knee-prosthesis",
+        "shoulder-prosthesis",
+        "ankle-prosthesis",
+        "elbow-prosthesis",
+    ):
         for concept in lib[name].concepts.values():
             assert concept.properties["laterality"] in allowed
+            assert concept.properties["kind"] in ("status", "replacement", "revision", "conversion")
     assert vs.match([Coding(SNOMED, "7989006", "Removal of prosthesis of joint of hip")]) is None
 
 
@@ -441,7 +501,17 @@ def test_unverified_codes_stay_out(lib: ValueSetLibrary) -> None:
 
 
 def test_text_only_sets_have_no_codes() -> None:
-    for vs_id in ("nonsystemic-routes", "intravenous-routes", "joint-pain", "hbv-antivirals"):
+    text_only = [
+        "nonsystemic-routes",
+        "intravenous-routes",
+        "joint-pain",
+        "hbv-antivirals",
+        *(f"joint-site-{joint}" for joint in ("hip", "knee", "shoulder", "ankle", "elbow")),
+        "zoledronic-acid",
+        "denosumab",
+        "anabolic-bone-agents",
+    ]
+    for vs_id in text_only:
         data = _raw(vs_id)
         assert data["expansion"]["contains"] == []
         assert "unverified" in data["description"].lower() or "UNVERIFIED" in data["description"]
@@ -467,7 +537,8 @@ def test_thresholds_parse_and_cite() -> None:
     units = {"mg", "mg/d", "d", "a", "%", "1", "[iU]/d", "mL/min", "mm", "[IU]/mL"}
     for path, leaf in leaves:
         assert {"value", "unit", "source"} <= leaf.keys(), path
-        assert isinstance(leaf["value"], int | float), path
+        value = leaf["value"]
+        assert isinstance(value, int | float) or re.fullmatch(r"[\d.]+/[\d.]+", value), path
         assert leaf["unit"] in units, path
         assert leaf["source"].strip(), path
     keys = {path for path, _ in leaves}
@@ -479,6 +550,9 @@ def test_thresholds_parse_and_cite() -> None:
         "bone.t_score_very_high",
         "bone.z_score_moderate",
         "osteonecrosis.cumulative_mg",
+        "drug_effect.zoledronate_days",
+        "drug_effect.denosumab_days",
+        "drug_effect.supply_grace_days",
         "infection.pjp_min_daily_mg",
         "infection.live_vaccine_wait_days",
         "prednisone_equivalents.8640",
@@ -490,8 +564,18 @@ def test_thresholds_parse_and_cite() -> None:
 def test_every_peq_factor_is_a_glucocorticoid_ingredient(lib: ValueSetLibrary) -> None:
     data = tomllib.loads((HOOKS / "thresholds.toml").read_text(encoding="utf-8"))
     factors = data["prednisone_equivalents"]
-    assert factors["8640"]["value"] == 1.0
-    assert factors["1514"]["value"] == pytest.approx(8.33)
+    exact = parse_thresholds(data).section("prednisone_equivalents")
+    assert {code: t.exact for code, t in exact.items()} == {
+        "8640": 1,
+        "8638": 1,
+        "6902": Fraction(5, 4),
+        "10759": Fraction(5, 4),
+        "5492": Fraction(1, 4),
+        "2878": Fraction(1, 5),
+        "3264": Fraction(20, 3),
+        "1514": Fraction(25, 3),
+        "22396": Fraction(5, 6),
+    }
     vs = lib["glucocorticoid-ingredients"]
     for code, row in factors.items():
         concept = vs.match_code(RXNORM, code)

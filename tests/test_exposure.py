@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ IDENTIFY = [
     ("text hydrocortisone not cortisone", text("hydrocortisone"), dose(20), "5492", 5.0),
     ("text cortisone acetate", text("cortisone acetate"), dose(25), "2878", 5.0),
     ("RxNorm name, count unit", text("prednisone 20 MG Oral Tablet"), dose(2, "TAB"), "8640", 40.0),
-    ("local code with RxNorm display", code("L-77", "urn:local", "dexamethasone 4 MG Oral Tablet"), dose(1, "tablet"), "3264", 26.68),
+    ("local code with RxNorm display", code("L-77", "urn:local", "dexamethasone 4 MG Oral Tablet"), dose(1, "tablet"), "3264", 80 / 3),
     ("pack name", text("{21 (methylprednisolone 4 MG Oral Tablet) } Pack"), dose(2, "{tbl}"), "6902", 10.0),
     ("pack product code", code("762675"), dose(6, "{tbl}"), "6902", 30.0),
     ("syringe name, mL", text("1 ML methylprednisolone acetate 40 MG/ML Injectable Suspension"), dose(1, "mL"), "6902", 50.0),
@@ -138,7 +139,11 @@ EXCLUDED = [
     ("inhaled route", {"dosages": [dose(route="Inhalation")]}),
     ("intra-articular triamcinolone", {"med": code("10759"), "dosages": [dose(40, route="Intra-articular")]}),
     ("nasal form on Medication", {"medicationReference": {"reference": "Medication/n1"}}),
-    ("topical SIG text", {"dosages": [{**dose(), "text": "apply topical to rash"}]}),
+    ("ophthalmic route", {"dosages": [dose(route="Ophthalmic")]}),
+    ("nasal route coding display", {"dosages": [{**dose(), "route": {"coding": [{"system": "urn:local", "code": "NAS", "display": "Nasal"}]}}]}),
+    ("nasal site", {"dosages": [{**dose(), "site": {"text": "Nasal cavity"}}]}),
+    ("inhale method", {"dosages": [{**dose(), "method": {"text": "Inhalation"}}]}),
+    ("ophthalmic product text", {"med": text("prednisolone acetate 1% ophthalmic suspension")}),
 ]  # fmt: skip
 
 
@@ -149,6 +154,22 @@ def test_excluded_products_and_routes(label: str, kwargs: dict[str, Any]) -> Non
     assert summary.excluded_sources == ("MedicationRequest/o1",), label
     assert summary.courses == ()
     assert summary.daily == {}
+
+
+INSTRUCTION_WORDS = [
+    ("text mentions the eyes", {"text": "60 mg by mouth daily; report eye pain or blurred vision"}),
+    ("patientInstruction eye", {"patientInstruction": "For eye inflammation (uveitis). Take in the morning."}),
+    ("patientInstruction nasal", {"patientInstruction": "Keep using your nasal spray as well."}),
+    ("additionalInstruction topical", {"additionalInstruction": [{"text": "Do not apply topical steroids at the same time"}]}),
+    ("text inhaled", {"text": "Continue inhaled fluticasone separately"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("label", "extra"), INSTRUCTION_WORDS)
+def test_instruction_words_never_exclude(label: str, extra: dict[str, Any]) -> None:
+    summary = run([req(dosages=[{**dose(60, route="Oral", days=10), **extra}], note=[{"text": "nasal polyps"}])])  # fmt: skip
+    assert summary.excluded_sources == (), label
+    assert only_course(summary).daily_peq_mg == 60.0, label
 
 
 @pytest.mark.parametrize(
@@ -199,6 +220,27 @@ def test_dose_units(
         assert summary.daily == {}
     else:
         assert summary.cumulative_peq_mg() == pytest.approx(3 * peq)
+
+
+EXACT_LINE = [
+    ("deflazacort 36 mg", "22396", 36.0, 1),
+    ("betamethasone 3.6 mg", "1514", 3.6, 1),
+    ("dexamethasone 4.5 mg", "3264", 4.5, 1),
+    ("dexamethasone 1.5 mg three times a day", "3264", 1.5, 3),
+    ("methylprednisolone 12 mg twice a day", "6902", 12.0, 2),
+    ("hydrocortisone 40 mg three times a day", "5492", 40.0, 3),
+    ("cortisone 50 mg three times a day", "2878", 50.0, 3),
+]
+
+
+@pytest.mark.parametrize(("label", "ingredient", "mg", "per_day"), EXACT_LINE)
+def test_equivalent_of_30_mg_is_exactly_30(
+    label: str, ingredient: str, mg: float, per_day: int
+) -> None:
+    summary = run([req(med=code(ingredient), dosages=[dose(mg, freq=per_day, period=1, days=20)])])
+    assert only_course(summary).daily_peq_mg == 30.0, label
+    assert summary.longest_run_at_or_above(30) == 20, label
+    assert summary.cumulative_peq_mg() == 20 * 30.0, label
 
 
 # ------------------------------------------------------------------ frequency
@@ -360,7 +402,7 @@ def test_ignored_statuses(resource: Any) -> None:
 
 STATUS = [
     ("active open, recent: to today", "active", day(-10), [dose()], day(-10), day(0), 11),
-    ("active open, stale: evidence + cap", "active", day(-200), [dose()], day(-200), day(-110), 91),
+    ("active open, old: still to today", "active", day(-200), [dose()], day(-200), day(0), 201),
     ("active with future end: past part", "active", day(-5), [dose(days=20)], day(-5), day(0), 6),
     ("on-hold: days before today", "on-hold", day(-10), [dose()], day(-10), day(-1), 10),
     ("completed: planned end", "completed", day(-30), [dose(days=10)], day(-30), day(-21), 10),
@@ -389,12 +431,18 @@ def test_active_order_future_part_is_planned() -> None:
     assert summary.current_run_at_or_above(20, include_planned=True) == 6 + 94
 
 
-def test_open_course_is_capped_by_linked_evidence() -> None:
+def test_linked_dispense_confirms_an_old_open_order() -> None:
     order = req(status="active", authored=day(-200), dosages=[dose()])
     fill = dispense(handed=day(-20), days=None, qty=None, authorizingPrescription=[{"reference": "MedicationRequest/o1"}])  # fmt: skip
     summary = run([order, fill])
     assert summary.current_daily_peq_mg() == 20.0
     assert summary.longest_run_at_or_above(20) == 201
+    course = next(c for c in summary.courses if c.source == "MedicationRequest/o1")
+    assert (course.ordered_on, course.last_evidence_on) == (
+        TODAY - timedelta(days=200),
+        TODAY - timedelta(days=20),
+    )
+    assert not course.unconfirmed_current
 
 
 def test_intended_statement_is_planned_only() -> None:
@@ -512,7 +560,7 @@ def test_route(route: str | None, med: dict[str, Any], expected: str) -> None:
 
 
 def test_lookback_window() -> None:
-    summary = run([req("old", authored=day(-400), dosages=[dose(days=40)]), req("edge", authored=day(-364), dosages=[dose(5, days=1)])])  # fmt: skip
+    summary = run([req("old", authored=day(-400), dosages=[dose(days=40)]), req("edge", med=code("6902"), authored=day(-364), dosages=[dose(4, days=1)])])  # fmt: skip
     assert min(summary.daily) == TODAY - timedelta(days=364)
     assert summary.cumulative_peq_mg() == 4 * 20 + 5  # days -364..-361 of "old" + "edge"
     assert all(d >= summary.window_start for d in summary.daily)
@@ -581,7 +629,9 @@ def test_naive_now_is_refused() -> None:
 
 
 def test_unknown_peq_factor_is_unknown_dose() -> None:
-    summary = run([req(med=code("1514"), dosages=[dose(1, days=2)])], know=knowledge({"8640": 1.0}))
+    summary = run(
+        [req(med=code("1514"), dosages=[dose(1, days=2)])], know=knowledge({"8640": Fraction(1)})
+    )
     assert summary.unknown_dose_sources() == ("MedicationRequest/o1",)
     assert only_course(summary).daily_peq_mg is None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 from hypothesis import given, settings
@@ -123,10 +124,10 @@ def test_resource_order_does_not_matter(data: st.DataObject, resources: list[Any
 
 
 @SETTINGS
-@given(resources=records(), factor=st.sampled_from([0.5, 2.0, 4.0]))
-def test_peq_factor_scales_the_dose(resources: list[Any], factor: float) -> None:
+@given(resources=records(), factor=st.sampled_from([Fraction(1, 2), Fraction(2), Fraction(4)]))
+def test_peq_factor_scales_the_dose(resources: list[Any], factor: Fraction) -> None:
     base = run(resources)
     scaled = run(resources, know=knowledge({k: v * factor for k, v in PEQ.items()}))
     assert set(scaled.daily) == set(base.daily)
     for d, value in base.daily.items():
-        assert abs(scaled.daily[d] - value * factor) < 1e-4
+        assert abs(scaled.daily[d] - value * float(factor)) < 1e-4

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
+from fractions import Fraction
 from typing import Any
 
 from cds_service.exposure import (
@@ -19,26 +20,36 @@ from cds_service.fhir.models import (
     MedicationDispense,
     MedicationRequest,
     MedicationStatement,
+    Observation,
 )
 from cds_service.valuesets import parse_valueset
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 ATC = "http://www.whocc.no/atc"
+LOINC = "http://loinc.org"
 EXT = "http://example.org/fhir/StructureDefinition/"
 # +04:00 so that local date != UTC date around midnight.
 NOW = datetime(2024, 6, 30, 10, 0, tzinfo=timezone(timedelta(hours=4)))
 TODAY = NOW.date()
-PARAMS = ExposureParams(lookback_days=365, open_course_cap_days=90, iv_pulse_min_daily_peq_mg=250)
-PEQ: dict[str, float] = {
-    "8640": 1.0,
-    "8638": 1.0,
-    "6902": 1.25,
-    "10759": 1.25,
-    "5492": 0.25,
-    "2878": 0.2,
-    "3264": 6.67,
-    "1514": 8.33,
-    "22396": 0.833,
+PARAMS = ExposureParams(
+    lookback_days=365,
+    iv_pulse_min_daily_peq_mg=250,
+    unconfirmed_after_days=180,
+    body_weight_max_age_days=180,
+    body_height_max_age_days=730,
+    bsa_divisor=3600,
+)
+# Exact ratios, as hooks/thresholds.toml writes them: 5 mg prednisone / the equivalent dose.
+PEQ: dict[str, Fraction] = {
+    "8640": Fraction(1),
+    "8638": Fraction(1),
+    "6902": Fraction(5, 4),
+    "10759": Fraction(5, 4),
+    "5492": Fraction(1, 4),
+    "2878": Fraction(1, 5),
+    "3264": Fraction(20, 3),
+    "1514": Fraction(25, 3),
+    "22396": Fraction(5, 6),
 }
 NAMES = {
     "8640": "prednisone",
@@ -102,7 +113,7 @@ def _product(
     return {"system": RXNORM, "code": code, "extension": exts}
 
 
-def knowledge(peq: Mapping[str, float] = PEQ) -> GlucocorticoidKnowledge:
+def knowledge(peq: Mapping[str, Fraction] = PEQ) -> GlucocorticoidKnowledge:
     names = "|".join(NAMES.values())
     ingredients = [_ingredient(RXNORM, code, code) for code in NAMES]
     ingredients += [
@@ -159,6 +170,16 @@ def knowledge(peq: Mapping[str, float] = PEQ) -> GlucocorticoidKnowledge:
             _vs("intravenous-routes", [], r"intravenous|\bIV\b"), "test"
         ),
         peq_factor=peq,
+        body_weight=parse_valueset(
+            _vs(
+                "body-weight",
+                [{"system": LOINC, "code": "29463-7"}, {"system": LOINC, "code": "3141-9"}],
+            ),
+            "test",
+        ),
+        body_height=parse_valueset(
+            _vs("body-height", [{"system": LOINC, "code": "8302-2"}]), "test"
+        ),
     )
 
 
@@ -301,6 +322,28 @@ def dispense(rid: str = "d1", *, med: dict[str, Any] | None = None, handed: str 
     return MedicationDispense.model_validate(data)
 
 
+def observation(
+    oid: str, loinc: str, value: float, unit: str, when: str, *, status: str = "final"
+) -> Observation:
+    """A body measurement: ``value`` ``unit`` (UCUM code) measured on ``when``."""
+    return Observation.model_validate(
+        {
+            "resourceType": "Observation",
+            "id": oid,
+            "status": status,
+            "code": {"coding": [{"system": LOINC, "code": loinc}]},
+            "subject": {"reference": "Patient/pt-test"},
+            "effectiveDateTime": when,
+            "valueQuantity": {
+                "value": value,
+                "unit": unit,
+                "system": "http://unitsofmeasure.org",
+                "code": unit,
+            },
+        }
+    )
+
+
 def medication(mid: str, **data: Any) -> Medication:
     return Medication.model_validate({"resourceType": "Medication", "id": mid, **data})
 
@@ -313,8 +356,11 @@ def run(
     params: ExposureParams = PARAMS,
     know: GlucocorticoidKnowledge = KNOWLEDGE,
     now: datetime = NOW,
+    observations: Sequence[FHIRResourceModel] = (),
 ) -> ExposureSummary:
-    return summarize_exposure(resources, medications or {}, know, params, now, drafts)
+    return summarize_exposure(
+        resources, medications or {}, know, params, now, drafts, observations=observations
+    )
 
 
 def day(offset: int) -> str:

@@ -119,3 +119,24 @@ def test_content_needs_a_label_for_every_key(
     path.write_text(text.replace(old, new))
     with pytest.raises(ContentError, match=message):
         load_catalog(hooks, KINDS)
+
+
+async def test_another_patients_unknown_medication_does_not_make_a_key_partial(
+    client: httpx.AsyncClient,
+) -> None:
+    """Found by the binding property test: a foreign order naming a Medication the prefetch
+    does not hold made 'medications' incomplete on the patient's own cards."""
+    body = seed()
+    foreign = {
+        "resourceType": "MedicationRequest",
+        "id": "foreign-ref",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/someone-else"},
+        "medicationReference": {"reference": "Medication/not-in-prefetch"},
+    }
+    body["prefetch"]["medications"]["entry"].append({"resource": foreign})
+    response = await client.post(SERVICE, json=body)
+    assert response.status_code == 200
+    assert "org.example.glucocorticoid-cds.missing-data" not in response.json().get("extension", {})
+    assert all(PARAGRAPH not in d for d in details(response).values())

@@ -51,9 +51,9 @@ ICD = "http://hl7.org/fhir/sid/icd-10-cm"
                 "resourceType": "Observation",
                 "id": "o",
                 "status": "final",
-                "code": {"coding": [{"system": "http://loinc.org", "code": "8302-2"}]},
+                "code": {"coding": [{"system": "http://loinc.org", "code": "39156-5"}]},
             },
-            False,
+            False,  # BMI: in no value set
         ),
         (
             {

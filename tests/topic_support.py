@@ -99,14 +99,19 @@ def hit(
     ago: int | None = 30,
     active: bool = True,
     value: float | None = None,
+    given: bool = False,
+    supply_days: float | None = None,
     value_unit: str | None = None,
     result: Result | None = None,
     **props: Any,
 ) -> Hit:
-    """A hit ``ago`` days old; ``value_unit`` is the value's UCUM unit, ``result`` what a test
-    result says (lab_results), ``props`` the value-set concept's properties."""
+    """A value-set hit ``ago`` days old; ``given``/``supply_days``: a medication record that
+    documents a dose given or handed over (and its days' supply); ``value_unit`` is the value's
+    UCUM unit, ``result`` what a test result says (lab_results), ``props`` the value-set
+    concept's properties."""
     day = TODAY - timedelta(days=ago) if ago is not None else None
-    return Hit(ref, role, day, active, props, value, ref.split("/")[0], value_unit, result)
+    rtype = ref.split("/")[0]
+    return Hit(ref, role, day, active, props, value, rtype, given, supply_days, value_unit, result)
 
 
 def facts(

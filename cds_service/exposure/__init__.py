@@ -11,11 +11,16 @@ Documented policies (design choices, not guideline statements):
 * **Days and time zone.** ``today`` is ``now.date()`` in ``now``'s offset; datetimes with an
   offset are converted to that offset before taking the date. Partial dates ("2024-03") start
   on the first and end on the last day of the period and mark the course ``undated``.
-* **Dose.** ``doseQuantity`` in a mass unit, or count/volume units times the product strength.
-  ``doseRange`` uses the high value (``dose_range=True``). ``ordered`` beats ``calculated``.
-  Weight/BSA-based doses (mg/kg, mg/m2), unitless doses and a missing PEQ factor give
-  ``daily_peq_mg=None`` (GC present, dose unknown): listed by ``unknown_dose_sources()``,
-  never counted as 0 mg silently in rules that ask for it.
+* **Dose.** A ladder, recorded per course (``Course.dose_source``): ``doseQuantity`` in a mass
+  unit; count/volume/pack units times the product strength; mg/kg with the latest body weight
+  and mg/m² with the Mosteller body surface area (weight and height from the record's
+  Observations, no older than the windows of ``ExposureParams``); then the instruction text
+  (``Dosage.text``, then ``patientInstruction``, read by :mod:`cds_service.medications.sig`:
+  a taper in the text becomes steps, "then taper" an unknown last step). ``doseRange`` uses the
+  high value (``dose_range=True``). ``ordered`` beats ``calculated``. Without a dose (or a PEQ
+  factor) ``daily_peq_mg`` is None with ``Course.dose_unknown_reason`` (GC present, dose
+  unknown): listed by ``unknown_dose_sources()``, never counted as 0 mg silently in rules
+  that ask for it. Dosages of one step on the same days (divided doses) are one course, summed.
 * **Frequency.** ``repeat.frequency``/``period`` (frequencyMax when given; ``periodMax`` is
   ignored because the shorter interval is the higher exposure), ``when``/``timeOfDay`` counts,
   else the HL7 GTSAbbreviation ``timing.code``, else **once daily** (a dose with no timing).
@@ -28,20 +33,32 @@ Documented policies (design choices, not guideline statements):
   ``quantity`` / daily amount, each times ``numberOfRepeatsAllowed + 1``; MedicationStatement
   ``effective[x]``; MedicationDispense ``daysSupply``; MedicationAdministration ``effective[x]``
   (the whole dose on the start day unless the period is longer than a day, then spread evenly).
+  A ``boundsPeriod`` with only a start gives the start, not the length: the record's supply
+  still ends it (a draft starting today with 30 days' supply is planned for 30 days).
+  Dispenses of one product for one prescription (or with none on the record) are one supply
+  line, laid end to end: a refill picked up early starts when the last one runs out.
   Dosages with the same ``sequence`` are concurrent (summed); different sequences are laid end
   to end from the record's start (tapers). Dosages with no ``sequence`` are consecutive when
-  every one has its own duration (a taper without sequence numbers), else concurrent. A step
+  every one has its own duration (a taper without sequence numbers) unless each names other
+  times of day (divided doses), else concurrent. A step
   with no duration in the middle of a taper lasts one day (known gap).
 * **Status.** Ignored: entered-in-error, cancelled, not-taken, not-done, declined, draft
-  (outside ``draft_orders``), ``intent`` proposal/option, ``doNotPerform``. *active*: the past
-  counts, the future part of the planned end is planned exposure; an open end runs to today
-  but never past the last dated evidence of the record's cluster (see dedup) plus
-  ``open_course_cap_days``. *completed/stopped/unknown*: R4 has no ``statusChanged``, so the
-  course ends at its planned end (start + duration), or without one at the record's last dated
-  evidence, and never after today. *on-hold*: days before today only. MedicationStatement
-  *intended* and ``draft_orders``: planned only (today onward); a draft with no start starts
-  today, a draft or intended record with no duration counts for its first day only.
-  MedicationDispense: handed-over supply; its future days are planned exposure.
+  (outside ``draft_orders``), ``intent`` proposal/option, ``doNotPerform``. *active*: current
+  use follows the record (clinical-knowledge-2.md 1.1-1.2). The record's own end counts:
+  ``boundsPeriod.end``, ``boundsDuration``/``count``, the supply (``expectedSupplyDuration``
+  or ``quantity`` times ``1 + numberOfRepeatsAllowed``), else ``dispenseRequest.validityPeriod
+  .end``; without any of these the course runs through today, however old the order (the
+  future part of a planned end is planned exposure). Dispenses, administrations and statements
+  are evidence of use: a course reaching today whose latest evidence for that ingredient is
+  older than ``unconfirmed_after_days`` is ``unconfirmed_current`` (``Course.ordered_on``,
+  ``Course.last_evidence_on`` say how old). *completed/stopped/unknown*: R4 has no
+  ``statusChanged``, so the course ends at its planned end (start + duration), or without one
+  at the record's last dated evidence, and never after today. *on-hold*: days before today
+  only, ending on ``meta.lastUpdated`` (the hold was the likely update) when that falls inside
+  the course. MedicationStatement *intended* and ``draft_orders``: planned only (today onward);
+  a draft with no start starts today, a draft or intended record with no duration counts for
+  its first day only (an active record starting in the future too). MedicationDispense:
+  handed-over supply; its future days are planned exposure.
 * **Missing dates.** Start = the dosage's own ``boundsPeriod.start``, else ``authoredOn``,
   else ``dispenseRequest.validityPeriod.start``, else ``effective[x]``/``whenHandedOver``, else
   ``dateAsserted`` or ``meta.lastUpdated`` (these two set ``undated=True``). With no date at
@@ -52,7 +69,10 @@ Documented policies (design choices, not guideline statements):
   ``basedOn``/``derivedFrom``/``partOf``, MedicationAdministration ``request``/``partOf``,
   MedicationDispense ``authorizingPrescription``, MedicationRequest ``basedOn`` and
   ``priorPrescription``. A renewal (``priorPrescription``) also ends the replaced order the day
-  before the new one starts (a draft renewal replaces it from tomorrow). Per ingredient and
+  before the new one starts (a draft renewal replaces it from tomorrow). Unlinked orders (and
+  statements) of the same product (ingredient, strength, pack) that start on different days
+  overlay each other: on the days a later one covers, the earlier one does not count (it
+  resumes after a short burst), so re-prescriptions left active never stack up. Per ingredient and
   day: within a cluster, administrations add up and the other records are duplicates (max of
   each kind, then max over kinds); clusters that contain a MedicationRequest add up (5 mg + 1 mg
   concurrent orders are summed); clusters without one add up within their kind, and the
@@ -67,7 +87,8 @@ Documented policies (design choices, not guideline statements):
 
 Modules, in the order the data flows: ``records`` (one record per resource: status policy,
 drug, dates through ``dates``), ``segments`` (a record's Dosage entries laid out in time),
-``timeline`` (clusters, open ends, renewals and the sweep into day maps), ``daymap`` (per-day
+``overlaps`` (renewals, re-prescriptions of the same product, supply lines), ``timeline``
+(clusters, open ends and the sweep into day maps), ``daymap`` (per-day
 totals as runs) and ``summary`` (what the engine returns and the queries rules ask);
 ``context`` holds what every parser reads besides the record.
 """

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, tzinfo
 
+from cds_service.exposure.measurements import BodyMeasurements, BodyWindows
 from cds_service.exposure.summary import ExposureParams
 from cds_service.fhir.models import Medication
 from cds_service.medications import GlucocorticoidKnowledge
@@ -18,3 +19,9 @@ class Context:
     medications: Mapping[str, Medication]  # "Medication/<id>" -> Medication
     tz: tzinfo | None  # ``now``'s offset: datetimes become local days in it
     today: date
+    body: BodyMeasurements = field(default_factory=BodyMeasurements)
+
+    @property
+    def windows(self) -> BodyWindows:
+        p = self.params
+        return BodyWindows(p.body_weight_max_age_days, p.body_height_max_age_days, p.bsa_divisor)

@@ -10,6 +10,7 @@ from typing import Literal
 from cds_service.exposure.context import Context
 from cds_service.exposure.dates import Day, to_day
 from cds_service.exposure.daymap import ROUND_DIGITS
+from cds_service.exposure.measurements import scale_dose
 from cds_service.exposure.segments import Segment, dosage_segments
 from cds_service.fhir.models import (
     Dosage,
@@ -25,10 +26,13 @@ from cds_service.fhir.models import (
 )
 from cds_service.fhir.references import relative_reference
 from cds_service.medications import (
+    DoseReason,
     DrugInfo,
     Route,
+    Strength,
+    amount_dose,
     amount_mg,
-    dosage_texts,
+    dosage_route_texts,
     duration_days,
     identify_drug,
     route_of,
@@ -38,6 +42,10 @@ Kind = Literal["request", "administration", "dispense", "statement"]
 # How a record's status shapes its days (see module docstring, "Status").
 Policy = Literal["current", "ended", "paused", "supply", "event", "planned"]
 KIND_ORDER: Mapping[str, int] = {"request": 0, "administration": 1, "dispense": 2, "statement": 3}
+# Ingredient, strength and pack size of the product a record names (None for both when only
+# the ingredient is coded): orders (statements) of the same product replace each other in time,
+# dispenses of the same product are one supply line.
+ProductKey = tuple[str, Strength | None, int | None]
 MedicationUse = (
     MedicationRequest | MedicationStatement | MedicationAdministration | MedicationDispense
 )
@@ -54,6 +62,9 @@ class Record:
     priors: list[str] = field(default_factory=list)
     draft: bool = False
     cluster: int = 0
+    ordered_on: date | None = None  # MedicationRequest.authoredOn
+    updated: date | None = None  # meta.lastUpdated: the likely day an order was put on hold
+    product: ProductKey | None = None  # same product: a later record replaces an earlier one
 
 
 _REQUEST_POLICY: Mapping[str, Policy] = {
@@ -102,7 +113,7 @@ def _identify(
         list(resource.contained or []),
         ctx.medications,
         ctx.knowledge,
-        dosage_texts(dosage_items),
+        dosage_route_texts(dosage_items),
     )
 
 
@@ -128,6 +139,10 @@ def _last_updated(meta: Meta | None, ctx: Context) -> Day | None:
     return to_day(meta.lastUpdated, ctx.tz) if meta else None
 
 
+def _product(drug: DrugInfo) -> ProductKey:
+    return (drug.ingredient, drug.strength, drug.pack_units)
+
+
 # ----------------------------------------------------------------------- MedicationRequest
 
 
@@ -144,6 +159,9 @@ def _parse_request(
     bound_starts = _bound_starts(dosages, ctx)
     disp = mr.dispenseRequest
     validity = to_day(disp.validityPeriod.start, ctx.tz) if disp and disp.validityPeriod else None
+    validity_end = (
+        to_day(disp.validityPeriod.end, ctx.tz, end=True) if disp and disp.validityPeriod else None
+    )
     authored = to_day(mr.authoredOn, ctx.tz)
     start: Day | None
     if draft:
@@ -157,12 +175,16 @@ def _parse_request(
         fills = 1 + int(disp.numberOfRepeatsAllowed or 0)
         supply_mg = amount_mg(disp.quantity, drug)
     segments = dosage_segments(
-        dosages, drug, ctx, start, record_days=record_days, supply_mg=supply_mg, supply_fills=fills
-    )
+        dosages, drug, ctx, start, record_days=record_days, supply_mg=supply_mg,
+        supply_fills=fills, record_end=validity_end.value if validity_end else None,
+    )  # fmt: skip
     evidence = _latest([start, authored, validity, *bound_starts], ctx.today)
+    updated = _last_updated(mr.meta, ctx)
     return Record(
         source, "request", policy, segments, evidence,
         links=_refs(mr.basedOn), priors=_refs([mr.priorPrescription]), draft=draft,
+        ordered_on=authored.value if authored and not authored.weak else None,
+        updated=updated.value if updated else None, product=_product(drug),
     )  # fmt: skip
 
 
@@ -223,9 +245,11 @@ def _parse_statement(
         for seg in segments:
             seg.end = eff_end.value if seg.end is None else min(seg.end, eff_end.value)
     evidence = _latest([eff_start, eff_end, asserted], ctx.today)
+    updated = _last_updated(ms.meta, ctx)
     return Record(
         source, "statement", policy, segments, evidence,
         links=_refs([*(ms.basedOn or []), *(ms.derivedFrom or []), *(ms.partOf or [])]),
+        updated=updated.value if updated else None, product=_product(drug),
     )  # fmt: skip
 
 
@@ -242,13 +266,16 @@ def _parse_administration(
     if drug is None or drug.excluded:
         return drug
     start, end, span = _administration_days(ma, ctx)
-    mg = amount_mg(dosage.dose if dosage else None, drug)
-    factor = ctx.knowledge.peq_factor.get(drug.ingredient)
-    peq = round(mg * factor / span, ROUND_DIGITS) if mg is not None and factor else None
+    on = start.value if start else ctx.today
+    dose = scale_dose(amount_dose(dosage.dose if dosage else None, drug), ctx.body, ctx.windows, on, ctx.today)  # fmt: skip
+    total = ctx.knowledge.peq_mg(drug.ingredient, dose.mg)
+    peq = round(total / span, ROUND_DIGITS) if total is not None else None
     route = route_of(dosage.route if dosage else None, ctx.knowledge, drug)
+    reason = dose.reason if dose.mg is None else None if peq is not None else "no-peq-factor"
     seg = Segment(
         drug.ingredient, drug.ingredient_name, start.value if start else None,
         end.value if end else None, peq, route, False, start.weak if start else True,
+        source=dose.source, reason=reason,
     )  # fmt: skip
     return Record(
         source, "administration", "event", [seg], _latest([start], ctx.today),
@@ -309,7 +336,7 @@ def _parse_dispense(md: MedicationDispense, source: str, ctx: Context) -> Record
         segments = [_supply_segment(drug, ctx, start, days, supply_mg)]
     return Record(
         source, "dispense", "supply", segments, _latest([handed, prepared], ctx.today),
-        links=_refs(md.authorizingPrescription),
+        links=_refs(md.authorizingPrescription), product=_product(drug),
     )  # fmt: skip
 
 
@@ -317,12 +344,16 @@ def _supply_segment(
     drug: DrugInfo, ctx: Context, start: Day | None, days: int | None, supply_mg: float | None
 ) -> Segment:
     """No SIG: the dispensed amount spread evenly over the days supplied."""
-    factor = ctx.knowledge.peq_factor.get(drug.ingredient)
-    peq = None
-    if days and supply_mg is not None and factor:
-        peq = round(supply_mg / days * factor, ROUND_DIGITS)
+    total = ctx.knowledge.peq_mg(drug.ingredient, supply_mg)
+    peq = round(total / days, ROUND_DIGITS) if days and total is not None else None
     first = start.value if start else None
     last = first + timedelta(days=days - 1) if first and days else None
     route: Route = "oral" if drug.oral_form else "unknown-systemic"
     weak = start.weak if start else True
-    return Segment(drug.ingredient, drug.ingredient_name, first, last, peq, route, False, weak)
+    reason: DoseReason | None = None
+    if peq is None:
+        reason = "no-peq-factor" if supply_mg is not None and days else "supply-unknown"
+    return Segment(
+        drug.ingredient, drug.ingredient_name, first, last, peq, route, False, weak,
+        source="dispensed-supply", reason=reason,
+    )  # fmt: skip

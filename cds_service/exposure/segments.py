@@ -14,18 +14,20 @@ from datetime import date, timedelta
 from cds_service.exposure.context import Context
 from cds_service.exposure.dates import Day, to_day
 from cds_service.exposure.daymap import EPS, ROUND_DIGITS
+from cds_service.exposure.doses import DosePart, dosage_parts
 from cds_service.fhir.models import Dosage
 from cds_service.medications import (
     MAX_SPAN_DAYS,
+    DoseReason,
+    DoseSource,
     DrugInfo,
     Route,
     Schedule,
-    dose_per_administration,
     duration_days,
     route_of,
     schedule,
+    weakest_source,
 )
-from cds_service.medications.dosage import NO_DOSE
 
 
 @dataclass
@@ -41,6 +43,8 @@ class Segment:
     weekdays: frozenset[int] | None = None
     alternate: bool = False
     mg_per_day: float | None = None  # ingredient mg/day (supply-based duration)
+    source: DoseSource = "structured"
+    reason: DoseReason | None = None  # why ``peq`` is None
 
 
 def dosage_segments(
@@ -52,23 +56,27 @@ def dosage_segments(
     record_days: int | None,
     supply_mg: float | None,
     supply_fills: int,
+    record_end: date | None = None,
 ) -> list[Segment]:
     """Lay out Dosage entries from the record's ``start`` (None: no date yet, weak).
 
     ``record_days`` (a supply duration) or ``supply_mg`` (an amount to divide by the daily
     dose), times ``supply_fills``, give the length of a single-step record whose dosages have
-    none of their own; no dosage at all is one dose-less segment.
+    none of their own; no dosage at all is one dose-less segment. ``record_end`` (the last day
+    the prescription may be filled, ``dispenseRequest.validityPeriod.end``) ends whatever is
+    still open after that.
     """
     first = start.value if start else None
     weak = start.weak if start else True
-    factor = ctx.knowledge.peq_factor.get(drug.ingredient)
     groups = _sequence_groups(list(dosages) or [None])
     segments: list[Segment] = []
+    steps: list[tuple[list[Segment], int | None]] = []
+    for key in sorted(groups):
+        steps.extend(_group_steps(groups[key], drug, ctx, first, weak, segments))
     cursor = first
-    ordered_keys = sorted(groups)
-    last_index = len(ordered_keys) - 1
-    for index, key in enumerate(ordered_keys):
-        step, step_days = _step(groups[key], drug, factor, ctx, first, weak, segments)
+    last_index = len(steps) - 1
+    for index, (step, own_days) in enumerate(steps):
+        step_days = own_days
         if not step:
             continue
         if step_days is None and last_index == 0:
@@ -82,15 +90,51 @@ def dosage_segments(
         segments.extend(step)
         if cursor is not None and step_days is not None:
             cursor = cursor + timedelta(days=step_days)
-    return segments
+    if record_end is not None:
+        for seg in segments:
+            if seg.start is not None and seg.end is None:
+                seg.end = max(seg.start, record_end)
+    return merge_concurrent(segments)
+
+
+def merge_concurrent(segments: list[Segment]) -> list[Segment]:
+    """Segments of one record on the same days with the same schedule and route, summed:
+    divided doses (hydrocortisone 10 + 5 + 5 mg) are one course of 20 mg a day. Segments of
+    unknown dose stay apart."""
+    merged: dict[tuple[object, ...], Segment] = {}
+    out: list[Segment] = []
+    for seg in segments:
+        if seg.peq is None:
+            out.append(seg)
+            continue
+        key = (seg.start, seg.end, seg.route, seg.weekdays, seg.alternate, seg.undated)
+        found = merged.get(key)
+        if found is None:
+            merged[key] = seg
+            out.append(seg)
+            continue
+        found.peq = round(found.peq + seg.peq, ROUND_DIGITS) if found.peq is not None else None
+        if found.mg_per_day is not None and seg.mg_per_day is not None:
+            found.mg_per_day += seg.mg_per_day
+        found.dose_range = found.dose_range or seg.dose_range
+        found.source = weakest_source([found.source, seg.source])
+    return out
 
 
 def _sequence_groups(items: list[Dosage | None]) -> dict[int, list[Dosage | None]]:
     """Dosages by step: their ``sequence``; without one, each its own step when every such
-    dosage has its own duration (a taper without sequence numbers), else one shared step."""
+    dosage has its own duration (a taper without sequence numbers), else one shared step.
+
+    Dosages that each name different times of day (10 mg in the morning, 5 mg at noon, 5 mg
+    in the evening, each for 90 days) are divided doses of one day, never a taper.
+    """
     unsequenced = [d for d in items if d is None or d.sequence is None]
-    consecutive = len(unsequenced) > 1 and all(
-        d is not None and own_duration(d, schedule(d.timing)) is not None for d in unsequenced
+    consecutive = (
+        len(unsequenced) > 1
+        and all(
+            d is not None and own_duration(d, schedule(d.timing)) is not None for d in unsequenced
+        )
+        and not _divided_by_time(unsequenced)
     )
     groups: dict[int, list[Dosage | None]] = {}
     for position, d in enumerate(items):
@@ -102,58 +146,94 @@ def _sequence_groups(items: list[Dosage | None]) -> dict[int, list[Dosage | None
     return groups
 
 
-def _step(
+def _divided_by_time(dosages: list[Dosage | None]) -> bool:
+    """Every dosage names its times of day (``when``, ``timeOfDay``, a timing code such as AM
+    or PM) and no two name the same ones."""
+    seen: set[frozenset[str]] = set()
+    for d in dosages:
+        timing = d.timing if d is not None else None
+        if timing is None:
+            return False
+        repeat = timing.repeat
+        times = {str(w) for w in (repeat.when or [])} if repeat else set()
+        times |= {str(t) for t in (repeat.timeOfDay or [])} if repeat else set()
+        times |= (
+            {str(c.code) for c in (timing.code.coding or []) if c.code} if timing.code else set()
+        )
+        if not times or frozenset(times) in seen:
+            return False
+        seen.add(frozenset(times))
+    return True
+
+
+def _group_steps(
     group: list[Dosage | None],
     drug: DrugInfo,
-    factor: float | None,
     ctx: Context,
     start: date | None,
     weak: bool,
     placed: list[Segment],
-) -> tuple[list[Segment], int | None]:
-    """The segments of one step and the step's length (its longest own duration, or None).
+) -> list[tuple[list[Segment], int | None]]:
+    """The steps of one sequence group: its dosages side by side (each step's length is its
+    longest own duration, or None), then the later steps of an instruction-text taper.
 
     A dosage with its own ``boundsPeriod`` is not part of the step: its segment goes straight
     to ``placed``, on its own dates.
     """
     step_days: int | None = None
     step: list[Segment] = []
+    later: list[tuple[list[Segment], int | None]] = []
     for d in group:
         sched = schedule(d.timing if d is not None else None)
-        seg = _segment(d, sched, drug, factor, ctx, weak)
-        if d is not None and _place_on_own_bounds(seg, d, start, weak, ctx):
-            placed.append(seg)
+        parts = dosage_parts(d, sched, drug, ctx, start or ctx.today)
+        segs = [_segment(d, sched, part, drug, ctx, weak) for part in parts]
+        if d is not None and len(segs) == 1 and _place_on_own_bounds(segs[0], d, start, weak, ctx):
+            placed.append(segs[0])
             continue
-        days = own_duration(d, sched) if d is not None else None
+        own = own_duration(d, sched) if d is not None else None
+        days = parts[0].days if parts[0].days is not None else own
         if days is not None:
             step_days = max(step_days or 0, days)
-        step.append(seg)
-    return step, step_days
+        step.append(segs[0])
+        later.extend(([seg], part.days) for seg, part in zip(segs[1:], parts[1:], strict=True))
+    return [(step, step_days), *later]
 
 
 def _segment(
     dosage: Dosage | None,
     sched: Schedule,
+    part: DosePart,
     drug: DrugInfo,
-    factor: float | None,
     ctx: Context,
     weak: bool,
 ) -> Segment:
-    """The dose segment of one Dosage, not yet placed in time."""
-    dose = dose_per_administration(dosage, drug) if dosage is not None else NO_DOSE
-    mg_day = dose.mg * sched.per_day if dose.mg is not None else None
-    peq = round(mg_day * factor, ROUND_DIGITS) if mg_day is not None and factor else None
+    """The dose segment of one step of a Dosage, not yet placed in time."""
+    total = ctx.knowledge.peq_mg(drug.ingredient, part.mg_per_day)
+    peq = round(total, ROUND_DIGITS) if total is not None else None
+    source, reason = part.source, part.reason
+    if peq is None and part.mg_per_day is not None:
+        source, reason = "unknown", "no-peq-factor"
     route = route_of(dosage.route if dosage is not None else None, ctx.knowledge, drug)
+    # A schedule read from the text replaces the structured one (its weekdays too).
+    weekdays = None if part.source == "instruction-text" else sched.weekdays
     return Segment(
-        drug.ingredient, drug.ingredient_name, None, None, peq, route,
-        dose.dose_range, weak, sched.weekdays, sched.alternate, mg_day,
+        drug.ingredient, drug.ingredient_name, None, None, peq, route, part.dose_range, weak,
+        weekdays, part.alternate, part.mg_per_day, source, reason,
     )  # fmt: skip
 
 
 def _place_on_own_bounds(
     seg: Segment, dosage: Dosage, start: date | None, weak: bool, ctx: Context
 ) -> bool:
-    """Put ``seg`` on the dosage's own boundsPeriod; False when it has no dated bound."""
+    """Put ``seg`` on the dosage's own boundsPeriod; False when it is laid out as part of its
+    step instead.
+
+    A boundsPeriod with an end places the dosage on its own dates. One with only a start says
+    when it starts, not how long it lasts: when that is the record's start (a single-step
+    order, or a draft, which starts today) the dosage stays in its step, so its count or the
+    record's supply (``expectedSupplyDuration``...) gives the length; a later start places it
+    there, for its own duration or open.
+    """
     repeat = dosage.timing.repeat if dosage.timing is not None else None
     bounds = repeat.boundsPeriod if repeat is not None else None
     if bounds is None:
@@ -162,8 +242,14 @@ def _place_on_own_bounds(
     own_end = to_day(bounds.end, ctx.tz, end=True)
     if own_start is None and own_end is None:
         return False
+    if own_end is None and (start is None or own_start is None or own_start.value <= start):
+        return False
     seg.start = own_start.value if own_start else start
-    seg.end = own_end.value if own_end else None
+    if own_end is not None:
+        seg.end = own_end.value
+    elif seg.start is not None:
+        days = own_duration(dosage, schedule(dosage.timing))
+        seg.end = seg.start + timedelta(days=days - 1) if days is not None else None
     seg.undated = weak if own_start is None else own_start.weak
     return True
 

@@ -9,6 +9,7 @@ from datetime import date
 
 from cds_service.exposure.dates import DAY
 from cds_service.exposure.daymap import EPS, ROUND_DIGITS, DayMap, DaySources
+from cds_service.thresholds import Thresholds
 
 
 @dataclass(frozen=True)
@@ -16,8 +17,26 @@ class ExposureParams:
     """Engine parameters, all from hooks/thresholds.toml."""
 
     lookback_days: int
-    open_course_cap_days: int  # open active order: ongoing to now, but not past evidence + cap
     iv_pulse_min_daily_peq_mg: float  # an IV day at or above this is an IV pulse
+    # A current course whose latest evidence of use is older than this is unconfirmed.
+    unconfirmed_after_days: int
+    # Weight-based doses: how long before a course a weight / height may have been measured,
+    # and the divisor of the Mosteller body-surface-area formula.
+    body_weight_max_age_days: int
+    body_height_max_age_days: int
+    bsa_divisor: float
+
+    @staticmethod
+    def from_thresholds(t: Thresholds, lookback_days: int | None = None) -> ExposureParams:
+        """The parameters from ``[exposure]``; ``lookback_days`` overrides the file's."""
+        return ExposureParams(
+            lookback_days=int(lookback_days or t.value("exposure.lookback_days")),
+            iv_pulse_min_daily_peq_mg=t.value("exposure.iv_pulse_min_daily_peq_mg"),
+            unconfirmed_after_days=int(t.value("exposure.unconfirmed_current_after_days")),
+            body_weight_max_age_days=int(t.value("exposure.body_weight_max_age_days")),
+            body_height_max_age_days=int(t.value("exposure.body_height_max_age_days")),
+            bsa_divisor=t.value("exposure.bsa_mosteller_divisor"),
+        )
 
 
 @dataclass(frozen=True)
@@ -27,6 +46,26 @@ class Course:
     ``daily_peq_mg`` is PEQ mg on each dosing day (every day unless the order lists weekdays;
     sparser schedules are averaged), None when a systemic GC is present but its dose is not
     computable. ``start``/``end`` are inclusive local dates.
+
+    What the card needs to say how current a course is: ``ordered_on`` is the order's
+    ``authoredOn`` (None for other records or when it is missing or partial);
+    ``last_evidence_on`` the latest dated evidence of use of the ingredient on the record
+    (order written, dispensed, administered, statement made or asserted; drafts aside), today
+    at the latest; ``unconfirmed_current`` is True on a course that reaches today from an
+    active order or statement when that evidence is older than
+    ``ExposureParams.unconfirmed_after_days``: current use should be confirmed.
+
+    How the dose was derived: ``dose_source`` is "structured" (a mass unit), "product-strength"
+    (tablets, mL or packs times the product strength), "weight-based" (mg/kg with the latest
+    body weight, mg/m² with the body surface area), "instruction-text" (read from the free-text
+    instruction), "dispensed-supply" (a dispense without instructions: the amount over the
+    days supplied) or "unknown". With "unknown", ``daily_peq_mg`` is None and
+    ``dose_unknown_reason`` is one of: "no-dose" (no dose on the record), "unit-unknown",
+    "strength-missing" (tablets or mL of a product whose strength is unknown),
+    "weight-missing" / "height-missing" (mg/kg or mg/m² without a recent measurement),
+    "unreadable-instruction" (free text not understood), "taper-unstated" (a "then taper"
+    step with no schedule), "no-peq-factor" (an ingredient without an equivalence factor),
+    "supply-unknown" (a dispense with neither instructions nor days supplied).
     """
 
     source: str
@@ -40,6 +79,11 @@ class Course:
     dose_range: bool
     undated: bool
     alternate_day: bool = False
+    ordered_on: date | None = None
+    last_evidence_on: date | None = None
+    unconfirmed_current: bool = False
+    dose_source: str = "structured"
+    dose_unknown_reason: str | None = None
 
 
 @dataclass(frozen=True)

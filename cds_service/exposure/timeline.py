@@ -10,6 +10,8 @@ from itertools import pairwise
 from cds_service.exposure.context import Context
 from cds_service.exposure.dates import DAY
 from cds_service.exposure.daymap import EPS, ROUND_DIGITS, DayMap, DaySources
+from cds_service.exposure.measurements import read_measurements
+from cds_service.exposure.overlaps import apply_renewals, apply_replacements, chain_supplies
 from cds_service.exposure.records import KIND_ORDER, Kind, Record, parse_record, source_of
 from cds_service.exposure.segments import Segment
 from cds_service.exposure.summary import Course, ExposureParams, ExposureSummary
@@ -43,10 +45,9 @@ class _Clusters:
             self.parent[hi] = lo
 
 
-def _resolve_dates(record: Record, cluster_evidence: date | None, ctx: Context) -> None:
+def _resolve_dates(record: Record, ctx: Context) -> None:
     """Apply the status policy to open ends and missing starts (module docstring)."""
-    today, cap = ctx.today, ctx.params.open_course_cap_days
-    evidence = cluster_evidence or record.evidence
+    today = ctx.today
     for seg in record.segments:
         if seg.start is None:
             if record.policy in ("current", "planned"):
@@ -54,9 +55,10 @@ def _resolve_dates(record: Record, cluster_evidence: date | None, ctx: Context) 
             continue
         if seg.end is None:
             if record.policy == "current":
-                seg.end = min(today, (evidence or seg.start) + timedelta(days=cap))
+                # The record says nothing about an end: taken through today, however old.
+                seg.end = max(today, seg.start)
             elif record.policy == "paused":
-                seg.end = min(today - DAY, (evidence or seg.start) + timedelta(days=cap))
+                seg.end = _hold_day(record, seg.start, today)
             elif record.policy == "ended":
                 seg.end = max(seg.start, min(record.evidence or seg.start, today))
             else:
@@ -65,6 +67,15 @@ def _resolve_dates(record: Record, cluster_evidence: date | None, ctx: Context) 
             seg.end = min(seg.end, today)
         elif record.policy == "paused":
             seg.end = min(seg.end, today - DAY)
+
+
+def _hold_day(record: Record, start: date, today: date) -> date:
+    """The last day an on-hold record was taken: R4 has no status date, so the day it was last
+    updated (the hold was the likely update), else yesterday."""
+    updated = record.updated
+    if updated is not None and start <= updated < today:
+        return updated
+    return today - DAY
 
 
 def _days(seg: Segment, lo: date, hi: date) -> Iterator[date]:
@@ -84,17 +95,21 @@ def summarize_exposure(
     params: ExposureParams,
     now: datetime,
     draft_orders: Sequence[MedicationRequest] = (),
+    observations: Sequence[FHIRResourceModel] = (),
 ) -> ExposureSummary:
     """Systemic glucocorticoid exposure as of ``now`` (see the module docstring for policies).
 
     ``resources``: MedicationRequest/Statement/Administration/Dispense (others are ignored).
     ``medications``: "Medication/<id>" -> Medication; contained ones are read from the record.
     ``now`` must be timezone-aware (ValueError otherwise); ``today`` is its local date.
-    ``draft_orders``: CDS Hooks draftOrders, planned exposure only. All mg are PEQ mg.
+    ``draft_orders``: CDS Hooks draftOrders, planned exposure only. ``observations``: the
+    record's Observations; body weights and heights among them scale weight-based doses
+    (others are ignored). All mg are PEQ mg.
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
-    ctx = Context(knowledge, params, medications, now.tzinfo, now.date())
+    body = read_measurements(observations, knowledge.body_weight, knowledge.body_height, now.tzinfo)
+    ctx = Context(knowledge, params, medications, now.tzinfo, now.date(), body)
     prepared = _prepare(resources, draft_orders, ctx)
     return _summarize(prepared, ctx)
 
@@ -116,9 +131,11 @@ def _prepare(
 ) -> _Prepared:
     """Parse, cluster (dedup), resolve open dates and apply renewals."""
     records, excluded = _parse_all(resources, draft_orders, ctx)
-    anchors, evidence = _cluster(records)
-    unknown = _resolve_all(records, evidence, ctx)
-    _apply_renewals(records, ctx.today)
+    anchors = _cluster(records)
+    chain_supplies(records, anchors)
+    unknown = _resolve_all(records, ctx)
+    apply_renewals(records, ctx.today)
+    apply_replacements(records, ctx.today)
     return _Prepared(records, anchors, excluded, unknown)
 
 
@@ -141,9 +158,9 @@ def _parse_all(
     return records, excluded
 
 
-def _cluster(records: Mapping[str, Record]) -> tuple[dict[int, Kind], dict[int, date]]:
+def _cluster(records: Mapping[str, Record]) -> dict[int, Kind]:
     """Number the clusters of linked records (``Record.cluster``); return each cluster's anchor
-    kind (the first in ``KIND_ORDER``) and its latest dated evidence (drafts aside)."""
+    kind (the first in ``KIND_ORDER``)."""
     clusters = _Clusters(records)
     for rec in records.values():
         for ref in (*rec.links, *rec.priors):
@@ -151,29 +168,23 @@ def _cluster(records: Mapping[str, Record]) -> tuple[dict[int, Kind], dict[int, 
                 clusters.union(rec.source, ref)
     roots = sorted({clusters.find(s) for s in records})
     cluster_ids = {root: i for i, root in enumerate(roots)}
-    evidence: dict[int, date] = {}
     members: dict[int, list[Record]] = {}
     for src in sorted(records):
         rec = records[src]
         rec.cluster = cluster_ids[clusters.find(src)]
         members.setdefault(rec.cluster, []).append(rec)
-        if rec.evidence is not None and not rec.draft:
-            evidence[rec.cluster] = max(evidence.get(rec.cluster, rec.evidence), rec.evidence)
-    anchors = {
+    return {
         cid: min((r.kind for r in recs), key=KIND_ORDER.__getitem__)
         for cid, recs in members.items()
     }
-    return anchors, evidence
 
 
-def _resolve_all(
-    records: Mapping[str, Record], evidence: Mapping[int, date], ctx: Context
-) -> set[str]:
+def _resolve_all(records: Mapping[str, Record], ctx: Context) -> set[str]:
     """Resolve every record's dates; drop the segments that stay undated and return the
     sources that lost one (or had none)."""
     unknown: set[str] = set()
     for rec in records.values():
-        _resolve_dates(rec, evidence.get(rec.cluster), ctx)
+        _resolve_dates(rec, ctx)
         if any(s.start is None for s in rec.segments) or not rec.segments:
             unknown.add(rec.source)
             rec.segments = [s for s in rec.segments if s.start is not None]
@@ -191,11 +202,12 @@ def _summarize(prepared: _Prepared, ctx: Context) -> ExposureSummary:
     planned: list[_Piece] = []
     iv: dict[tuple[str, str, date], float] = {}
     lo, now_ord, hi = window_start.toordinal(), today.toordinal(), horizon.toordinal()
+    evidence = _evidence_by_ingredient(records, today)
     order = 0
     for src in sorted(records):
         rec = records[src]
         for seg in rec.segments:
-            courses.extend(_courses(rec, seg, window_start, today))
+            courses.extend(_courses(rec, seg, window_start, today, evidence, params))
             if seg.peq is None:
                 unknown.add(src)
                 continue
@@ -323,39 +335,45 @@ def _combine_day(active: list[_Piece], anchors: Mapping[int, str]) -> float:
     return total
 
 
-def _apply_renewals(records: Mapping[str, Record], today: date) -> None:
-    """A renewal ends the order it replaces the day before it starts (drafts: after today)."""
+def _evidence_by_ingredient(records: Mapping[str, Record], today: date) -> dict[str, date]:
+    """Latest dated evidence of use per ingredient (drafts aside), today at the latest."""
+    latest: dict[str, date] = {}
     for rec in records.values():
-        starts = [s.start for s in rec.segments if s.start is not None]
-        if not rec.priors or not starts:
+        if rec.draft or rec.evidence is None:
             continue
-        cut = min(starts) - DAY
-        if rec.draft:
-            cut = max(cut, today)
-        for ref in rec.priors:
-            old = records.get(ref)
-            if old is None or old.draft:
-                continue
-            kept = []
-            for seg in old.segments:
-                if seg.start is not None and seg.start > cut:
-                    continue
-                if seg.end is not None:
-                    seg.end = min(seg.end, cut)
-                kept.append(seg)
-            old.segments = kept
+        day = min(rec.evidence, today)
+        for ingredient in {s.ingredient for s in rec.segments}:
+            latest[ingredient] = max(latest.get(ingredient, day), day)
+    return latest
 
 
-def _courses(rec: Record, seg: Segment, window_start: date, today: date) -> list[Course]:
+def _courses(
+    rec: Record,
+    seg: Segment,
+    window_start: date,
+    today: date,
+    evidence: Mapping[str, date],
+    params: ExposureParams,
+) -> list[Course]:
     """Public Course objects for a segment, split into actual (to today) and planned parts."""
     if seg.start is None or seg.end is None:  # unresolved segments were dropped already
         return []
+    last = evidence.get(seg.ingredient)
+    unconfirmed = (
+        rec.policy == "current"
+        and not rec.draft
+        and seg.start <= today <= seg.end
+        and (last is None or (today - last).days > params.unconfirmed_after_days)
+    )
+    source = seg.source if seg.peq is not None else "unknown"
+    reason = None if seg.peq is not None else seg.reason or "no-dose"
     out: list[Course] = []
     if rec.policy != "planned" and seg.start <= today and seg.end >= window_start:
         out.append(
             Course(
                 rec.source, seg.ingredient, seg.name, seg.start, min(seg.end, today), seg.peq,
-                seg.route, False, seg.dose_range, seg.undated, seg.alternate,
+                seg.route, False, seg.dose_range, seg.undated, seg.alternate, rec.ordered_on,
+                last, unconfirmed, source, reason,
             )
         )  # fmt: skip
     future_start = max(seg.start, today if rec.policy == "planned" else today + DAY)
@@ -363,7 +381,8 @@ def _courses(rec: Record, seg: Segment, window_start: date, today: date) -> list
         out.append(
             Course(
                 rec.source, seg.ingredient, seg.name, future_start, seg.end, seg.peq,
-                seg.route, True, seg.dose_range, seg.undated, seg.alternate,
+                seg.route, True, seg.dose_range, seg.undated, seg.alternate, rec.ordered_on,
+                last, unconfirmed, source, reason,
             )
         )  # fmt: skip
     return out

@@ -7,7 +7,8 @@ What lives here is generic: UCUM/common unit spellings, the RxNorm normalised-na
 documented in :mod:`cds_service.exposure`.
 
 Modules: ``knowledge`` (the loaded content, :class:`DrugInfo`, the memos), ``identify`` (which
-drug a record names), ``dosage`` (administrations per day, mg per administration), ``route``
+drug a record names), ``dosage`` (administrations per day), ``dose`` (mg per administration and
+how it was derived), ``sig`` (free-text instructions), ``route``
 (the route of a Dosage), ``strength`` and ``rxnorm_names`` (strengths from ratios and product
 names), ``units`` and ``concepts`` (FHIR data-type plumbing).
 """
@@ -17,13 +18,22 @@ from cds_service.medications.concepts import codings_of, texts_of
 from cds_service.medications.dosage import (
     TIMING_CODE_PER_DAY,
     WEEKDAYS,
-    Dose,
     Schedule,
+    dosage_route_texts,
+    schedule,
+)
+from cds_service.medications.dose import (
+    NO_DOSE,
+    BodyBasis,
+    Dose,
+    DoseReason,
+    DoseSource,
+    amount_dose,
     amount_mg,
-    dosage_texts,
     dose_per_administration,
     quantity_mg,
-    schedule,
+    read_quantity,
+    weakest_source,
 )
 from cds_service.medications.identify import identify_drug
 from cds_service.medications.knowledge import (
@@ -34,9 +44,12 @@ from cds_service.medications.knowledge import (
 )
 from cds_service.medications.route import route_of
 from cds_service.medications.rxnorm_names import ParsedName, parse_rxnorm_name
+from cds_service.medications.sig import Sig, SigStep, parse_sig
 from cds_service.medications.strength import Strength, ratio_strength
 from cds_service.medications.units import (
+    BODY_MASS_TO_KG,
     COUNT_UNITS,
+    LENGTH_TO_CM,
     MASS_TO_MG,
     MAX_SPAN_DAYS,
     PACK_UNITS,
@@ -49,36 +62,48 @@ from cds_service.medications.units import (
 )
 
 __all__ = [
+    "BODY_MASS_TO_KG",
     "COUNT_UNITS",
     "IDENTIFY_MEMO_SIZE",
+    "LENGTH_TO_CM",
     "MASS_TO_MG",
     "MAX_SPAN_DAYS",
+    "NO_DOSE",
     "PACK_UNITS",
     "TIMING_CODE_PER_DAY",
     "UNIT_DAYS",
     "VOLUME_TO_ML",
     "WEEKDAYS",
+    "BodyBasis",
     "Dose",
+    "DoseReason",
+    "DoseSource",
     "DrugInfo",
     "GlucocorticoidKnowledge",
     "ParsedName",
     "Route",
     "Schedule",
+    "Sig",
+    "SigStep",
     "Strength",
+    "amount_dose",
     "amount_mg",
     "codings_of",
-    "dosage_texts",
+    "dosage_route_texts",
     "dose_per_administration",
     "duration_days",
     "identify_drug",
     "mass_mg",
     "normalize_unit",
     "parse_rxnorm_name",
+    "parse_sig",
     "quantity_mg",
     "ratio_strength",
+    "read_quantity",
     "relative_reference",
     "route_of",
     "schedule",
     "texts_of",
     "to_float",
+    "weakest_source",
 ]

@@ -1,11 +1,12 @@
-"""One FHIR Dosage read: administrations per day (Timing), mg per administration, SIG texts.
+"""One FHIR Dosage read: administrations per day (Timing) and the route texts.
+
+The dose of one administration is read in :mod:`~cds_service.medications.dose`.
 
 The exposure policies that use them are documented in :mod:`cds_service.exposure`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -13,20 +14,13 @@ from cds_service.fhir.models import (
     CodeableConcept,
     Dosage,
     MedicationAdministrationDosage,
-    Quantity,
     Timing,
     TimingRepeat,
 )
 from cds_service.medications.concepts import texts_of
-from cds_service.medications.knowledge import DrugInfo
 from cds_service.medications.units import (
-    COUNT_UNITS,
     EPS,
-    PACK_UNITS,
     UNIT_DAYS,
-    VOLUME_TO_ML,
-    mass_mg,
-    normalize_unit,
 )
 
 # HL7 v3 GTSAbbreviation timing codes (Timing.code) and frequent EHR spellings:
@@ -58,7 +52,6 @@ TIMING_CODE_PER_DAY: Mapping[str, float] = {
     "MO": 1 / 30,
 }
 WEEKDAYS: Mapping[str, int] = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
-_WEIGHT_BASED = re.compile(r"/\s*(kg|m2|\[lb_av\]|lb)\b")
 
 
 @dataclass(frozen=True)
@@ -130,83 +123,16 @@ def _weekdays(repeat: TimingRepeat) -> frozenset[int] | None:
     return frozenset(days) or None
 
 
-@dataclass(frozen=True)
-class Dose:
-    mg: float | None  # ingredient mg per administration
-    dose_range: bool
+def dosage_route_texts(items: Iterable[Dosage | MedicationAdministrationDosage]) -> list[str]:
+    """Route, site and method texts of dosages: checked against the exclusion lists.
 
-
-NO_DOSE = Dose(None, False)
-
-
-def quantity_mg(value: float, quantity: Quantity, drug: DrugInfo) -> float | None:
-    """Ingredient mg in ``value`` units of ``quantity`` (mass, count, volume or pack).
-
-    None for a weight- or area-based unit (mg/kg, mg/m2), no unit, or a count/volume/pack
-    unit the product's strength does not cover.
+    Never the instruction text (``text``, ``patientInstruction``, ``additionalInstruction``):
+    "avoid contact with the eyes" or "use your nasal spray first" in an oral prednisone SIG
+    says nothing about the route of the glucocorticoid.
     """
-    unit = normalize_unit(quantity)
-    if not unit or _WEIGHT_BASED.search(unit):
-        return None
-    mg = mass_mg(value, unit)
-    if mg is not None:
-        return mg
-    strength = drug.strength
-    if strength is None:
-        return None
-    if unit in COUNT_UNITS and strength.mg_per_unit is not None:
-        return value * strength.mg_per_unit
-    if unit in PACK_UNITS and strength.mg_per_unit is not None and drug.pack_units:
-        return value * drug.pack_units * strength.mg_per_unit
-    ml = VOLUME_TO_ML.get(unit)
-    if ml is not None and strength.mg_per_ml is not None:
-        return value * ml * strength.mg_per_ml
-    return None
-
-
-def amount_mg(quantity: Quantity | None, drug: DrugInfo) -> float | None:
-    """Ingredient mg in a whole Quantity (a dispensed amount, an administered dose)."""
-    if quantity is None or quantity.value is None:
-        return None
-    return quantity_mg(float(quantity.value), quantity, drug)
-
-
-def dose_per_administration(dosage: Dosage, drug: DrugInfo) -> Dose:
-    """The dose of one administration: ``ordered`` beats ``calculated``; a doseRange gives its
-    high value (else its low one) with ``dose_range=True``."""
-    entries = list(dosage.doseAndRate or [])
-    if not entries:
-        return NO_DOSE
-    entry = next((e for e in entries if _type_code(e.type) == "ordered"), None)
-    entry = entry or next((e for e in entries if _type_code(e.type) != "calculated"), entries[0])
-    if entry.doseQuantity is not None and entry.doseQuantity.value is not None:
-        value = float(entry.doseQuantity.value)
-        return Dose(quantity_mg(value, entry.doseQuantity, drug), False)
-    rng = entry.doseRange
-    if rng is not None:
-        bound = rng.high if rng.high is not None and rng.high.value is not None else rng.low
-        if bound is not None and bound.value is not None:
-            return Dose(quantity_mg(float(bound.value), bound, drug), True)
-    return NO_DOSE
-
-
-def _type_code(concept: CodeableConcept | None) -> str:
-    """The first code of doseAndRate.type ("" without one)."""
-    if concept is None:
-        return ""
-    return next((str(c.code) for c in (concept.coding or []) if c.code), "")
-
-
-def dosage_texts(items: Iterable[Dosage | MedicationAdministrationDosage]) -> list[str]:
-    """Route, site, method and SIG texts of dosages: checked against the exclusion lists."""
     out: list[str] = []
     for d in items:
         out.extend(texts_of(d.route))
         out.extend(texts_of(d.site))
         out.extend(texts_of(d.method))
-        if d.text:
-            out.append(str(d.text))
-        # MedicationAdministration.dosage has no patientInstruction.
-        if isinstance(d, Dosage) and d.patientInstruction:
-            out.append(str(d.patientInstruction))
     return out

@@ -10,8 +10,10 @@ Identification order (clinical-knowledge.md D2, D6):
    fallback: ingredient names from the value set's ``ingredient-name`` property, matched as
    whole words, longest first (``methylprednisolone`` never reads as ``prednisolone``,
    ``hydrocortisone``/``fludrocortisone`` never as ``cortisone``).
-4. A systemic GC whose text, dose form or route matches ``glucocorticoid-excluded`` or
-   ``nonsystemic-routes`` is excluded (inhaled, topical, ophthalmic, intra-articular...).
+4. A systemic GC whose product text, dose form or route matches ``glucocorticoid-excluded``
+   or ``nonsystemic-routes`` is excluded (inhaled, topical, ophthalmic, intra-articular...).
+   The route comes from ``Dosage.route`` (with its site and method), the dose form and the
+   product only, never from the instruction text.
 
 Strength: the product's ``strength`` property, else ``Medication.ingredient[].strength``,
 else the RxNorm name parsed from text/displays (:mod:`~cds_service.medications.rxnorm_names`).
@@ -55,8 +57,8 @@ def identify_drug(
 ) -> DrugInfo | None:
     """Identify the glucocorticoid in ``medication[x]``; None if the record is not one.
 
-    ``extra_texts`` are dose form / route / SIG texts checked against the exclusion
-    patterns. A GC excluded by code (budesonide...) comes back with ``excluded=True``.
+    ``extra_texts`` are the dosages' route, site and method texts, checked against the
+    exclusion patterns. A GC excluded by code (budesonide...) comes back with ``excluded=True``.
     Memoised on ``knowledge`` by the content identification reads.
     """
     med = _resolve_medication(reference, contained, medications)

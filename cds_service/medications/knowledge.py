@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import cached_property
 from typing import Literal
 
@@ -73,13 +74,26 @@ class GlucocorticoidKnowledge:
     excluded: ValueSet
     nonsystemic_routes: ValueSet
     intravenous_routes: ValueSet
-    peq_factor: Mapping[str, float]  # RxNorm IN code -> mg prednisone per mg of the drug
+    # RxNorm IN code -> mg prednisone per mg of the drug, exact (5/6, not 0.833).
+    peq_factor: Mapping[str, Fraction]
+    # Observation codes of body weight and height (weight-based doses); None: not read.
+    body_weight: ValueSet | None = None
+    body_height: ValueSet | None = None
     identify_memo: Memo[IdentifyKey, DrugInfo | None] = field(
         default_factory=_identify_memo, init=False, repr=False, compare=False
     )
     route_memo: Memo[RouteKey, Route] = field(
         default_factory=_route_memo, init=False, repr=False, compare=False
     )
+
+    def peq_mg(self, ingredient: str, mg: float | None) -> float | None:
+        """Prednisone-equivalent mg of ``mg`` of ``ingredient``, computed exactly from the
+        ratio and rounded once, to the nearest float: 36 mg deflazacort x 5/6 is 30.0, not
+        29.99. None without a dose or without a factor for the ingredient."""
+        factor = self.peq_factor.get(ingredient)
+        if mg is None or not factor:
+            return None
+        return float(Fraction(mg) * factor)
 
     @cached_property
     def ingredient_names(self) -> Mapping[str, str]:

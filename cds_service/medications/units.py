@@ -68,6 +68,27 @@ COUNT_UNITS = frozenset(
         "ampule",
     }
 )
+# Body measurements (Observation.valueQuantity): weight in kg, height in cm. The pound is the
+# international avoirdupois pound, 0.45359237 kg by definition.
+POUND_KG = 0.45359237
+BODY_MASS_TO_KG: Mapping[str, float] = {
+    "kg": 1.0,
+    "g": 0.001,
+    "[lb_av]": POUND_KG,
+    "lb": POUND_KG,
+    "lbs": POUND_KG,
+    "pound": POUND_KG,
+    "pounds": POUND_KG,
+}
+LENGTH_TO_CM: Mapping[str, float] = {
+    "cm": 1.0,
+    "m": 100.0,
+    "mm": 0.1,
+    "[in_i]": 2.54,
+    "in": 2.54,
+    "inch": 2.54,
+    "inches": 2.54,
+}
 PACK_UNITS = frozenset({"{pack}", "pack", "packs", "{kit}", "kit", "{package}", "package"})
 
 # FHIR UnitsOfTime (Timing.repeat.periodUnit) and common spellings of Duration units, in days.

@@ -11,6 +11,8 @@ from __future__ import annotations
 from cds_service.rule_kind import RuleKind
 from cds_service.topics import (
     bone_health,
+    current_course,
+    dose_unknown,
     infection,
     live_vaccine,
     osteonecrosis,
@@ -19,7 +21,15 @@ from cds_service.topics import (
 
 KINDS: dict[str, RuleKind] = {
     kind.name: kind
-    for module in (bone_health, osteonecrosis, infection, live_vaccine, record_quality)
+    for module in (
+        bone_health,
+        osteonecrosis,
+        infection,
+        live_vaccine,
+        record_quality,
+        dose_unknown,
+        current_course,
+    )
     for kind in module.KINDS
 }
 

@@ -1,9 +1,10 @@
 """bone-health: glucocorticoid-induced osteoporosis (ACR 2022).
 
 patient-view: long-term use -> fracture-risk category, DXA when due, a treatment prompt at
-moderate or higher risk, calcium and vitamin D. Order hooks: a glucocorticoid ordered at
->= 2.5 mg/day for 3 months or more -> baseline DXA within 6 months of starting. Silent when DXA
-is within the interval and osteoporosis therapy is active.
+moderate or higher risk, calcium and vitamin D; denosumab's next injection when it is due or
+overdue (it must not lapse). Order hooks: a glucocorticoid ordered at >= 2.5 mg/day for 3 months
+or more -> baseline DXA within 6 months of starting. Silent when DXA is within the interval and
+osteoporosis therapy counts as current (bone_therapy: per drug class), unless denosumab is due.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from cds_service.steroid_status import (
     run_with_plan,
 )
 from cds_service.thresholds import Thresholds
+from cds_service.topics import bone_therapy
+from cds_service.topics.bone_therapy import BoneTherapy
 from cds_service.topics.patient_context import (
     THERAPY_CONTEXT_ROLES,
     THERAPY_CONTEXT_SAMPLE,
@@ -41,9 +44,11 @@ ROLES = (
     "osteopenia",
     "fragility_fracture",
     "bone_density",
-    "osteoporosis_drugs",
-    "bisphosphonate_use",
+    *bone_therapy.ROLES,
     "hip_prosthesis",
+    "laterality_left",
+    "laterality_right",
+    "laterality_bilateral",
     *THERAPY_CONTEXT_ROLES,
 )
 SUPPLEMENT_THRESHOLDS = (
@@ -69,7 +74,8 @@ class BoneWork:
     dxa_hits: tuple[Hit, ...]  # results, procedures and DXA orders (drafts included)
     last_dxa: date | None
     dxa_current: bool
-    therapy: tuple[str, ...]
+    therapy: tuple[str, ...]  # references of the osteoporosis therapy that counts today
+    drugs: BoneTherapy
     known_disease: tuple[str, ...]
     hips_replaced: bool  # both hips: the DXA is of the spine and forearm
 
@@ -78,12 +84,13 @@ class BoneWork:
         dxa_hits = tuple(facts.of("bone_density"))
         last_dxa = newest(list(dxa_hits))
         interval = t.value("bone.dxa_interval_days")
+        drugs = BoneTherapy.of(facts, t)
         return BoneWork(
             dxa_hits=dxa_hits,
             last_dxa=last_dxa,
             dxa_current=last_dxa is not None and (facts.today - last_dxa).days <= interval,
-            therapy=facts.refs("osteoporosis_drugs", active_only=True)
-            + facts.refs("bisphosphonate_use", active_only=True),
+            therapy=drugs.current,
+            drugs=drugs,
             known_disease=facts.refs("osteoporosis")
             + facts.refs("osteopenia")
             + facts.refs("fragility_fracture"),
@@ -92,8 +99,8 @@ class BoneWork:
 
     @property
     def done(self) -> bool:
-        """Assessed within the interval and treated: nothing to add."""
-        return self.dxa_current and bool(self.therapy)
+        """Assessed within the interval and treated, no denosumab dose due: nothing to add."""
+        return self.dxa_current and bool(self.therapy) and self.drugs.denosumab is None
 
     def dxa_advice(self, never_done: str) -> tuple[list[str], list[str]]:
         """(detail ids, suggestion ids) for a DXA that is due; ``never_done`` names the detail
@@ -106,8 +113,18 @@ class BoneWork:
         return details, ["dxa"]
 
     def evidence(self, facts: ClinicalFacts) -> set[str]:
-        refs = {h.ref for h in self.dxa_hits} | set(self.known_disease)
+        refs = {h.ref for h in self.dxa_hits} | set(self.known_disease) | set(self.therapy)
+        dmab = self.drugs.denosumab
+        if dmab is not None:  # the injection the due date counts from
+            refs |= {h.ref for h in facts.of("denosumab") if h.given and h.day == dmab.last}
         return refs | set(facts.refs("hip_prosthesis"))
+
+    def denosumab_advice(self) -> tuple[list[str], list[str]]:
+        """(detail ids, suggestion ids) when denosumab's next injection is due or overdue."""
+        dmab = self.drugs.denosumab
+        if dmab is None:
+            return [], []
+        return [f"denosumab-{dmab.state}"], ["denosumab-next-dose"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,6 +187,21 @@ def _under_40_risk(facts: ClinicalFacts, t: Thresholds) -> tuple[str, list[str]]
     return "low unless BMD shows otherwise", []
 
 
+def _lead(work: BoneWork, treat: bool) -> str:
+    """The most consequential gap leads: a lapsing denosumab (rebound fractures), untreated
+    risk, denosumab due soon, then a missing or overdue DXA."""
+    dmab = work.drugs.denosumab
+    if dmab is not None and dmab.state == "overdue":
+        return "denosumab-overdue"
+    if treat:
+        return "treat"
+    if dmab is not None:
+        return "denosumab-due"
+    if not work.dxa_current:
+        return "dxa-due" if work.last_dxa else "dxa-none"
+    return "supplements"
+
+
 def evaluate_bone_health(
     facts: ClinicalFacts, status: SteroidStatus, t: Thresholds
 ) -> Finding | None:
@@ -180,25 +212,23 @@ def evaluate_bone_health(
         return None
     risk, risk_refs = fracture_risk(facts, t, status)
     adult_frax = facts.age is not None and facts.age >= t.value("bone.frax_min_age")
-    details = ["exposure", "frax" if adult_frax else "under-40"]
+    dmab_details, dmab_suggestions = work.denosumab_advice()
+    details = [*dmab_details, "exposure", "frax" if adult_frax else "under-40"]
     if work.known_disease:
         details.append("known-bone-disease")
+    details += work.drugs.details()
     dxa_details, suggestions = work.dxa_advice(never_done="dxa-none")
     details += dxa_details
-    treat = risk in ("moderate", "high", "very high") and not work.therapy
+    overdue = dmab_details == ["denosumab-overdue"]
+    treat = risk in ("moderate", "high", "very high") and not work.therapy and not overdue
     details += (
         ["risk", "treatment", "calcium-vitamin-d"] if treat else ["risk", "calcium-vitamin-d"]
     )
-    # The most consequential gap leads: untreated risk, then a missing or overdue DXA.
-    if treat:
-        summary = "treat"
-    elif not work.dxa_current:
-        summary = "dxa-due" if work.last_dxa else "dxa-none"
-    else:
-        summary = "supplements"
-    indicator: Indicator = "warning" if treat or not work.last_dxa else "info"
+    suggestions = dmab_suggestions + suggestions
+    summary = _lead(work, treat)
+    indicator: Indicator = "warning" if treat or overdue or not work.last_dxa else "info"
     if status.replacement:  # no source ties replacement doses to fracture risk either way
-        details.insert(1, "replacement")
+        details.insert(details.index("exposure") + 1, "replacement")
         indicator = "info"
     values = status.facts(t) | {
         "age": str(facts.age) if facts.age is not None else "unknown",
@@ -207,6 +237,7 @@ def evaluate_bone_health(
         "dxa_interval_months": fmt_months(t.value("bone.dxa_interval_days")),
         **supplement_facts(t),
         "frax_adjust_mg": fmt_number(t.value("bone.frax_gc_adjust_above_mg")),
+        **work.drugs.facts(t),
     }
     evidence = set(status.evidence) | set(risk_refs) | work.evidence(facts)
     context = TherapyContext.of(facts, t)  # kidney function, pregnancy: therapy choice
@@ -244,14 +275,25 @@ BONE_HEALTH = RuleKind(
         "bone.frax_gc_adjust_above_mg",
         *SUPPLEMENT_THRESHOLDS,
         *THERAPY_CONTEXT_THRESHOLDS,
+        *bone_therapy.THRESHOLDS,
     ),
-    summaries=("dxa-none", "dxa-due", "treat", "supplements"),
+    summaries=(
+        "denosumab-overdue",
+        "denosumab-due",
+        "dxa-none",
+        "dxa-due",
+        "treat",
+        "supplements",
+    ),
     details=(
+        "denosumab-overdue",
+        "denosumab-due",
         "exposure",
         "replacement",
         "frax",
         "under-40",
         "known-bone-disease",
+        *bone_therapy.CLASS_DETAILS.values(),
         "dxa-none",
         "dxa-due",
         "hips-replaced",
@@ -261,9 +303,10 @@ BONE_HEALTH = RuleKind(
         "kidney",
         "pregnancy",
     ),
-    suggestions=("dxa", "dxa-spine-forearm"),
+    suggestions=("denosumab-next-dose", "dxa", "dxa-spine-forearm"),
     sample_facts=COMMON_SAMPLE
     | SUPPLEMENT_SAMPLE
+    | bone_therapy.SAMPLE
     | THERAPY_CONTEXT_SAMPLE
     | {
         "age": "120",
@@ -296,9 +339,13 @@ def evaluate_order_bone_health(
     details = ["exposure", "known-bone-disease"] if work.known_disease else ["exposure"]
     if status.replacement:
         details.insert(1, "replacement")
+    details += work.drugs.details()
     dxa_details, suggestions = work.dxa_advice(never_done="dxa-baseline")
     details += dxa_details
-    if not work.therapy:
+    dmab_details, dmab_suggestions = work.denosumab_advice()
+    details += dmab_details
+    suggestions = dmab_suggestions + suggestions
+    if not work.therapy and not dmab_details:
         details.append("risk-assessment")
     details.append("calcium-vitamin-d")
     summary = dxa_details[0] if dxa_details else "supplements"
@@ -310,6 +357,7 @@ def evaluate_order_bone_health(
         "last_dxa": fmt_date(work.last_dxa),
         "dxa_interval_months": fmt_months(t.value("bone.dxa_interval_days")),
         **supplement_facts(t),
+        **work.drugs.facts(t),
     }
     evidence = set(ordered.refs) | set(status.evidence) | work.evidence(facts) | set(work.therapy)
     context = TherapyContext.of(facts, t)  # kidney function, pregnancy: therapy choice
@@ -336,6 +384,7 @@ ORDER_BONE_HEALTH = RuleKind(
         "bone.dxa_baseline_within_days",
         "bone.dxa_interval_days",
         *SUPPLEMENT_THRESHOLDS,
+        *bone_therapy.THRESHOLDS,
         *THERAPY_CONTEXT_THRESHOLDS,
     ),
     summaries=("dxa-baseline", "dxa-due", "supplements"),
@@ -343,17 +392,21 @@ ORDER_BONE_HEALTH = RuleKind(
         "exposure",
         "replacement",
         "known-bone-disease",
+        *bone_therapy.CLASS_DETAILS.values(),
         "dxa-baseline",
         "dxa-due",
         "hips-replaced",
+        "denosumab-overdue",
+        "denosumab-due",
         "risk-assessment",
         "calcium-vitamin-d",
         "kidney",
         "pregnancy",
     ),
-    suggestions=("dxa", "dxa-spine-forearm"),
+    suggestions=("denosumab-next-dose", "dxa", "dxa-spine-forearm"),
     sample_facts=ORDER_SAMPLE
     | SUPPLEMENT_SAMPLE
+    | bone_therapy.SAMPLE
     | THERAPY_CONTEXT_SAMPLE
     | {
         "run_days": "730",

@@ -1,0 +1,126 @@
+"""dose-unknown: a systemic glucocorticoid is on record but its dose cannot be computed.
+
+Never silent (issue "medication exposure"): when a course of unknown dose (mg/kg without a
+body weight, free text not understood, tablets of unknown strength...) is current, or covered
+enough days of the lookback that its dose would decide a card, an info card names the drug,
+says why the dose is unknown, and gives the advice that holds whatever the dose, with the dose
+lines that decide the rest. Other cards still fire on what is known (long-term use by duration
+counts for the bone card). Pure: reads the facts' exposure courses only.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from cds_service.card_text import fmt_months, fmt_number
+from cds_service.exposure import Course
+from cds_service.facts import ClinicalFacts
+from cds_service.rule_kind import Finding, RuleKind
+from cds_service.steroid_status import SteroidStatus, dose_unknown_note
+from cds_service.thresholds import Thresholds
+
+THRESHOLDS = (
+    "exposure.lookback_days",
+    "exposure.long_term_min_days",
+    "exposure.unknown_dose_min_days",
+    "infection.pjp_min_daily_mg",
+    "infection.pjp_min_days",
+    "infection.tb_min_daily_mg",
+    "infection.tb_min_days",
+    "osteonecrosis.daily_mg",
+    "osteonecrosis.high_dose_min_days",
+    "osteonecrosis.cumulative_mg",
+)
+
+
+def _days(courses: list[Course], since: date, today: date) -> int:
+    """Days of the lookback (through today) covered by the courses."""
+    covered: set[date] = set()
+    for c in courses:
+        start, end = max(c.start, since), min(c.end, today)
+        covered.update(start + timedelta(days=i) for i in range((end - start).days + 1))
+    return len(covered)
+
+
+def unknown_dose_courses(facts: ClinicalFacts, t: Thresholds) -> tuple[list[Course], int]:
+    """Systemic courses of unknown dose that matter: current (reaching today, or a draft in
+    focus), or together covering at least ``exposure.unknown_dose_min_days`` of the lookback;
+    and the days they cover."""
+    today = facts.today
+    since = today - timedelta(days=int(t.value("exposure.lookback_days")) - 1)
+    unknown = [
+        c
+        for c in facts.exposure.courses
+        if c.daily_peq_mg is None
+        and c.end >= since
+        and (not c.planned or c.source in facts.focus or c.start <= today)
+    ]
+    if not unknown:
+        return [], 0
+    days = _days([c for c in unknown if not c.planned], since, today)
+    current = any(c.end >= today and c.start <= today for c in unknown) or any(
+        c.planned and c.source in facts.focus for c in unknown
+    )
+    if current or days >= t.value("exposure.unknown_dose_min_days"):
+        return unknown, days
+    return [], days
+
+
+def evaluate_dose_unknown(
+    facts: ClinicalFacts, status: SteroidStatus, t: Thresholds
+) -> Finding | None:
+    courses, days = unknown_dose_courses(facts, t)
+    if not courses:
+        return None
+    drugs = sorted({c.ingredient_name or "glucocorticoid" for c in courses})
+    reasons = sorted({dose_unknown_note(c) for c in courses})
+    long_term = days >= t.value("exposure.long_term_min_days") or status.long_term
+    details = ["courses", "long-term" if long_term else "regardless", "dose-lines", "record-dose"]
+    values = {
+        "drug": " + ".join(drugs),
+        "reason": "; ".join(reasons),
+        "days": str(days),
+        "courses": status.courses,
+        "long_term_months": fmt_months(t.value("exposure.long_term_min_days")),
+        "pjp_min_mg": fmt_number(t.value("infection.pjp_min_daily_mg")),
+        "pjp_min_weeks": fmt_number(round(t.value("infection.pjp_min_days") / 7)),
+        "tb_min_mg": fmt_number(t.value("infection.tb_min_daily_mg")),
+        "tb_min_weeks": fmt_number(round(t.value("infection.tb_min_days") / 7)),
+        "osteonecrosis_mg": fmt_number(t.value("osteonecrosis.daily_mg")),
+        "osteonecrosis_weeks": fmt_number(round(t.value("osteonecrosis.high_dose_min_days") / 7)),
+        "osteonecrosis_g": fmt_number(t.value("osteonecrosis.cumulative_mg") / 1000),
+    }
+    return Finding(
+        summary="unknown",
+        details=tuple(details),
+        indicator="info",
+        facts=values,
+        evidence=tuple(sorted({c.source for c in courses})),
+    )
+
+
+DOSE_UNKNOWN = RuleKind(
+    name="glucocorticoid-dose-unknown",
+    roles=("gc_ingredients", "gc_products"),
+    thresholds=THRESHOLDS,
+    summaries=("unknown",),
+    details=("courses", "long-term", "regardless", "dose-lines", "record-dose"),
+    suggestions=(),
+    sample_facts={
+        "drug": "methylprednisolone + dexamethasone",
+        "reason": "dose per kg without a recent body weight",
+        "days": "365",
+        "courses": "- prednisone: dose not computable from the record, 2026-01-01 to 2026-02-01 [MedicationRequest/x]",
+        "long_term_months": "3",
+        "pjp_min_mg": "20",
+        "pjp_min_weeks": "4",
+        "tb_min_mg": "15",
+        "tb_min_weeks": "4",
+        "osteonecrosis_mg": "20",
+        "osteonecrosis_weeks": "4",
+        "osteonecrosis_g": "2",
+    },
+    evaluate=evaluate_dose_unknown,
+)
+
+KINDS = (DOSE_UNKNOWN,)

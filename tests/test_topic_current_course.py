@@ -1,0 +1,37 @@
+"""glucocorticoid-course (never silent, fallback) as pure functions of facts and thresholds."""
+
+from __future__ import annotations
+
+import pytest
+
+from cds_service.facts import ClinicalFacts
+from cds_service.topics.current_course import CURRENT_COURSE
+from tests.topic_support import Planned, Taken, facts, run
+
+
+@pytest.mark.parametrize(
+    ("case", "f", "fires"),
+    [
+        ("a 5-day burst ending today", facts(taken=[Taken(4, 5, 40)]), True),
+        ("a burst long ago: silent", facts(taken=[Taken(200, 5, 40)]), False),
+        ("ended yesterday: silent", facts(taken=[Taken(10, 10, 40)]), False),
+        ("no glucocorticoid: silent", facts(), False),
+        ("unknown dose: the dose-unknown card's business", facts(taken=[Taken(4, 5, None)]), False),
+        ("a short course being ordered", facts(planned=[Planned(7, 40)]), True),
+        ("long-term and everything done: silent", facts(taken=[Taken(200, 201, 5)]), False),
+        ("28 days at 20 mg: past the PJP line, silent", facts(taken=[Taken(27, 28, 20)]), False),
+        ("27 days at 20 mg: nothing due yet", facts(taken=[Taken(26, 27, 20)]), True),
+        (
+            "an IV pulse: the osteonecrosis rule's business",
+            facts(taken=[Taken(3, 4, 5)], pulses=[2]),
+            False,
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_current_course(case: str, f: ClinicalFacts, fires: bool) -> None:
+    finding = run(CURRENT_COURSE, f)
+    assert (finding is not None) is fires, case
+    if finding is not None:
+        assert finding.indicator == "info"
+        assert finding.summary == "nothing-due"
