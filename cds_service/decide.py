@@ -159,7 +159,8 @@ def decide(call: HookCall, gathered: Gathered, options: DecideOptions) -> Evalua
     ]
     spoke = False
     for rule in ordered:
-        if rule.definition.fallback and spoke:
+        # A rule that failed could not judge: "nothing due" would then be a guess.
+        if rule.definition.fallback and (spoke or evaluation.failed_rules):
             continue
         finding = _run_rule(rule, facts, status, t, call, evaluation, options)
         spoke = spoke or finding is not None

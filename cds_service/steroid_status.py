@@ -341,3 +341,45 @@ def recent_run(exposure: ExposureSummary, mg: float, since: date) -> int:
             best = max(best, run)
         previous = day
     return best
+
+
+# ---------------------------------------------------------------------------------------------
+# The dose lines of the service, as card text says them (cards that cannot or need not apply
+# them yet: an unknown dose, a current course with nothing due)
+
+DOSE_LINE_THRESHOLDS = (
+    "exposure.long_term_min_days",
+    "infection.pjp_min_daily_mg",
+    "infection.pjp_min_days",
+    "infection.tb_min_daily_mg",
+    "infection.tb_min_days",
+    "osteonecrosis.daily_mg",
+    "osteonecrosis.high_dose_min_days",
+    "osteonecrosis.cumulative_mg",
+)
+DOSE_LINE_SAMPLE = {
+    "long_term_months": "3",
+    "pjp_min_mg": "20",
+    "pjp_min_weeks": "4",
+    "tb_min_mg": "15",
+    "tb_min_weeks": "4",
+    "osteonecrosis_mg": "20",
+    "osteonecrosis_weeks": "4",
+    "osteonecrosis_g": "2",
+}
+
+
+def dose_line_facts(t: Thresholds) -> dict[str, str]:
+    def weeks(days: float) -> str:
+        return fmt_number(round(days / 7))
+
+    return {
+        "long_term_months": fmt_months(t.value("exposure.long_term_min_days")),
+        "pjp_min_mg": fmt_number(t.value("infection.pjp_min_daily_mg")),
+        "pjp_min_weeks": weeks(t.value("infection.pjp_min_days")),
+        "tb_min_mg": fmt_number(t.value("infection.tb_min_daily_mg")),
+        "tb_min_weeks": weeks(t.value("infection.tb_min_days")),
+        "osteonecrosis_mg": fmt_number(t.value("osteonecrosis.daily_mg")),
+        "osteonecrosis_weeks": weeks(t.value("osteonecrosis.high_dose_min_days")),
+        "osteonecrosis_g": fmt_number(t.value("osteonecrosis.cumulative_mg") / 1000),
+    }

@@ -9,28 +9,22 @@ become due. Courses long past stay silent.
 
 from __future__ import annotations
 
-from cds_service.card_text import fmt_months, fmt_number
+from cds_service.card_text import fmt_number
 from cds_service.exposure import Course
 from cds_service.facts import ClinicalFacts
 from cds_service.rule_kind import Finding, RuleKind
 from cds_service.steroid_status import (
     COMMON_SAMPLE,
     COMMON_THRESHOLDS,
+    DOSE_LINE_SAMPLE,
+    DOSE_LINE_THRESHOLDS,
     SteroidStatus,
+    dose_line_facts,
     run_with_plan,
 )
 from cds_service.thresholds import Thresholds
 
-THRESHOLDS = (
-    *COMMON_THRESHOLDS,
-    "infection.pjp_min_daily_mg",
-    "infection.pjp_min_days",
-    "infection.tb_min_daily_mg",
-    "infection.tb_min_days",
-    "osteonecrosis.daily_mg",
-    "osteonecrosis.high_dose_min_days",
-    "osteonecrosis.cumulative_mg",
-)
+THRESHOLDS = (*COMMON_THRESHOLDS, *DOSE_LINE_THRESHOLDS)
 
 
 def current_courses(facts: ClinicalFacts) -> list[Course]:
@@ -73,14 +67,7 @@ def evaluate_current_course(
     values = status.facts(t) | {
         "drug": " + ".join(drugs),
         "today_mg": fmt_number(today_mg),
-        "long_term_months": fmt_months(t.value("exposure.long_term_min_days")),
-        "pjp_min_mg": fmt_number(t.value("infection.pjp_min_daily_mg")),
-        "pjp_min_weeks": fmt_number(round(t.value("infection.pjp_min_days") / 7)),
-        "tb_min_mg": fmt_number(t.value("infection.tb_min_daily_mg")),
-        "tb_min_weeks": fmt_number(round(t.value("infection.tb_min_days") / 7)),
-        "osteonecrosis_mg": fmt_number(t.value("osteonecrosis.daily_mg")),
-        "osteonecrosis_weeks": fmt_number(round(t.value("osteonecrosis.high_dose_min_days") / 7)),
-        "osteonecrosis_g": fmt_number(t.value("osteonecrosis.cumulative_mg") / 1000),
+        **dose_line_facts(t),
     }
     return Finding(
         summary="nothing-due",
@@ -99,18 +86,8 @@ CURRENT_COURSE = RuleKind(
     details=("course", "when-due"),
     suggestions=(),
     sample_facts=COMMON_SAMPLE
-    | {
-        "drug": "methylprednisolone + dexamethasone",
-        "today_mg": "1250",
-        "long_term_months": "3",
-        "pjp_min_mg": "20",
-        "pjp_min_weeks": "4",
-        "tb_min_mg": "15",
-        "tb_min_weeks": "4",
-        "osteonecrosis_mg": "20",
-        "osteonecrosis_weeks": "4",
-        "osteonecrosis_g": "2",
-    },
+    | DOSE_LINE_SAMPLE
+    | {"drug": "methylprednisolone + dexamethasone", "today_mg": "1250"},
     evaluate=evaluate_current_course,
 )
 

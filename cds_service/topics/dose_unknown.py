@@ -12,25 +12,19 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from cds_service.card_text import fmt_months, fmt_number
 from cds_service.exposure import Course
 from cds_service.facts import ClinicalFacts
 from cds_service.rule_kind import Finding, RuleKind
-from cds_service.steroid_status import SteroidStatus, dose_unknown_note
+from cds_service.steroid_status import (
+    DOSE_LINE_SAMPLE,
+    DOSE_LINE_THRESHOLDS,
+    SteroidStatus,
+    dose_line_facts,
+    dose_unknown_note,
+)
 from cds_service.thresholds import Thresholds
 
-THRESHOLDS = (
-    "exposure.lookback_days",
-    "exposure.long_term_min_days",
-    "exposure.unknown_dose_min_days",
-    "infection.pjp_min_daily_mg",
-    "infection.pjp_min_days",
-    "infection.tb_min_daily_mg",
-    "infection.tb_min_days",
-    "osteonecrosis.daily_mg",
-    "osteonecrosis.high_dose_min_days",
-    "osteonecrosis.cumulative_mg",
-)
+THRESHOLDS = ("exposure.lookback_days", "exposure.unknown_dose_min_days", *DOSE_LINE_THRESHOLDS)
 
 
 def _days(courses: list[Course], since: date, today: date) -> int:
@@ -81,14 +75,7 @@ def evaluate_dose_unknown(
         "reason": "; ".join(reasons),
         "days": str(days),
         "courses": status.courses,
-        "long_term_months": fmt_months(t.value("exposure.long_term_min_days")),
-        "pjp_min_mg": fmt_number(t.value("infection.pjp_min_daily_mg")),
-        "pjp_min_weeks": fmt_number(round(t.value("infection.pjp_min_days") / 7)),
-        "tb_min_mg": fmt_number(t.value("infection.tb_min_daily_mg")),
-        "tb_min_weeks": fmt_number(round(t.value("infection.tb_min_days") / 7)),
-        "osteonecrosis_mg": fmt_number(t.value("osteonecrosis.daily_mg")),
-        "osteonecrosis_weeks": fmt_number(round(t.value("osteonecrosis.high_dose_min_days") / 7)),
-        "osteonecrosis_g": fmt_number(t.value("osteonecrosis.cumulative_mg") / 1000),
+        **dose_line_facts(t),
     }
     return Finding(
         summary="unknown",
@@ -106,19 +93,12 @@ DOSE_UNKNOWN = RuleKind(
     summaries=("unknown",),
     details=("courses", "long-term", "regardless", "dose-lines", "record-dose"),
     suggestions=(),
-    sample_facts={
+    sample_facts=DOSE_LINE_SAMPLE
+    | {
         "drug": "methylprednisolone + dexamethasone",
         "reason": "dose per kg without a recent body weight",
         "days": "365",
         "courses": "- prednisone: dose not computable from the record, 2026-01-01 to 2026-02-01 [MedicationRequest/x]",
-        "long_term_months": "3",
-        "pjp_min_mg": "20",
-        "pjp_min_weeks": "4",
-        "tb_min_mg": "15",
-        "tb_min_weeks": "4",
-        "osteonecrosis_mg": "20",
-        "osteonecrosis_weeks": "4",
-        "osteonecrosis_g": "2",
     },
     evaluate=evaluate_dose_unknown,
 )
