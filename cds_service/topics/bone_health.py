@@ -9,7 +9,7 @@ osteoporosis therapy counts as current (bone_therapy: per drug class), unless de
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from cds_service.card_text import fmt_date, fmt_months, fmt_number
@@ -21,12 +21,16 @@ from cds_service.steroid_status import (
     EPS,
     ORDER_SAMPLE,
     REPLACEMENT_THRESHOLDS,
+    OrderedSteroid,
     SteroidStatus,
     run_with_plan,
 )
 from cds_service.thresholds import Thresholds
-from cds_service.topics import bone_therapy
+from cds_service.topics import bone_child, bone_therapy
 from cds_service.topics.bone_therapy import BoneTherapy
+from cds_service.topics.child import SAMPLE as CHILD_SAMPLE
+from cds_service.topics.child import THRESHOLDS as CHILD_THRESHOLDS
+from cds_service.topics.child import child_facts, is_child
 from cds_service.topics.patient_context import (
     THERAPY_CONTEXT_ROLES,
     THERAPY_CONTEXT_SAMPLE,
@@ -49,6 +53,7 @@ ROLES = (
     "laterality_left",
     "laterality_right",
     "laterality_bilateral",
+    "body_weight",
     *THERAPY_CONTEXT_ROLES,
 )
 SUPPLEMENT_THRESHOLDS = (
@@ -210,10 +215,21 @@ def evaluate_bone_health(
     work = BoneWork.of(facts, t)
     if work.done:
         return None
+    if is_child(facts, t):
+        return bone_child.child_finding(
+            facts,
+            status,
+            t,
+            work,
+            status.current_mg,
+            status.evidence,
+            supplement_facts(t) | {"risk": "not assessed (child)", "frax_adjust_mg": "n/a"},
+        )
     risk, risk_refs = fracture_risk(facts, t, status)
     adult_frax = facts.age is not None and facts.age >= t.value("bone.frax_min_age")
     dmab_details, dmab_suggestions = work.denosumab_advice()
-    details = [*dmab_details, "exposure", "frax" if adult_frax else "under-40"]
+    age_detail = "frax" if adult_frax else "under-40" if facts.age is not None else "age-unknown"
+    details = [*dmab_details, "exposure", age_detail]
     if work.known_disease:
         details.append("known-bone-disease")
     details += work.drugs.details()
@@ -237,6 +253,8 @@ def evaluate_bone_health(
         "dxa_interval_months": fmt_months(t.value("bone.dxa_interval_days")),
         **supplement_facts(t),
         "frax_adjust_mg": fmt_number(t.value("bone.frax_gc_adjust_above_mg")),
+        "dxa_baseline_months": fmt_months(t.value("bone.dxa_baseline_within_days")),
+        **child_facts(facts, t, status.current_mg),
         **work.drugs.facts(t),
     }
     evidence = set(status.evidence) | set(risk_refs) | work.evidence(facts)
@@ -273,7 +291,9 @@ BONE_HEALTH = RuleKind(
         "bone.under40_moderate_daily_mg",
         "bone.under40_moderate_days",
         "bone.frax_gc_adjust_above_mg",
+        "bone.dxa_baseline_within_days",
         *SUPPLEMENT_THRESHOLDS,
+        *CHILD_THRESHOLDS,
         *THERAPY_CONTEXT_THRESHOLDS,
         *bone_therapy.THRESHOLDS,
     ),
@@ -284,6 +304,9 @@ BONE_HEALTH = RuleKind(
         "dxa-due",
         "treat",
         "supplements",
+        "child-fracture",
+        "child-dxa",
+        "child-supplements",
     ),
     details=(
         "denosumab-overdue",
@@ -292,6 +315,8 @@ BONE_HEALTH = RuleKind(
         "replacement",
         "frax",
         "under-40",
+        "age-unknown",
+        *bone_child.DETAILS,
         "known-bone-disease",
         *bone_therapy.CLASS_DETAILS.values(),
         "dxa-none",
@@ -303,8 +328,9 @@ BONE_HEALTH = RuleKind(
         "kidney",
         "pregnancy",
     ),
-    suggestions=("denosumab-next-dose", "dxa", "dxa-spine-forearm"),
+    suggestions=("denosumab-next-dose", "dxa", "dxa-child", "dxa-spine-forearm"),
     sample_facts=COMMON_SAMPLE
+    | CHILD_SAMPLE
     | SUPPLEMENT_SAMPLE
     | bone_therapy.SAMPLE
     | THERAPY_CONTEXT_SAMPLE
@@ -313,6 +339,7 @@ BONE_HEALTH = RuleKind(
         "last_dxa": "unknown date",
         "risk": "low unless BMD shows otherwise",
         "dxa_interval_months": "24",
+        "dxa_baseline_months": "6",
         "frax_adjust_mg": "7.5",
     },
     evaluate=evaluate_bone_health,
@@ -336,6 +363,22 @@ def evaluate_order_bone_health(
     work = BoneWork.of(facts, t)
     if work.done:
         return None  # assessed within the interval and treated: nothing to add at ordering
+    if is_child(facts, t):
+        finding = bone_child.child_finding(
+            facts,
+            status,
+            t,
+            work,
+            ordered.planned_mg,
+            ordered.refs,
+            supplement_facts(t),
+            never_done="dxa-baseline",
+        )
+        if finding.summary != "child-fracture" and not work.dxa_current:
+            finding = replace(finding, summary="dxa-due" if work.last_dxa else "dxa-baseline")
+        elif finding.summary not in ("child-fracture", "dxa-baseline", "dxa-due"):
+            finding = replace(finding, summary="child-supplements")
+        return replace(finding, facts={**finding.facts, **_order_values(ordered, t, run, low)})
     details = ["exposure", "known-bone-disease"] if work.known_disease else ["exposure"]
     if status.replacement:
         details.insert(1, "replacement")
@@ -349,14 +392,11 @@ def evaluate_order_bone_health(
         details.append("risk-assessment")
     details.append("calcium-vitamin-d")
     summary = dxa_details[0] if dxa_details else "supplements"
-    values = ordered.facts() | {
-        "run_days": str(run),
-        "long_term_min_daily_mg": fmt_number(low),
-        "long_term_months": fmt_months(t.value("exposure.long_term_min_days")),
-        "dxa_baseline_months": fmt_months(t.value("bone.dxa_baseline_within_days")),
+    values = _order_values(ordered, t, run, low) | {
         "last_dxa": fmt_date(work.last_dxa),
         "dxa_interval_months": fmt_months(t.value("bone.dxa_interval_days")),
         **supplement_facts(t),
+        **child_facts(facts, t, ordered.planned_mg),
         **work.drugs.facts(t),
     }
     evidence = set(ordered.refs) | set(status.evidence) | work.evidence(facts) | set(work.therapy)
@@ -375,6 +415,15 @@ def evaluate_order_bone_health(
     )
 
 
+def _order_values(ordered: OrderedSteroid, t: Thresholds, run: int, low: float) -> dict[str, str]:
+    return ordered.facts() | {
+        "run_days": str(run),
+        "long_term_min_daily_mg": fmt_number(low),
+        "long_term_months": fmt_months(t.value("exposure.long_term_min_days")),
+        "dxa_baseline_months": fmt_months(t.value("bone.dxa_baseline_within_days")),
+    }
+
+
 ORDER_BONE_HEALTH = RuleKind(
     name="glucocorticoid-order-bone-health",
     roles=ROLES,
@@ -384,13 +433,15 @@ ORDER_BONE_HEALTH = RuleKind(
         "bone.dxa_baseline_within_days",
         "bone.dxa_interval_days",
         *SUPPLEMENT_THRESHOLDS,
+        *CHILD_THRESHOLDS,
         *bone_therapy.THRESHOLDS,
         *THERAPY_CONTEXT_THRESHOLDS,
     ),
-    summaries=("dxa-baseline", "dxa-due", "supplements"),
+    summaries=("dxa-baseline", "dxa-due", "supplements", "child-fracture", "child-supplements"),
     details=(
         "exposure",
         "replacement",
+        *bone_child.DETAILS,
         "known-bone-disease",
         *bone_therapy.CLASS_DETAILS.values(),
         "dxa-baseline",
@@ -403,8 +454,9 @@ ORDER_BONE_HEALTH = RuleKind(
         "kidney",
         "pregnancy",
     ),
-    suggestions=("denosumab-next-dose", "dxa", "dxa-spine-forearm"),
+    suggestions=("denosumab-next-dose", "dxa", "dxa-child", "dxa-spine-forearm"),
     sample_facts=ORDER_SAMPLE
+    | CHILD_SAMPLE
     | SUPPLEMENT_SAMPLE
     | bone_therapy.SAMPLE
     | THERAPY_CONTEXT_SAMPLE

@@ -1,0 +1,179 @@
+"""Children and adolescents (topics/child.py): every topic's paediatric branch, table-driven."""
+
+from __future__ import annotations
+
+import pytest
+
+from cds_service.topics.bone_child import DETAILS as CHILD_DETAILS
+from cds_service.topics.bone_health import BONE_HEALTH, ORDER_BONE_HEALTH
+from cds_service.topics.child import intake_facts, latest_weight, live_vaccine_line, pjp_doses
+from tests.topic_support import THRESHOLDS, Planned, Taken, facts, hit, run
+
+LONG_TERM = [Taken(ago=200, days=201, mg=40)]  # 40 mg/day up to today
+WEIGHT_32 = hit("body_weight", "Observation/wt", ago=10, value=32, value_unit="kg")
+FRACTURE = hit("fragility_fracture", "Condition/vfx")
+ADULT_ONLY = ("frax", "under-40", "risk", "treatment", "calcium-vitamin-d", "risk-assessment")
+
+
+@pytest.mark.parametrize(
+    ("case", "f", "summary", "details_in", "suggestion"),
+    [
+        (
+            "12 y, 32 kg, no DXA",
+            facts(WEIGHT_32, age=12, taken=LONG_TERM),
+            "child-dxa",
+            {"child-dose", "child-assessment", "child-treatment", "growth"},
+            "dxa-child",
+        ),
+        (
+            "8 y, no weight",
+            facts(age=8, taken=LONG_TERM),
+            "child-dxa",
+            {"child-weight-missing", "child-calcium-vitamin-d"},
+            "dxa-child",
+        ),
+        (
+            "16 y with a vertebral fracture",
+            facts(FRACTURE, age=16, taken=LONG_TERM),
+            "child-fracture",
+            {"child-fracture", "child-treatment"},
+            "dxa-child",
+        ),
+        (
+            "3 y, DXA current",
+            facts(
+                hit("bone_density", "Observation/dxa", ago=100, value=-1.0, score="z"),
+                age=3,
+                taken=LONG_TERM,
+            ),
+            "child-supplements",
+            {"growth"},
+            None,
+        ),
+        (
+            "17 y, very high dose: still no adult category",
+            facts(age=17, taken=LONG_TERM, pulses=(10, 11, 12)),
+            "child-dxa",
+            {"child-assessment"},
+            "dxa-child",
+        ),
+    ],
+)
+def test_patient_view_child(case, f, summary, details_in, suggestion):
+    finding = run(BONE_HEALTH, f)
+    assert finding is not None, case
+    assert finding.summary == summary
+    assert details_in <= set(finding.details)
+    assert not set(ADULT_ONLY) & set(finding.details), "adult-only text for a child"
+    assert "dxa" not in finding.suggestions
+    assert (suggestion in finding.suggestions) if suggestion else not finding.suggestions
+
+
+@pytest.mark.parametrize(("age", "detail"), [(18, "under-40"), (45, "frax"), (None, "age-unknown")])
+def test_adult_and_unknown_age(age, detail):
+    finding = run(BONE_HEALTH, facts(age=age, taken=LONG_TERM))
+    assert finding is not None
+    assert detail in finding.details
+    assert not set(CHILD_DETAILS) & set(finding.details)
+
+
+def test_per_kg_dose_beside_mg():
+    finding = run(BONE_HEALTH, facts(WEIGHT_32, age=12, taken=LONG_TERM))
+    assert finding is not None
+    assert finding.facts["current_mg_per_kg"] == "1.25"
+    assert finding.facts["dose_mg"] == "40"
+    assert finding.facts["child_calcium_mg"] == "1300"
+
+
+def test_order_child():
+    f = facts(WEIGHT_32, age=12, planned=[Planned(days=120, mg=40)])
+    finding = run(ORDER_BONE_HEALTH, f)
+    assert finding is not None
+    assert finding.summary == "dxa-baseline"
+    assert {"child-assessment", "growth", "child-calcium-vitamin-d"} <= set(finding.details)
+    assert not set(ADULT_ONLY) & set(finding.details)
+    assert finding.suggestions == ("dxa-child",)
+
+
+@pytest.mark.parametrize(
+    ("age", "calcium", "vitamin_d"),
+    [
+        (0, "200 (0-6 months) or 260 (7-12 months)", "400"),
+        (1, "700", "600"),
+        (3, "700", "600"),
+        (4, "1000", "600"),
+        (8, "1000", "600"),
+        (9, "1300", "600"),
+        (17, "1300", "600"),
+    ],
+)
+def test_intakes_by_age_band(age, calcium, vitamin_d):
+    assert intake_facts(age, THRESHOLDS) == {
+        "child_calcium_mg": calcium,
+        "child_vitamin_d_iu": vitamin_d,
+    }
+
+
+@pytest.mark.parametrize(
+    ("weights", "expected"),
+    [
+        ((), None),
+        ((hit("body_weight", "Observation/old", ago=200, value=30, value_unit="kg"),), None),
+        ((hit("body_weight", "Observation/lb", ago=5, value=66, value_unit="[lb_av]"),), 29.9),
+        ((WEIGHT_32, hit("body_weight", "Observation/new", ago=2, value=33, value_unit="kg")), 33),
+        ((hit("body_weight", "Observation/nounit", ago=2, value=33),), None),
+    ],
+)
+def test_latest_weight_within_window(weights, expected):
+    w = latest_weight(facts(*weights, age=12), THRESHOLDS)
+    assert (round(w.kg, 1) if w else None) == expected
+
+
+@pytest.mark.parametrize(
+    ("age", "kg", "tmp", "dapsone", "atovaquone"),
+    [
+        (12, 32, "160", "64", "960"),  # the issue's patient: not 100 mg / 1500 mg
+        (16, 80, "320", "100", "1500"),  # caps
+        (1, 10, "50", "20", "450"),  # 12-23 months: atovaquone 45 mg/kg
+        (3, 14, "70", "28", "420"),
+    ],
+)
+def test_pjp_doses_by_weight(age, kg, tmp, dapsone, atovaquone):
+    w = latest_weight(
+        facts(hit("body_weight", "Observation/w", ago=1, value=kg, value_unit="kg"), age=age),
+        THRESHOLDS,
+    )
+    assert w is not None
+    doses = pjp_doses(age, w, THRESHOLDS)
+    assert doses is not None
+    assert (doses["tmp_mg"], doses["dapsone_mg"], doses["atovaquone_mg"]) == (
+        tmp,
+        dapsone,
+        atovaquone,
+    )
+
+
+def test_no_pjp_dose_for_infants():
+    w = latest_weight(
+        facts(hit("body_weight", "Observation/w", ago=1, value=7, value_unit="kg"), age=0),
+        THRESHOLDS,
+    )
+    assert w is not None
+    assert pjp_doses(0, w, THRESHOLDS) is None
+
+
+@pytest.mark.parametrize(
+    ("age", "kg", "line"),
+    [
+        (30, None, 20),
+        (None, None, 20),
+        (12, None, 20),
+        (12, 32, 20),
+        (3, 8, 16),
+        (5, 12, 20),
+        (1, 9.5, 19),
+    ],
+)
+def test_live_vaccine_line(age, kg, line):
+    hits = [hit("body_weight", "Observation/w", ago=1, value=kg, value_unit="kg")] if kg else []
+    assert live_vaccine_line(facts(*hits, age=age), THRESHOLDS)[0] == pytest.approx(line)
