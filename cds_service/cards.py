@@ -164,7 +164,8 @@ def render_card(
     definition = rule.definition
     topic = definition.topic
     parts = _parts(rule, service)
-    fields = context.fields()
+    # Request fields win over the finding's values of the same name.
+    fields = {**finding.facts, **context.fields()}
     suggestions: list[dict[str, Any]] = []
     keys: list[tuple[str, str]] = []
     for key in finding.suggestions:

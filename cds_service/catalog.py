@@ -288,7 +288,13 @@ def _check_text(rule: RuleDef, kind: RuleKind, where: str) -> None:
     for name, suggestion in rule.suggestions.items():
         for action in suggestion.actions:
             for value in _strings(action.resource):
-                unknown = _placeholders(value, f"{where}.{name}") - SUGGESTION_FIELDS
+                # Request fields, or a value the finding provides (a dose computed from the
+                # patient's weight): the kind's sample_facts name every such value.
+                unknown = (
+                    _placeholders(value, f"{where}.{name}")
+                    - SUGGESTION_FIELDS
+                    - set(kind.sample_facts)
+                )
                 if unknown:
                     raise ContentError(
                         f"{where}.suggestions.{name}: unknown fields {sorted(unknown)}"

@@ -51,11 +51,13 @@ def test_every_bundled_suggestion_template_compiles_to_the_same_resource() -> No
         fields = CardContext("pt-1", encounter, "2026-11-25").fields()
         for service in catalog.services:
             for rule in service.rules:
+                # a suggestion may also use the finding's values (sample_facts of the kind)
+                values = {**rule.kind.sample_facts, **fields}
                 for suggestion in rule.definition.suggestions.values():
                     for action in suggestion.actions:
                         if action.resource:
-                            compiled = compile_template(action.resource)(fields)
-                            assert compiled == _fill(action.resource, fields)
+                            compiled = compile_template(action.resource)(values)
+                            assert compiled == _fill(action.resource, values)
                             assert "encounter" not in compiled or encounter is not None
 
 

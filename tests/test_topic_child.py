@@ -7,6 +7,7 @@ import pytest
 from cds_service.topics.bone_child import DETAILS as CHILD_DETAILS
 from cds_service.topics.bone_health import BONE_HEALTH, ORDER_BONE_HEALTH
 from cds_service.topics.child import intake_facts, latest_weight, live_vaccine_line, pjp_doses
+from cds_service.topics.infection import INFECTION, ORDER_INFECTION
 from tests.topic_support import THRESHOLDS, Planned, Taken, facts, hit, run
 
 LONG_TERM = [Taken(ago=200, days=201, mg=40)]  # 40 mg/day up to today
@@ -177,3 +178,70 @@ def test_no_pjp_dose_for_infants():
 def test_live_vaccine_line(age, kg, line):
     hits = [hit("body_weight", "Observation/w", ago=1, value=kg, value_unit="kg")] if kg else []
     assert live_vaccine_line(facts(*hits, age=age), THRESHOLDS)[0] == pytest.approx(line)
+
+
+HIGH_DOSE = [Taken(ago=40, days=41, mg=40)]  # 40 mg/day for 41 days up to today
+SULFA = hit("sulfa_allergy", "AllergyIntolerance/sulfa")
+ADULT_PJP = {"tmp-smx", "tmp-smx-renal", "dapsone", "atovaquone"}
+
+
+@pytest.mark.parametrize(
+    ("case", "f", "detail", "suggestions"),
+    [
+        (
+            "12 y, 32 kg",
+            facts(WEIGHT_32, age=12, taken=HIGH_DOSE),
+            "pjp-child",
+            ("tmp-smx-child", "dapsone-child", "atovaquone-child"),
+        ),
+        (
+            "12 y, sulfonamide allergy",
+            facts(WEIGHT_32, SULFA, age=12, taken=HIGH_DOSE),
+            "pjp-child",
+            ("dapsone-child", "atovaquone-child"),
+        ),
+        ("8 y, no weight", facts(age=8, taken=HIGH_DOSE), "pjp-child-weight-missing", ()),
+        (
+            "8 y, weight too old",
+            facts(
+                hit("body_weight", "Observation/old", ago=120, value=25, value_unit="kg"),
+                age=8,
+                taken=HIGH_DOSE,
+            ),
+            "pjp-child-weight-missing",
+            (),
+        ),
+        (
+            "infant",
+            facts(
+                hit("body_weight", "Observation/w", ago=3, value=7, value_unit="kg"),
+                age=0,
+                taken=HIGH_DOSE,
+            ),
+            "pjp-infant",
+            (),
+        ),
+        ("age unknown", facts(WEIGHT_32, age=None, taken=HIGH_DOSE), "pjp-age-unknown", ()),
+    ],
+)
+def test_pjp_child_doses(case, f, detail, suggestions):
+    finding = run(INFECTION, f)
+    assert finding is not None, case
+    assert detail in finding.details
+    pjp = tuple(s for s in finding.suggestions if s in ADULT_PJP or s.endswith("-child"))
+    assert pjp == suggestions
+    assert not ADULT_PJP & set(finding.suggestions), "adult fixed dose for a child"
+
+
+def test_pjp_doses_in_the_finding():
+    finding = run(ORDER_INFECTION, facts(WEIGHT_32, age=12, planned=[Planned(days=60, mg=40)]))
+    assert finding is not None
+    assert (finding.facts["tmp_mg"], finding.facts["dapsone_mg"]) == ("160", "64")
+    assert finding.facts["atovaquone_mg"] == "960"
+    assert "Observation/wt" in finding.evidence
+
+
+def test_adult_keeps_fixed_doses():
+    finding = run(INFECTION, facts(age=18, taken=HIGH_DOSE))
+    assert finding is not None
+    assert {"tmp-smx", "dapsone", "atovaquone"} <= set(finding.suggestions)

@@ -14,7 +14,7 @@ from cds_service.card_text import fmt_date, fmt_months, fmt_number
 from cds_service.facts import ClinicalFacts
 from cds_service.rule_kind import Finding, Indicator
 from cds_service.thresholds import Thresholds
-from cds_service.topics import vaccination
+from cds_service.topics import child, vaccination
 from cds_service.topics.patient_context import (
     LabState,
     b_cell_depletion,
@@ -24,6 +24,8 @@ from cds_service.topics.patient_context import (
 
 THRESHOLDS = (
     *vaccination.THRESHOLDS,
+    *child.THRESHOLDS,
+    *child.PJP_THRESHOLDS,
     "infection.pjp_min_daily_mg",
     "infection.pjp_min_days",
     "infection.live_vaccine_min_daily_mg",
@@ -47,6 +49,10 @@ PJP_DETAILS = (
     "pjp-renal-avoid",
     "pjp-mtx",
     "pjp-pregnancy",
+    "pjp-child",
+    "pjp-child-weight-missing",
+    "pjp-infant",
+    "pjp-age-unknown",
 )
 TB_DETAILS: tuple[str, ...] = (
     "tb",
@@ -78,6 +84,9 @@ SUGGESTIONS = (
     "tmp-smx-renal",
     "dapsone",
     "atovaquone",
+    "tmp-smx-child",
+    "dapsone-child",
+    "atovaquone-child",
     "igra",
     "igra-repeat",
     "chest-xray",
@@ -97,25 +106,30 @@ SUMMARY_ORDER: tuple[tuple[str, frozenset[str]], ...] = (
     ("vaccines-later", frozenset({"vaccines-later"})),
 )
 SUMMARIES = tuple(name for name, _ in SUMMARY_ORDER)
-SAMPLE = vaccination.SAMPLE | {
-    "pjp_min_mg": "20",
-    "pjp_min_days": "28",
-    "live_min_mg": "20",
-    "live_min_days": "14",
-    "live_wait_days": "30",
-    "kidney_test": "eGFR (CKD-EPI 2021, creatinine and cystatin C)",
-    "kidney_value": "120.5",
-    "kidney_date": "unknown date",
-    "tmp_smx_full_ml_min": "30",
-    "tmp_smx_min_ml_min": "15",
-    "tb_date": "unknown date",
-    "tb_valid_months": "12",
-    "hbv_date": "unknown date",
-    "hbv_valid_months": "12",
-    "hbv_positive": "HBsAg, anti-HBc, HBV DNA",
-    "hbv_low_mg": "10",
-    "b_cell_months": "12",
-}
+SAMPLE = (
+    vaccination.SAMPLE
+    | child.SAMPLE
+    | child.PJP_SAMPLE
+    | {
+        "pjp_min_mg": "20",
+        "pjp_min_days": "28",
+        "live_min_mg": "20",
+        "live_min_days": "14",
+        "live_wait_days": "30",
+        "kidney_test": "eGFR (CKD-EPI 2021, creatinine and cystatin C)",
+        "kidney_value": "120.5",
+        "kidney_date": "unknown date",
+        "tmp_smx_full_ml_min": "30",
+        "tmp_smx_min_ml_min": "15",
+        "tb_date": "unknown date",
+        "tb_valid_months": "12",
+        "hbv_date": "unknown date",
+        "hbv_valid_months": "12",
+        "hbv_positive": "HBsAg, anti-HBc, HBV DNA",
+        "hbv_low_mg": "10",
+        "b_cell_months": "12",
+    }
+)
 HBV_MARKERS = ("hbsag", "anti-hbc", "anti-hbs", "hbv-dna")
 HBV_INFECTION_MARKERS = ("hbsag", "anti-hbc", "hbv-dna")  # positive anti-HBs is immunity
 
@@ -144,10 +158,14 @@ class InfectionPlan:
             self.details.append("pjp-stronger")
         sulfa = facts.refs("sulfa_allergy", active_only=True)
         kidney = kidney_function(facts, t)
-        if sulfa:
+        renal_avoid = kidney is not None and kidney.value < t.value("kidney.tmp_smx_min_ml_min")
+        if facts.age is None or child.is_child(facts, t):
+            self._pjp_child(facts, t, avoid_tmp_smx=bool(sulfa) or renal_avoid)
+            if sulfa or renal_avoid:
+                self.details.append("pjp-sulfa" if sulfa else "pjp-renal-avoid")
+        elif sulfa:
             self._pjp_choice("pjp-sulfa", ["dapsone", "atovaquone"], "atovaquone")
-            self.evidence += sulfa
-        elif kidney is not None and kidney.value < t.value("kidney.tmp_smx_min_ml_min"):
+        elif renal_avoid:
             self._pjp_choice("pjp-renal-avoid", ["dapsone", "atovaquone"], None)
         elif kidney is not None and kidney.value <= t.value(
             "kidney.tmp_smx_full_dose_above_ml_min"
@@ -157,15 +175,40 @@ class InfectionPlan:
             )
         else:
             self._pjp_choice(None, ["tmp-smx", "dapsone", "atovaquone"], "tmp-smx")
+        if sulfa:
+            self.evidence += sulfa
         if kidney is not None and not sulfa:
             self.evidence.append(kidney.ref)
             self.values.update(kidney.facts())
-        if {"tmp-smx", "tmp-smx-renal"} & set(self.suggestions):
+        if {"tmp-smx", "tmp-smx-renal", "tmp-smx-child"} & set(self.suggestions):
             self.add_methotrexate(facts)
             if pregnant:
                 self.details.append("pjp-pregnancy")
         self.todo.append("pjp")
         self.warning = True
+
+    def _pjp_child(self, facts: ClinicalFacts, t: Thresholds, *, avoid_tmp_smx: bool) -> None:
+        """Under 18 (or age unknown): doses by weight with their maximums (clinical-knowledge-2.md
+        7.3), never the adult fixed doses. No age, no recent weight, or under 1 year: the card
+        says why and orders no fixed dose."""
+        weight = child.latest_weight(facts, t)
+        if facts.age is None:
+            self.details.append("pjp-age-unknown")
+            return
+        self.values.update(child.child_facts(facts, t, facts.exposure.current_daily_peq_mg()))
+        doses = child.pjp_doses(facts.age, weight, t) if weight is not None else None
+        if weight is None or doses is None:
+            self.details.append("pjp-child-weight-missing" if weight is None else "pjp-infant")
+            return
+        self.evidence.append(weight.ref)
+        self.values.update(doses)
+        self.details.append("pjp-child")
+        if avoid_tmp_smx:
+            self._pjp_choice(None, ["dapsone-child", "atovaquone-child"], "atovaquone-child")
+        else:
+            self._pjp_choice(
+                None, ["tmp-smx-child", "dapsone-child", "atovaquone-child"], "tmp-smx-child"
+            )
 
     def _pjp_choice(self, detail: str | None, suggestions: list[str], best: str | None) -> None:
         if detail:
@@ -353,6 +396,8 @@ def hbv_risk(
 def default_values(t: Thresholds) -> dict[str, str]:
     """Every placeholder the infection kinds declare, with its threshold or 'none'."""
     return {
+        **dict.fromkeys((*child.SAMPLE, *child.PJP_SAMPLE), "unknown"),
+        "weight_window_days": fmt_number(t.value("children.weight_max_age_days")),
         "pjp_min_mg": fmt_number(t.value("infection.pjp_min_daily_mg")),
         "pjp_min_days": fmt_number(t.value("infection.pjp_min_days")),
         "live_min_mg": fmt_number(t.value("infection.live_vaccine_min_daily_mg")),
