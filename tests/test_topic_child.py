@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from cds_service.facts import Hit
 from cds_service.topics.bone_child import DETAILS as CHILD_DETAILS
 from cds_service.topics.bone_health import BONE_HEALTH, ORDER_BONE_HEALTH
 from cds_service.topics.child import intake_facts, latest_weight, live_vaccine_line, pjp_doses
 from cds_service.topics.infection import INFECTION, ORDER_INFECTION
+from cds_service.topics.live_vaccine import LIVE_VACCINE
 from tests.topic_support import THRESHOLDS, Planned, Taken, facts, hit, run
 
 LONG_TERM = [Taken(ago=200, days=201, mg=40)]  # 40 mg/day up to today
@@ -245,3 +247,63 @@ def test_adult_keeps_fixed_doses():
     finding = run(INFECTION, facts(age=18, taken=HIGH_DOSE))
     assert finding is not None
     assert {"tmp-smx", "dapsone", "atovaquone"} <= set(finding.suggestions)
+
+
+MMR = hit("vaccines", "Immunization/mmr", ago=0, live=True, group="mmr")
+ZVL = hit("vaccines", "Immunization/zvl", ago=0, live=True, group="zoster-live")
+
+
+def _kg(kg: float) -> Hit:
+    return hit("body_weight", "Observation/w", ago=3, value=kg, value_unit="kg")
+
+
+@pytest.mark.parametrize(
+    ("case", "f", "fires"),
+    [
+        (
+            "3 y, 8 kg, 16 mg/day (2 mg/kg) for 20 days",
+            facts(_kg(8), MMR, age=3, taken=[Taken(19, 20, 16)], focus=["Immunization/mmr"]),
+            True,
+        ),
+        (
+            "3 y, 8 kg, 15 mg/day (1.9 mg/kg)",
+            facts(_kg(8), MMR, age=3, taken=[Taken(19, 20, 15)], focus=["Immunization/mmr"]),
+            False,
+        ),
+        (
+            "12 y, 32 kg, 20 mg/day: the fixed line",
+            facts(WEIGHT_32, MMR, age=12, taken=[Taken(19, 20, 20)], focus=["Immunization/mmr"]),
+            True,
+        ),
+        (
+            "12 y, no weight, 16 mg/day: 20 mg/day line",
+            facts(MMR, age=12, taken=[Taken(19, 20, 16)], focus=["Immunization/mmr"]),
+            False,
+        ),
+        (
+            "adult 16 mg/day",
+            facts(_kg(8), MMR, age=30, taken=[Taken(19, 20, 16)], focus=["Immunization/mmr"]),
+            False,
+        ),
+    ],
+)
+def test_live_vaccine_child_line(case, f, fires):
+    finding = run(LIVE_VACCINE, f)
+    assert (finding is not None) == fires, case
+    if finding is not None and f.age is not None and f.age < 18:
+        assert "child-line" in finding.details
+
+
+def test_no_recombinant_zoster_offered_under_18():
+    f = facts(WEIGHT_32, ZVL, age=16, taken=HIGH_DOSE, focus=["Immunization/zvl"])
+    finding = run(LIVE_VACCINE, f)
+    assert finding is not None
+    assert finding.suggestions == ("remove",)
+    assert "zoster-alternative" not in finding.details
+
+
+def test_infection_card_names_the_child_line():
+    finding = run(INFECTION, facts(_kg(8), age=3, taken=[Taken(40, 41, 16)]))
+    assert finding is not None
+    assert "live-vaccines" in finding.details
+    assert finding.facts["live_min_mg"] == "16"

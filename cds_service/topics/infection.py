@@ -9,6 +9,7 @@ to do for both; silent when everything is on file.
 
 from __future__ import annotations
 
+from cds_service.card_text import fmt_number
 from cds_service.facts import ClinicalFacts
 from cds_service.rule_kind import Finding, RuleKind
 from cds_service.steroid_status import (
@@ -20,7 +21,7 @@ from cds_service.steroid_status import (
     run_with_plan,
 )
 from cds_service.thresholds import Thresholds
-from cds_service.topics import vaccination
+from cds_service.topics import child, vaccination
 from cds_service.topics.infection_plan import (
     DETAILS,
     SAMPLE,
@@ -57,6 +58,7 @@ ROLES = (
     "kidney_function",
     "pregnancy",
     "pregnancy_status",
+    "body_weight",
 )
 
 
@@ -98,11 +100,11 @@ def evaluate_infection(
     plan.add_hbv(facts, t)
     dose = max(exp.current_daily_peq_mg(), exp.planned_daily.get(exp.today, 0.0))
     plan.add_vaccines(vaccination.plan_vaccines(facts, t, dose_mg=dose, pregnant=bool(pregnant)))
-    live_run = exp.current_run_at_or_above(
-        t.value("infection.live_vaccine_min_daily_mg"), include_planned=False
-    )
+    live_mg, live_line = child.live_vaccine_line(facts, t)
+    live_run = exp.current_run_at_or_above(live_mg, include_planned=False)
     if live_run >= t.value("infection.live_vaccine_min_days"):
         plan.details.append("live-vaccines")
+        plan.values |= {"live_min_mg": fmt_number(round(live_mg, 1)), "live_line": live_line}
     if not plan.todo:
         return None  # screening, prophylaxis and vaccines are all on file
     if high_dose or second_agent or ild:
@@ -162,9 +164,11 @@ def evaluate_order_infection(
     plan.add_hbv(facts, t)
     dose = max(exp.current_daily_peq_mg(), ordered.planned_mg)
     plan.add_vaccines(vaccination.plan_vaccines(facts, t, dose_mg=dose, pregnant=bool(pregnant)))
-    live_run = run_with_plan(exp, t.value("infection.live_vaccine_min_daily_mg"))
+    live_mg, live_line = child.live_vaccine_line(facts, t)
+    live_run = run_with_plan(exp, live_mg)
     if live_run >= t.value("infection.live_vaccine_min_days"):
         plan.details.append("live-vaccines")
+        plan.values |= {"live_min_mg": fmt_number(round(live_mg, 1)), "live_line": live_line}
     if not plan.todo:
         return None  # prophylaxis covered, screening and vaccines on file
     return plan.finding(

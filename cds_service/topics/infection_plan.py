@@ -26,6 +26,8 @@ THRESHOLDS = (
     *vaccination.THRESHOLDS,
     *child.THRESHOLDS,
     *child.PJP_THRESHOLDS,
+    "children.live_vaccine_mg_per_kg_day",
+    "children.live_vaccine_fixed_line_min_kg",
     "infection.pjp_min_daily_mg",
     "infection.pjp_min_days",
     "infection.live_vaccine_min_daily_mg",
@@ -110,6 +112,7 @@ SAMPLE = (
     vaccination.SAMPLE
     | child.SAMPLE
     | child.PJP_SAMPLE
+    | child.LIVE_SAMPLE
     | {
         "pjp_min_mg": "20",
         "pjp_min_days": "28",
@@ -398,6 +401,7 @@ def default_values(t: Thresholds) -> dict[str, str]:
     return {
         **dict.fromkeys((*child.SAMPLE, *child.PJP_SAMPLE), "unknown"),
         "weight_window_days": fmt_number(t.value("children.weight_max_age_days")),
+        "live_line": f"{fmt_number(t.value('infection.live_vaccine_min_daily_mg'))} mg/day",
         "pjp_min_mg": fmt_number(t.value("infection.pjp_min_daily_mg")),
         "pjp_min_days": fmt_number(t.value("infection.pjp_min_days")),
         "live_min_mg": fmt_number(t.value("infection.live_vaccine_min_daily_mg")),

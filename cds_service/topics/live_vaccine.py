@@ -1,7 +1,8 @@
 """Live vaccine ordered during immunosuppressive glucocorticoid therapy (ACIP via immunize.org).
 
 Order hooks only: a live vaccine among the drafts in focus while the patient takes (or is being
-ordered, or stopped less than a month ago) >= 20 mg/day for 14 days or more -> a critical card
+ordered, or stopped less than a month ago) >= 20 mg/day for 14 days or more (children: 2 mg/kg/day,
+or 20 mg/day from 10 kg; no recombinant zoster offered under 18) -> a critical card
 that removes the draft (recombinant zoster offered instead of live zoster, except during a
 pregnancy: then the card says so and offers no vaccine). Which vaccines are live is the vaccines
 value set's ``live`` property: JYNNEOS (CVX 206) is replication-deficient and is not.
@@ -16,6 +17,7 @@ from cds_service.facts import ClinicalFacts
 from cds_service.rule_kind import Finding, RuleKind
 from cds_service.steroid_status import EPS, SteroidStatus, recent_run, run_with_plan
 from cds_service.thresholds import Thresholds
+from cds_service.topics import child
 from cds_service.topics.patient_context import pregnancy
 
 
@@ -30,7 +32,10 @@ def evaluate_live_vaccine(
     if not live:
         return None
     exp = facts.exposure
-    mg = t.value("infection.live_vaccine_min_daily_mg")
+    # Children: 2 mg/kg/day, or 20 mg/day from 10 kg (ACIP; topics/child.py), the same line
+    # the infection card names.
+    mg, line = child.live_vaccine_line(facts, t)
+    young = child.is_child(facts, t)
     min_days = t.value("infection.live_vaccine_min_days")
     wait_days = t.value("infection.live_vaccine_wait_days")
     run = run_with_plan(exp, mg)
@@ -40,12 +45,14 @@ def evaluate_live_vaccine(
         return None
     targets = tuple(sorted({h.ref for h in live}))
     names = sorted({facts.draft_names.get(ref, "live vaccine") for ref in targets})
-    details = ["contraindication", "remove"]
+    details = (
+        ["contraindication", "child-line", "remove"] if young else ["contraindication", "remove"]
+    )
     suggestions = ["remove"]
     pregnant = pregnancy(facts, t)
     if pregnant:
         details.append("pregnancy")  # no zoster vaccine of either kind during pregnancy
-    elif any(h.properties.get("group") == "zoster-live" for h in live):
+    elif not young and any(h.properties.get("group") == "zoster-live" for h in live):
         details.append("zoster-alternative")
         suggestions.append("zoster-recombinant")
     values = {
@@ -54,7 +61,9 @@ def evaluate_live_vaccine(
         "planned_mg": fmt_number(
             max(exp.current_daily_peq_mg(), exp.planned_daily.get(exp.today, 0.0))
         ),
-        "live_min_mg": fmt_number(mg),
+        "live_min_mg": fmt_number(round(mg, 1)),
+        "live_line": line,
+        "age": str(facts.age) if facts.age is not None else "unknown",
         "live_min_days": fmt_number(min_days),
         "live_wait_days": fmt_number(wait_days),
     }
@@ -75,15 +84,17 @@ def evaluate_live_vaccine(
 
 LIVE_VACCINE = RuleKind(
     name="glucocorticoid-live-vaccine-order",
-    roles=("vaccines", "pregnancy", "pregnancy_status"),
+    roles=("vaccines", "pregnancy", "pregnancy_status", "body_weight"),
     thresholds=(
-        "infection.live_vaccine_min_daily_mg",
+        *child.LIVE_THRESHOLDS,
+        "children.adult_age_years",
+        "children.weight_max_age_days",
         "infection.live_vaccine_min_days",
         "infection.live_vaccine_wait_days",
         "pregnancy.max_days",
     ),
     summaries=("live-vaccine",),
-    details=("contraindication", "remove", "zoster-alternative", "pregnancy"),
+    details=("contraindication", "child-line", "remove", "zoster-alternative", "pregnancy"),
     suggestions=("remove", "zoster-recombinant"),
     sample_facts={
         "vaccines": "Measles, mumps and rubella virus vaccine live, varicella virus vaccine live",
@@ -92,6 +103,8 @@ LIVE_VACCINE = RuleKind(
         "live_min_mg": "20",
         "live_min_days": "14",
         "live_wait_days": "30",
+        "live_line": "20 mg/day (2 mg/kg/day, at most 20 mg/day from 10 kg; weight 132.5 kg)",
+        "age": "120",
     },
     evaluate=evaluate_live_vaccine,
 )
