@@ -185,6 +185,7 @@ def test_live_vaccine_line(age, kg, line):
 HIGH_DOSE = [Taken(ago=40, days=41, mg=40)]  # 40 mg/day for 41 days up to today
 SULFA = hit("sulfa_allergy", "AllergyIntolerance/sulfa")
 ADULT_PJP = {"tmp-smx", "tmp-smx-renal", "dapsone", "atovaquone"}
+CHILD_PJP = {"tmp-smx-child", "dapsone-child", "atovaquone-child"}
 
 
 @pytest.mark.parametrize(
@@ -230,7 +231,7 @@ def test_pjp_child_doses(case, f, detail, suggestions):
     finding = run(INFECTION, f)
     assert finding is not None, case
     assert detail in finding.details
-    pjp = tuple(s for s in finding.suggestions if s in ADULT_PJP or s.endswith("-child"))
+    pjp = tuple(s for s in finding.suggestions if s in ADULT_PJP or s in CHILD_PJP)
     assert pjp == suggestions
     assert not ADULT_PJP & set(finding.suggestions), "adult fixed dose for a child"
 
@@ -307,3 +308,22 @@ def test_infection_card_names_the_child_line():
     assert finding is not None
     assert "live-vaccines" in finding.details
     assert finding.facts["live_min_mg"] == "16"
+
+
+@pytest.mark.parametrize(
+    ("age", "zoster", "pneumococcal", "influenza", "detail"),
+    [
+        (12, False, False, "influenza-child", "pneumococcal-child"),
+        (17, False, False, "influenza-child", "vaccines-child"),
+        (None, False, False, "influenza", "vaccines-age-unknown"),
+        (18, True, True, "influenza", "vaccines"),
+    ],
+)
+def test_vaccines_by_age(age, zoster, pneumococcal, influenza, detail):
+    # 10 mg/day long-term: below the deferral line, so every due vaccine is ordered now
+    finding = run(INFECTION, facts(WEIGHT_32, age=age, taken=[Taken(200, 201, 10)]))
+    assert finding is not None
+    assert ("zoster" in finding.suggestions) == zoster
+    assert ("pneumococcal" in finding.suggestions) == pneumococcal
+    assert influenza in finding.suggestions
+    assert detail in finding.details

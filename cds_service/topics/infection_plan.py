@@ -45,6 +45,7 @@ THRESHOLDS = (
 )
 PJP_DETAILS = (
     "pjp",
+    "pjp-weight-based",
     "pjp-stronger",
     "pjp-sulfa",
     "pjp-renal-half",
@@ -156,13 +157,14 @@ class InfectionPlan:
     ) -> None:
         """Prophylaxis: TMP-SMX first, at half dose for a clearance of 15-30 mL/min and not
         below 15 or with a sulfonamide-antibiotic allergy (then atovaquone or dapsone)."""
-        self.details.append("pjp")
+        young = facts.age is None or child.is_child(facts, t)
+        self.details.append("pjp-weight-based" if young else "pjp")
         if stronger:
             self.details.append("pjp-stronger")
         sulfa = facts.refs("sulfa_allergy", active_only=True)
         kidney = kidney_function(facts, t)
         renal_avoid = kidney is not None and kidney.value < t.value("kidney.tmp_smx_min_ml_min")
-        if facts.age is None or child.is_child(facts, t):
+        if young:
             self._pjp_child(facts, t, avoid_tmp_smx=bool(sulfa) or renal_avoid)
             if sulfa or renal_avoid:
                 self.details.append("pjp-sulfa" if sulfa else "pjp-renal-avoid")

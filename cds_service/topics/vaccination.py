@@ -18,6 +18,7 @@ from cds_service.exposure import ExposureSummary
 from cds_service.facts import ClinicalFacts, Hit
 from cds_service.steroid_status import EPS
 from cds_service.thresholds import Thresholds
+from cds_service.topics.child import is_child
 
 THRESHOLDS = (
     "infection.influenza_interval_days",
@@ -35,8 +36,18 @@ DETAILS = (
     "pneumococcal-complete",
     "pneumococcal-verify",
     "vaccines-pregnancy",
+    "vaccines-child",
+    "pneumococcal-child",
+    "vaccines-age-unknown",
 )
-SUGGESTIONS = ("zoster", "zoster-dose-2", "pneumococcal", "pneumococcal-ppsv23", "influenza")
+SUGGESTIONS = (
+    "zoster",
+    "zoster-dose-2",
+    "pneumococcal",
+    "pneumococcal-ppsv23",
+    "influenza",
+    "influenza-child",
+)
 SAMPLE = {
     "vaccines_due": "recombinant zoster dose 2, PPSV23 after PCV15, influenza",
     "vaccines_later": "recombinant zoster dose 2, PPSV23 after PCV15",
@@ -171,6 +182,26 @@ def defer_until(exposure: ExposureSummary, mg: float) -> date | None:
     return None
 
 
+def _for_age(
+    facts: ClinicalFacts,
+    young: bool,
+    zoster: Need | None,
+    pneumococcal: Need | None,
+    influenza: Need | None,
+) -> tuple[Need | None, Need | None, Need | None]:
+    """Children follow the child and adolescent schedule: no recombinant zoster under 18, no
+    adult pneumococcal product (named, not ordered), an influenza order without the adult
+    products. An unknown age gets neither adult zoster nor pneumococcal product (topics/child)."""
+    if not young and facts.age is not None:
+        return zoster, pneumococcal, influenza
+    if pneumococcal is not None:
+        label = "pneumococcal (child and adolescent schedule)" if young else "pneumococcal"
+        pneumococcal = Need(None, label, "pneumococcal-child" if young else "vaccines-age-unknown")
+    if young and influenza is not None:
+        influenza = Need("influenza-child", influenza.label, deferrable=False)
+    return None, pneumococcal, influenza
+
+
 def plan_vaccines(
     facts: ClinicalFacts, t: Thresholds, *, dose_mg: float, pregnant: bool
 ) -> VaccinePlan:
@@ -178,12 +209,16 @@ def plan_vaccines(
     dose now or being ordered), and the detail fragments that explain both."""
     plan = VaccinePlan()
     zoster, rzv_last = zoster_need(facts, t)
+    young = is_child(facts, t)
+    zoster, pneumococcal, influenza = _for_age(
+        facts, young, zoster, pneumococcal_need(facts, t), influenza_need(facts, t)
+    )
     if pregnant:
         zoster = None  # no recombinant zoster vaccine during pregnancy; live ones never
         plan.details.append("vaccines-pregnancy")
     line = t.value("infection.nonlive_vaccine_defer_daily_mg")
     defer = dose_mg >= line - EPS
-    for need in (zoster, pneumococcal_need(facts, t), influenza_need(facts, t)):
+    for need in (zoster, pneumococcal, influenza):
         if need is None:
             continue
         (plan.later if defer and need.deferrable else plan.now).append(need)
@@ -191,7 +226,7 @@ def plan_vaccines(
             plan.details.append(need.detail)
     until = defer_until(facts.exposure, line) if plan.later else None
     if plan.now:
-        plan.details.insert(0, "vaccines")
+        plan.details.insert(0, "vaccines-child" if young else "vaccines")
     if plan.later:
         plan.details.append("vaccines-defer")
     if until is not None:
@@ -202,5 +237,6 @@ def plan_vaccines(
         "defer_mg": fmt_number(line),
         "defer_until": fmt_date(until),
         "rzv_last": fmt_date(rzv_last),
+        "age": str(facts.age) if facts.age is not None else "unknown",
     }
     return plan
