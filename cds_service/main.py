@@ -189,7 +189,7 @@ def create_app(
         catalog = load_catalog(settings.hooks_dir, KINDS)  # ContentError stops startup
         app_metrics = metrics or Metrics()
         app_metrics.restrict_ids(
-            [s.id for s in catalog.services]
+            [i for s in catalog.services for i in s.ids]
             + [h for s in catalog.services for h in s.definition.hooks]
             + [r.definition.id for s in catalog.services for r in s.rules]
             + [r.definition.topic for s in catalog.services for r in s.rules]
