@@ -300,6 +300,9 @@ def create_app(
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type"],
+        # Private Network Access: Chromium asks before a public page (the CDS Hooks Sandbox)
+        # calls a service on localhost or a private address; allowed origins get a yes.
+        allow_private_network=True,
         max_age=600,
     )
     app.add_middleware(EdgeMiddleware)
