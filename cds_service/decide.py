@@ -20,6 +20,7 @@ from cds_service.exposure import ExposureParams, summarize_exposure
 from cds_service.facts import ClinicalFacts, collect_facts
 from cds_service.gather import Gathered
 from cds_service.hook_call import HookCall
+from cds_service.lab_results import ResultRules
 from cds_service.prefetch import PrefetchResult
 from cds_service.record import (
     DRAFTS_KEY,
@@ -126,6 +127,11 @@ def _facts(call: HookCall, record: PatientRecord, options: DecideOptions) -> Cli
         recent_medication_days=t.value("exposure.recent_use_days"),
         drafts=call.drafts,
         data_labels=call.service.definition.data_labels,
+        role_days={role: v.value for role, v in t.section("current_use").items()},
+        results=call.service.derived(
+            "facts.result-rules",
+            lambda: ResultRules.of(call.service.valuesets, t.section("result_cutoffs")),
+        ),
     )
 
 
@@ -153,7 +159,8 @@ def decide(call: HookCall, gathered: Gathered, options: DecideOptions) -> Evalua
     ]
     spoke = False
     for rule in ordered:
-        if rule.definition.fallback and spoke:
+        # A rule that failed could not judge: "nothing due" would then be a guess.
+        if rule.definition.fallback and (spoke or evaluation.failed_rules):
             continue
         finding = _run_rule(rule, facts, status, t, call, evaluation, options)
         spoke = spoke or finding is not None

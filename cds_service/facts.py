@@ -31,6 +31,7 @@ from cds_service.fhir.models import (
     ServiceRequest,
 )
 from cds_service.fhir.references import relative_reference
+from cds_service.lab_results import Result, ResultRules, quantity_of, read_result
 from cds_service.medications.units import duration_days
 from cds_service.memo import Memo
 from cds_service.record import DRAFTS_KEY, PatientRecord
@@ -43,6 +44,7 @@ EXCLUDED_STATUS = frozenset(
 )
 ACTIVE_MEDICATION_STATUS = frozenset({"active", "intended", "draft"})
 DONE_OR_ORDERED_STATUS = frozenset({"active", "completed", "draft", "on-hold"})
+ORDERED_STATUS = frozenset({"active", "draft", "on-hold"})  # ordered, no result yet
 GIVEN_STATUS = frozenset({"completed", "in-progress"})  # administrations, dispenses
 
 
@@ -63,6 +65,10 @@ class Hit:
     # drug (hooks/thresholds.toml [drug_effect]); ``active`` keeps the generic reading.
     given: bool = False
     supply_days: float | None = None
+    unit: str | None = None  # UCUM code (else unit text) of ``value``
+    # A test's result (lab_results): positive, negative, indeterminate, unclear, or pending
+    # (ordered or registered, no result yet); None when there is nothing to read.
+    result: Result | None = None
 
 
 @dataclass
@@ -148,6 +154,11 @@ class Reading(NamedTuple):
     concepts: list[object]  # R4B CodeableConcepts matched against the type's roles
     given: bool = False  # medication records: a dose given or handed over on ``day``
     supply_days: float | None = None  # dispenses: the days' supply stated
+    # Medication use: the last day the record shows the drug given or taken, and whether
+    # ``active`` is only that day's recency (administrations, dispenses) rather than a status.
+    last_day: date | None = None
+    by_date: bool = False
+    result: Result | None = None
 
 
 NOT_USABLE = Reading(False, False, None, [])
@@ -158,6 +169,10 @@ class ReadContext:
     today: date
     recent_medication_days: float
     medications: Mapping[str, Medication]
+    # Role -> days a drug of that role counts as current after its last dose (thresholds
+    # [current_use]: B-cell depletion, cyclophosphamide), instead of recent_medication_days.
+    role_days: Mapping[str, float] = field(default_factory=dict)
+    results: ResultRules = field(default_factory=ResultRules)
 
 
 def _condition(r: Condition, _: ReadContext) -> Reading:
@@ -209,7 +224,8 @@ def _medication_request(r: MedicationRequest, ctx: ReadContext) -> Reading:
     active = r.status in ACTIVE_MEDICATION_STATUS
     day = _first_date(r.authoredOn)
     concepts = _medication_concepts(r, ctx.medications)
-    return Reading(True, active, day, concepts, given=r.status == "completed")
+    given = r.status == "completed"
+    return Reading(True, active, day, concepts, given=given, last_day=day)
 
 
 def _medication_statement(r: MedicationStatement, ctx: ReadContext) -> Reading:
@@ -219,7 +235,8 @@ def _medication_statement(r: MedicationStatement, ctx: ReadContext) -> Reading:
     end = to_date(getattr(r.effectivePeriod, "end", None)) if r.effectivePeriod else None
     active = r.status in ACTIVE_MEDICATION_STATUS and (end is None or end >= ctx.today)
     concepts = _medication_concepts(r, ctx.medications)
-    return Reading(True, active, day, concepts, given=r.status == "completed")
+    given = r.status == "completed"
+    return Reading(True, active, day, concepts, given=given, last_day=end or day)
 
 
 def _given_recently(day: date | None, ctx: ReadContext) -> bool:
@@ -232,7 +249,8 @@ def _medication_administration(r: MedicationAdministration, ctx: ReadContext) ->
     day = _first_date(r.effectiveDateTime, _period_start(r.effectivePeriod))
     concepts = _medication_concepts(r, ctx.medications)
     given = r.status in GIVEN_STATUS
-    return Reading(True, _given_recently(day, ctx), day, concepts, given=given)
+    recent = _given_recently(day, ctx)
+    return Reading(True, recent, day, concepts, given=given, last_day=day, by_date=True)
 
 
 def _medication_dispense(r: MedicationDispense, ctx: ReadContext) -> Reading:
@@ -242,7 +260,8 @@ def _medication_dispense(r: MedicationDispense, ctx: ReadContext) -> Reading:
     concepts = _medication_concepts(r, ctx.medications)
     given = r.status in GIVEN_STATUS
     supply = duration_days(r.daysSupply)  # None: absent, or not a unit of time
-    return Reading(True, _given_recently(day, ctx), day, concepts, given, supply)
+    recent = _given_recently(day, ctx)
+    return Reading(True, recent, day, concepts, given, supply, last_day=day, by_date=True)
 
 
 def _procedure(r: Procedure, _: ReadContext) -> Reading:
@@ -262,7 +281,8 @@ def _immunization(r: Immunization, _: ReadContext) -> Reading:
 
 def _service_request(r: ServiceRequest, _: ReadContext) -> Reading:
     day = _first_date(r.authoredOn, r.occurrenceDateTime)
-    return Reading(r.status in DONE_OR_ORDERED_STATUS, True, day, [r.code])
+    pending: Result | None = "pending" if r.status in ORDERED_STATUS else None
+    return Reading(r.status in DONE_OR_ORDERED_STATUS, True, day, [r.code], result=pending)
 
 
 def _diagnostic_report(r: DiagnosticReport, _: ReadContext) -> Reading:
@@ -304,21 +324,33 @@ def read(resource: FHIRResourceModel, ctx: ReadContext) -> Reading:
     return NOT_USABLE  # a type the rules do not read
 
 
-def _quantity(quantity: object) -> float | None:  # an R4B Quantity (or None)
-    value = getattr(quantity, "value", None) if quantity is not None else None
-    return float(value) if value is not None else None
-
-
-def _observation_hits(r: Observation, roles: RoleSets, ref: str, day: date | None) -> Iterable[Hit]:
-    """An Observation matches on its code and on each component's code, with the value."""
-    parts = [(r.code, r.valueQuantity)] + [(c.code, c.valueQuantity) for c in r.component or ()]
+def _observation_hits(
+    r: Observation, roles: RoleSets, ref: str, day: date | None, ctx: ReadContext
+) -> Iterable[Hit]:
+    """An Observation matches on its code and on each component's code, with the value and
+    what the value says (lab_results: coded answer, interpretation, text, number)."""
+    parts: list[Any] = [r, *(r.component or ())]
     for role, vs in roles:
-        for concept, quantity in parts:
-            found, text = codings(concept)
+        for part in parts:
+            found, text = codings(part.code)
             match = vs.match(found, text)
             if match is not None:
                 props = match.concept.properties if match.concept else {}
-                yield Hit(ref, role, day, True, props, _quantity(quantity), "Observation")
+                value, unit, _comparator = quantity_of(part)
+                result = read_result(part, props, ctx.results, registered=r.status == "registered")
+                yield Hit(
+                    ref, role, day, True, props, value, "Observation", unit=unit, result=result
+                )
+
+
+def _active_for(role: str, reading: Reading, ctx: ReadContext) -> bool:
+    """A drug of a role with its own window (``ctx.role_days``) is current while its last
+    dose is that recent, whatever the status: rituximab months after the infusion."""
+    days = ctx.role_days.get(role)
+    if days is None or reading.last_day is None:
+        return reading.active
+    recent = (ctx.today - reading.last_day).days <= days
+    return recent if reading.by_date else reading.active or recent
 
 
 def _resource_hits(
@@ -329,7 +361,8 @@ def _resource_hits(
         return
     ref = reference_of(resource)
     if isinstance(resource, Observation):
-        yield from _observation_hits(resource, role_map.roles("Observation"), ref, reading.day)
+        roles = role_map.roles("Observation")
+        yield from _observation_hits(resource, roles, ref, reading.day, ctx)
         return
     rtype = resource.get_resource_type()
     found, text = all_codings(c for c in reading.concepts if c is not None)
@@ -339,22 +372,25 @@ def _resource_hits(
             ref,
             role,
             reading.day,
-            reading.active,
+            _active_for(role, reading, ctx),
             props,
             None,
             rtype,
             reading.given,
             reading.supply_days,
+            result=reading.result,
         )
 
 
 def _draft_entry_hits(entry: DraftEntry, role_map: RoleMap, today: date) -> Iterable[Hit]:
-    """A coded draft (ServiceRequest, Immunization) is active and dated today: being ordered."""
+    """A coded draft (ServiceRequest, Immunization) is active and dated today: being ordered,
+    so a test or vaccine drafted is pending, not done."""
     for role, vs in role_map.roles(entry.resource_type):
         match = vs.match(entry.codings, entry.text)
         if match is not None:
             props = match.concept.properties if match.concept else {}
-            yield Hit(entry.reference, role, today, True, props, None, entry.resource_type)
+            rtype = entry.resource_type
+            yield Hit(entry.reference, role, today, True, props, None, rtype, result="pending")
 
 
 def collect_facts(
@@ -366,9 +402,13 @@ def collect_facts(
     recent_medication_days: float,
     drafts: DraftOrders | None = None,
     data_labels: Mapping[str, str] | None = None,
+    role_days: Mapping[str, float] | None = None,
+    results: ResultRules | None = None,
 ) -> ClinicalFacts:
     """Match every resource of the record and every draft order against the roles its type is
-    selected for. ``data_labels`` names the prefetch keys in words (hooks/: data_labels)."""
+    selected for. ``data_labels`` names the prefetch keys in words (hooks/: data_labels);
+    ``role_days`` gives drugs of some roles their own current-use window (days after the last
+    dose); ``results`` reads test results (answer codes, cut-offs)."""
     drafts = drafts or DraftOrders()
     labels = data_labels or {}
     today = now.date()
@@ -386,7 +426,9 @@ def collect_facts(
         },
         unreadable_steroid_drafts=record.unreadable_steroid.get(DRAFTS_KEY, 0),
     )
-    ctx = ReadContext(today, recent_medication_days, record.medications)
+    ctx = ReadContext(
+        today, recent_medication_days, record.medications, role_days or {}, results or ResultRules()
+    )
     resources: list[FHIRResourceModel] = [r for rs in record.by_type.values() for r in rs]
     resources.extend(drafts.medication_requests)
     for resource in resources:

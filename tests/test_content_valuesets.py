@@ -25,6 +25,7 @@ SNOMED = "http://snomed.info/sct"
 CVX = "http://hl7.org/fhir/sid/cvx"
 LOINC = "http://loinc.org"
 ATC = "http://www.whocc.no/atc"
+V3_INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 
 KNOWN_SYSTEMS = {
     RXNORM,
@@ -33,6 +34,7 @@ KNOWN_SYSTEMS = {
     CVX,
     LOINC,
     ATC,
+    V3_INTERPRETATION,
     "http://www.ama-assn.org/go/cpt",
 }
 
@@ -83,6 +85,17 @@ REQUIRED_IDS = [
     "calcinosis",
     "joint-pain",
     "sulfonamide-allergy",
+    "result-positive",
+    "result-negative",
+    "result-indeterminate",
+    "kidney-function",
+    "pregnancy",
+    "pregnancy-status",
+    "b-cell-depleting-drugs",
+    "cyclophosphamide",
+    "methotrexate",
+    "ltbi-treatment-drugs",
+    "hbv-antivirals",
 ]
 
 
@@ -189,6 +202,34 @@ def test_file_metadata(path: Path) -> None:
         ("tb-screening-tests", LOINC, "71773-6", True),
         ("tb-screening-tests", LOINC, "45323-3", False),  # mitogen control
         ("calcinosis", ICD10CM, "M61.49", True),
+        ("tb-screening-tests", LOINC, "1648-5", True),  # TST (clinical-knowledge-2.md 2.1)
+        ("tb-screening-tests", LOINC, "96754-7", True),
+        ("tb-screening-tests", LOINC, "74277-5", False),  # spot count: needs the nil well
+        ("hbv-screening-tests", LOINC, "42595-9", True),
+        ("hbv-screening-tests", LOINC, "45161-7", False),  # display unverified
+        ("latent-tb", SNOMED, "737222005", True),
+        ("hepatitis-b", SNOMED, "165806002", True),
+        ("hepatitis-b", SNOMED, "313234004", False),  # which antibody is not said
+        ("result-positive", LOINC, "LA6576-8", True),
+        ("result-positive", V3_INTERPRETATION, "POS", True),
+        ("result-positive", V3_INTERPRETATION, "A", False),  # abnormal alone is not positive
+        ("result-negative", V3_INTERPRETATION, "ND", True),
+        ("result-negative", LOINC, "LA11883-8", False),  # UNVERIFIED answer code
+        ("result-indeterminate", LOINC, "LA11884-6", True),
+        ("kidney-function", LOINC, "98979-8", True),
+        ("kidney-function", LOINC, "2164-2", True),
+        ("kidney-function", LOINC, "2160-0", False),  # serum creatinine: not a clearance
+        ("pregnancy", ICD10CM, "Z34.02", True),
+        ("pregnancy", ICD10CM, "O09.521", True),
+        ("pregnancy", ICD10CM, "O80", False),  # delivery is not a current pregnancy
+        ("pregnancy", SNOMED, "77386006", True),
+        ("pregnancy-status", LOINC, "82810-3", True),
+        ("b-cell-depleting-drugs", RXNORM, "121191", True),
+        ("cyclophosphamide", RXNORM, "3002", True),
+        ("methotrexate", RXNORM, "6851", True),
+        ("ltbi-treatment-drugs", RXNORM, "6038", True),
+        ("sulfonamide-allergy", RXNORM, "10831", True),
+        ("vaccines", CVX, "206", True),
     ],
 )
 def test_code_membership(
@@ -249,6 +290,18 @@ def test_code_membership(
         ("oral-bisphosphonates", "Zoledronic acid 5 mg", False),
         ("sulfonamide-allergy", "Sulfa drugs", True),
         ("sulfonamide-allergy", "Morphine sulfate", False),
+        ("sulfonamide-allergy", "Sulfasalazine", True),  # a sulfonylarylamine (5.3)
+        ("sulfonamide-allergy", "Sulphasalazine (Salazopyrin)", True),
+        ("sulfonamide-allergy", "Furosemide", False),  # not an arylamine: no cross-reaction
+        ("sulfonamide-allergy", "Sulfites", False),
+        ("b-cell-depleting-drugs", "Ocrelizumab 600 mg IV", True),
+        ("hbv-antivirals", "Entecavir 0.5 mg", True),
+        ("result-negative", "Not detected", True),
+        ("result-positive", "Not detected", True),  # why negatives are tried first
+        ("result-negative", "Non-reactive", True),
+        ("result-indeterminate", "Indeterminate (low mitogen)", True),
+        ("pregnancy", "Pregnancy, 12 weeks", True),
+        ("pregnancy", "Not pregnant", False),
         ("hip-prosthesis", "Removal of hip prosthesis", False),
     ],
 )
@@ -364,6 +417,9 @@ def test_vaccines_have_group_and_live(lib: ValueSetLibrary) -> None:
         "hepatitis-b",
         "mmr",
         "varicella",
+        "rotavirus",
+        "polio-oral",
+        "smallpox-mpox-nonreplicating",
         "other-live",
     }
     for concept in lib["vaccines"].concepts.values():
@@ -378,6 +434,28 @@ def test_vaccines_have_group_and_live(lib: ValueSetLibrary) -> None:
     assert zostavax is not None
     assert shingrix.properties["live"] is False
     assert zostavax.properties["live"] is True
+    # JYNNEOS is replication-deficient (MMWR 2022;71:734), although its CDC name says "live";
+    # ACAM2000 replicates.
+    jynneos = lib["vaccines"].match_code(CVX, "206")
+    acam2000 = lib["vaccines"].match_code(CVX, "75")
+    assert jynneos is not None
+    assert acam2000 is not None
+    assert jynneos.properties["live"] is False
+    assert acam2000.properties["live"] is True
+    products = {
+        c.code: c.properties.get("product")
+        for c in lib["vaccines"].concepts.values()
+        if c.properties["group"] == "pneumococcal"
+    }
+    assert products == {
+        "33": "ppsv23",
+        "133": "pcv13",
+        "215": "pcv15",
+        "216": "pcv20",
+        "327": "pcv21",
+        "109": "unspecified",
+        "152": "unspecified",
+    }
 
 
 @pytest.mark.parametrize(
@@ -389,7 +467,12 @@ def test_vaccines_have_group_and_live(lib: ValueSetLibrary) -> None:
             {"hip", "femur", "spine", "forearm", "calcaneus", "whole-body", "other"},
         ),
         ("bone-density", "score", {"t", "z", "bmd", "other", "procedure"}),
-        ("hbv-screening-tests", "marker", {"hbsag", "anti-hbc", "anti-hbs"}),
+        ("hbv-screening-tests", "marker", {"hbsag", "anti-hbc", "anti-hbs", "hbv-dna"}),
+        ("hbv-screening-tests", "label", {"HBsAg", "anti-HBc", "anti-HBs", "HBV DNA"}),
+        ("kidney-function", "measure", {"egfr", "crcl"}),
+        ("kidney-function", "unit", {"mL/min/{1.73_m2}", "mL/min"}),
+        ("kidney-function", "label", None),
+        ("sulfonamide-allergy", "class", {"sulfonylarylamine", "trimethoprim"}),
         ("muscle-enzymes", "analyte", {"ck", "ldh", "aldolase"}),
         ("pjp-prophylaxis-drugs", "agent", {"tmp-smx", "dapsone", "atovaquone", "pentamidine"}),
         ("immunosuppressant-drugs", "ingredient-name", None),
@@ -422,7 +505,7 @@ def test_text_only_sets_have_no_codes() -> None:
         "nonsystemic-routes",
         "intravenous-routes",
         "joint-pain",
-        "sulfonamide-allergy",
+        "hbv-antivirals",
         *(f"joint-site-{joint}" for joint in ("hip", "knee", "shoulder", "ankle", "elbow")),
         "zoledronic-acid",
         "denosumab",
@@ -451,7 +534,7 @@ def test_thresholds_parse_and_cite() -> None:
     data = tomllib.loads((HOOKS / "thresholds.toml").read_text(encoding="utf-8"))
     leaves = _leaves(data)
     assert leaves
-    units = {"mg", "mg/d", "d", "a", "%", "1", "[iU]/d", "U/L"}
+    units = {"mg", "mg/d", "d", "a", "%", "1", "[iU]/d", "mL/min", "mm", "[IU]/mL", "U/L"}
     for path, leaf in leaves:
         assert {"value", "unit", "source"} <= leaf.keys(), path
         value = leaf["value"]
@@ -498,3 +581,31 @@ def test_every_peq_factor_is_a_glucocorticoid_ingredient(lib: ValueSetLibrary) -
         concept = vs.match_code(RXNORM, code)
         assert concept is not None, code
         assert concept.properties["ingredient-name"] == row["name"]
+
+
+def test_every_cutoff_names_a_threshold(lib: ValueSetLibrary) -> None:
+    """A test's `cutoff` property is the name of a [result_cutoffs] line (lab_results.py)."""
+    data = tomllib.loads((HOOKS / "thresholds.toml").read_text(encoding="utf-8"))
+    named = {
+        str(c.properties["cutoff"])
+        for vs_id in lib
+        for c in lib[vs_id].concepts.values()
+        if "cutoff" in c.properties
+    }
+    assert named == set(data["result_cutoffs"])
+
+
+def test_every_current_use_window_is_a_role_of_each_service() -> None:
+    """[current_use] is keyed by value-set role (facts.py reads it so): no orphan keys."""
+    data = tomllib.loads((HOOKS / "thresholds.toml").read_text(encoding="utf-8"))
+    for path in sorted(HOOKS.glob("*/service.toml")):
+        roles = tomllib.loads(path.read_text(encoding="utf-8"))["valuesets"]
+        assert set(data["current_use"]) <= set(roles), path.parent.name
+
+
+def test_answer_sets_do_not_overlap(lib: ValueSetLibrary) -> None:
+    """A coded answer means one thing: positive, negative or indeterminate."""
+    sets = [set(lib[f"result-{c}"].concepts) for c in ("positive", "negative", "indeterminate")]
+    assert not sets[0] & sets[1]
+    assert not sets[0] & sets[2]
+    assert not sets[1] & sets[2]

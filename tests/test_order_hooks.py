@@ -87,13 +87,35 @@ class Clock:
         return self.now
 
 
-async def test_discovery_lists_both_order_hooks(client: httpx.AsyncClient) -> None:
+async def test_discovery_lists_both_order_hooks_each_under_its_own_id(
+    client: httpx.AsyncClient,
+) -> None:
     services = (await client.get("/cds-services")).json()["services"]
-    hooks = {s["hook"] for s in services if s["id"] == "glucocorticoid-orders"}
-    assert hooks == {"order-select", "order-sign"}
-    entry = next(s for s in services if s["id"] == "glucocorticoid-orders")
+    ids = [s["id"] for s in services]
+    assert len(ids) == len(set(ids)), "ids in a discovery document are unique"
+    by_id = {s["id"]: s["hook"] for s in services}
+    assert by_id["glucocorticoid-order-select"] == "order-select"
+    assert by_id["glucocorticoid-order-sign"] == "order-sign"
+    entry = next(s for s in services if s["id"] == "glucocorticoid-order-sign")
     assert entry["prefetch"]["patient"] == "Patient/{{context.patientId}}"
     assert "draftOrders" not in json.dumps(entry["prefetch"])  # no prefetch token for drafts
+
+
+@pytest.mark.parametrize(
+    "service_id",
+    ["glucocorticoid-orders", "glucocorticoid-order-select", "glucocorticoid-order-sign"],
+)
+async def test_every_id_of_the_order_service_answers(
+    client: httpx.AsyncClient, service_id: str
+) -> None:
+    body, _ = load_case("pjp-prednisone-40mg-8-weeks")
+    response = await client.post(f"/cds-services/{service_id}", json=body)
+    assert response.status_code == 200
+    assert by_topic(response)
+    feedback = await client.post(f"/cds-services/{service_id}/feedback", json={"feedback": [
+        {"card": response.json()["cards"][0]["uuid"], "outcome": "overridden",
+         "outcomeTimestamp": "2026-11-24T10:00:00Z"}]})  # fmt: skip
+    assert feedback.status_code == 200
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)

@@ -63,10 +63,17 @@ def test_every_code_filter_is_generated_from_its_roles() -> None:
     for service in load_catalog(REPO / "hooks", KINDS).services:
         template = service.definition.prefetch["observations"]
         roles = ["bone_density", "tb_tests", "hbv_tests", "body_weight", "body_height"]
-        if service.definition.id == "glucocorticoid-safety":  # the myositis topic's results
-            roles += ["pulmonary_function", "muscle_enzymes", "ild_antibodies"]
         assert query_codes(template) == code_filter(roles, service.valuesets, "test").split(",")
         assert query_codes(template)[:2] == file_codes("bone-density")[:2], "expansion order"
+        # Kidney function and pregnancy status: their own query (the first is near the limit).
+        labs = service.definition.prefetch["labs"]
+        roles = ["kidney_function", "pregnancy_status"]
+        files = ["kidney-function", "pregnancy-status"]
+        if service.definition.id == "glucocorticoid-safety":  # the myositis topic's results
+            roles += ["pulmonary_function", "muscle_enzymes", "ild_antibodies"]
+            files += ["pulmonary-function", "muscle-enzymes", "myositis-ild-antibodies"]
+        assert query_codes(labs) == code_filter(roles, service.valuesets, "test").split(",")
+        assert {c for f in files for c in file_codes(f)} == set(query_codes(labs))
 
 
 def test_expanded_template_is_a_valid_search_url_within_the_limit() -> None:

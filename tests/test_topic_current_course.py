@@ -35,3 +35,47 @@ def test_current_course(case: str, f: ClinicalFacts, fires: bool) -> None:
     if finding is not None:
         assert finding.indicator == "info"
         assert finding.summary == "nothing-due"
+
+
+def _burst_call(failing: str | None) -> list[str]:
+    """The current-burst fixture through decide(), with one rule made to fail."""
+    import dataclasses
+    import json
+    from datetime import datetime
+    from pathlib import Path
+    from typing import Any
+
+    import anyio
+
+    from cds_service.catalog import load_catalog
+    from cds_service.cdshooks import CDSRequest
+    from cds_service.engine import Engine, HookCall
+    from cds_service.topics import KINDS
+
+    repo = Path(__file__).resolve().parents[1]
+    case = repo / "fixtures" / "glucocorticoid-safety" / "current-burst-nothing-due-yet"
+    service = load_catalog(repo / "hooks", KINDS).find("glucocorticoid-safety")
+    assert service is not None
+
+    def boom(*_: Any) -> None:
+        raise ValueError("rule bug")
+
+    rules = tuple(
+        dataclasses.replace(r, kind=dataclasses.replace(r.kind, evaluate=boom))
+        if r.definition.id == failing
+        else r
+        for r in service.rules
+    )
+    service = dataclasses.replace(service, rules=rules)
+    request = CDSRequest.model_validate(json.loads((case / "request.json").read_text()))
+    now = datetime.fromisoformat(json.loads((case / "expected.json").read_text())["now"])
+    evaluation = anyio.run(Engine().evaluate, HookCall.of(request, service, now))
+    return [r.rule.definition.topic for r in evaluation.rendered]
+
+
+def test_the_fallback_speaks_when_every_rule_judged_and_found_nothing() -> None:
+    assert _burst_call(None) == ["glucocorticoid-course"]
+
+
+def test_the_fallback_stays_silent_when_a_rule_failed() -> None:
+    assert _burst_call("gc-infection-prevention") == []

@@ -16,14 +16,15 @@ ALL_DONE: tuple[Hit, ...] = (
     hit("hbv_tests", "Observation/hbsag", marker="hbsag"),
     hit("hbv_tests", "Observation/antihbc", marker="anti-hbc"),
     hit("hbv_tests", "Observation/antihbs", marker="anti-hbs"),
-    hit("vaccines", "Immunization/rzv", group="zoster-recombinant"),
-    hit("vaccines", "Immunization/pcv", group="pneumococcal"),
+    hit("vaccines", "Immunization/rzv", ago=120, group="zoster-recombinant"),
+    hit("vaccines", "Immunization/rzv2", ago=60, group="zoster-recombinant"),
+    hit("vaccines", "Immunization/pcv", group="pneumococcal", product="pcv20"),
     hit("vaccines", "Immunization/flu", ago=100, group="influenza"),
 )
 
 
-def without(role_ref: str) -> tuple[Hit, ...]:
-    return tuple(h for h in ALL_DONE if h.ref != role_ref)
+def without(*refs: str) -> tuple[Hit, ...]:
+    return tuple(h for h in ALL_DONE if h.ref not in refs)
 
 
 @pytest.mark.parametrize(
@@ -42,6 +43,16 @@ def without(role_ref: str) -> tuple[Hit, ...]:
             facts(
                 *without("MedicationRequest/tmp"),
                 hit("sulfa_allergy", "AllergyIntolerance/sulfa"),
+                taken=HIGH_NOW,
+            ),
+            "pjp",
+            ("dapsone", "atovaquone"),
+        ),
+        (
+            "sulfasalazine allergy: a sulfonylarylamine, no TMP-SMX",
+            facts(
+                *without("MedicationRequest/tmp"),
+                hit("sulfa_allergy", "AllergyIntolerance/ssz"),
                 taken=HIGH_NOW,
             ),
             "pjp",
@@ -72,7 +83,7 @@ def without(role_ref: str) -> tuple[Hit, ...]:
         ),
         (
             "long-term 5 mg: vaccines, no PJP",
-            facts(*without("Immunization/rzv"), taken=[Taken(200, 201, 5)]),
+            facts(*without("Immunization/rzv", "Immunization/rzv2"), taken=[Taken(200, 201, 5)]),
             "vaccines",
             ("zoster",),
         ),
@@ -87,6 +98,8 @@ def test_patient_view(
     if finding is not None:
         assert finding.suggestions == suggestions, case
         assert finding.indicator == ("warning" if summary == "pjp" else "info")
+        if summary == "pjp" and "tmp-smx" not in finding.suggestions:
+            assert finding.recommended == ("atovaquone",)  # sulfonamide allergy: atovaquone
 
 
 def test_second_immunosuppressant_strengthens_pjp_and_asks_for_vigilance() -> None:
@@ -200,3 +213,25 @@ def test_live_zoster_offers_the_recombinant_vaccine() -> None:
     assert finding is not None
     assert finding.suggestions == ("remove", "zoster-recombinant")
     assert finding.facts["vaccines"] == "Zostavax"
+
+
+def test_jynneos_is_not_a_live_vaccine_contraindication() -> None:
+    """CVX 206 is replication-deficient (MMWR 2022;71:734): the value set marks it not live."""
+    jynneos = hit("vaccines", "Immunization/mpox", ago=0, live=False, group="smallpox-mpox")
+    f = facts(jynneos, taken=[Taken(40, 41, 30)], focus=["Immunization/mpox"])
+    assert run(LIVE_VACCINE, f) is None
+
+
+def test_pregnancy_offers_no_zoster_vaccine_instead_of_the_live_one() -> None:
+    f = facts(
+        ZOSTER_LIVE,
+        hit("pregnancy", "Condition/preg", ago=60),
+        taken=HIGH_NOW,
+        focus=["Immunization/zvl"],
+    )
+    finding = run(LIVE_VACCINE, f)
+    assert finding is not None
+    assert finding.suggestions == ("remove",)
+    assert "pregnancy" in finding.details
+    assert "zoster-alternative" not in finding.details
+    assert "Condition/preg" in finding.evidence

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cds_service.facts import ClinicalFacts, Hit
+from cds_service.lab_results import Result
 from cds_service.topics.myositis import MYOSITIS
 from tests.topic_support import Taken, facts, hit, run
 
@@ -278,3 +279,49 @@ def test_steroid_myopathy_remark(ck: float, mg: float, weak: bool, remark: bool)
     if remark:
         assert "Condition/weak" in finding.evidence
         assert "MedicationRequest/gc" in finding.evidence
+
+
+@pytest.mark.parametrize(
+    ("result", "state"),
+    [("positive", "ild-risk"), ("negative", "none"), ("unclear", "none"), (None, "none")],
+)
+def test_only_a_positive_ild_antibody_counts(result: Result | None, state: str) -> None:
+    jo1 = hit("ild_antibodies", "Observation/jo1", ago=200, result=result, antibody="jo-1")
+    finding = run(MYOSITIS, facts(DM_OLD, jo1, pft(300), HRCT, CK_RECENT, age=50))
+    if state == "none":
+        assert finding is None  # a baseline PFT and HRCT are on file: screening done
+        return
+    assert finding is not None
+    assert finding.summary == "pft-due"  # first year after the antibody: every 6 months
+    assert "lung-ild-risk" in finding.details
+    assert "Observation/jo1" in finding.evidence
+
+
+def test_positive_tif1_gamma_is_a_risk_feature() -> None:
+    tif1 = hit("tif1_gamma_antibody", "Observation/tif1", result="positive")
+    finding = run(MYOSITIS, facts(PM_NEW, tif1, PFT_RECENT, HRCT, CK_RECENT, age=30))
+    assert finding is not None
+    assert finding.summary == "cancer-enhanced"
+    assert finding.facts["risk_features"] == "anti-TIF1-gamma"
+    negative = hit("tif1_gamma_antibody", "Observation/tif1", result="negative")
+    basic = run(MYOSITIS, facts(PM_NEW, negative, PFT_RECENT, HRCT, CK_RECENT, age=30))
+    assert basic is not None
+    assert basic.summary == "cancer-basic"
+
+
+def test_units_shown_and_a_ck_in_another_unit_is_not_called_normal() -> None:
+    fvc = hit(
+        "pulmonary_function", "Observation/fvc", ago=400, value=2.85, value_unit="L", analyte="fvc"
+    )
+    ck = hit(
+        "muscle_enzymes", "Observation/ck", ago=100, value=2.5, value_unit="ukat/L", analyte="ck"
+    )
+    weak = hit("muscle_weakness", "Condition/weak")
+    finding = run(
+        MYOSITIS,
+        facts(DM_OLD, ILD_OLD, fvc, ck, weak, age=50, taken=[Taken(ago=40, days=41, mg=40)]),
+    )
+    assert finding is not None
+    assert finding.facts["last_fvc"] == "2.85 L (2025-10-20)"
+    assert finding.facts["last_ck"] == "2.5 ukat/L (2026-08-16)"
+    assert "steroid-myopathy" not in finding.details

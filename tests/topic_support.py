@@ -15,6 +15,7 @@ from typing import Any
 
 from cds_service.exposure import Course, ExposureSummary
 from cds_service.facts import ClinicalFacts, Hit
+from cds_service.lab_results import Result
 from cds_service.rule_kind import Finding, RuleKind
 from cds_service.steroid_status import SteroidStatus
 from cds_service.thresholds import Thresholds, load_thresholds
@@ -100,12 +101,17 @@ def hit(
     value: float | None = None,
     given: bool = False,
     supply_days: float | None = None,
+    value_unit: str | None = None,
+    result: Result | None = None,
     **props: Any,
 ) -> Hit:
     """A value-set hit ``ago`` days old; ``given``/``supply_days``: a medication record that
-    documents a dose given or handed over (and its days' supply)."""
+    documents a dose given or handed over (and its days' supply); ``value_unit`` is the value's
+    UCUM unit, ``result`` what a test result says (lab_results), ``props`` the value-set
+    concept's properties."""
     day = TODAY - timedelta(days=ago) if ago is not None else None
-    return Hit(ref, role, day, active, props, value, ref.split("/")[0], given, supply_days)
+    rtype = ref.split("/")[0]
+    return Hit(ref, role, day, active, props, value, rtype, given, supply_days, value_unit, result)
 
 
 def facts(

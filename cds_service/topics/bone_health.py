@@ -27,7 +27,14 @@ from cds_service.steroid_status import (
 from cds_service.thresholds import Thresholds
 from cds_service.topics import bone_therapy
 from cds_service.topics.bone_therapy import BoneTherapy
-from cds_service.topics.patient_context import both_hips_replaced, newest
+from cds_service.topics.patient_context import (
+    THERAPY_CONTEXT_ROLES,
+    THERAPY_CONTEXT_SAMPLE,
+    THERAPY_CONTEXT_THRESHOLDS,
+    TherapyContext,
+    both_hips_replaced,
+    newest,
+)
 
 ROLES = (
     "adrenal_insufficiency",
@@ -42,6 +49,7 @@ ROLES = (
     "laterality_left",
     "laterality_right",
     "laterality_bilateral",
+    *THERAPY_CONTEXT_ROLES,
 )
 SUPPLEMENT_THRESHOLDS = (
     "bone.calcium_mg_low",
@@ -232,6 +240,10 @@ def evaluate_bone_health(
         **work.drugs.facts(t),
     }
     evidence = set(status.evidence) | set(risk_refs) | work.evidence(facts)
+    context = TherapyContext.of(facts, t)  # kidney function, pregnancy: therapy choice
+    details += context.details
+    values |= context.values
+    evidence |= set(context.evidence)
     return Finding(
         summary=summary,
         details=tuple(details),
@@ -262,6 +274,7 @@ BONE_HEALTH = RuleKind(
         "bone.under40_moderate_days",
         "bone.frax_gc_adjust_above_mg",
         *SUPPLEMENT_THRESHOLDS,
+        *THERAPY_CONTEXT_THRESHOLDS,
         *bone_therapy.THRESHOLDS,
     ),
     summaries=(
@@ -287,11 +300,14 @@ BONE_HEALTH = RuleKind(
         "risk",
         "treatment",
         "calcium-vitamin-d",
+        "kidney",
+        "pregnancy",
     ),
     suggestions=("denosumab-next-dose", "dxa", "dxa-spine-forearm"),
     sample_facts=COMMON_SAMPLE
     | SUPPLEMENT_SAMPLE
     | bone_therapy.SAMPLE
+    | THERAPY_CONTEXT_SAMPLE
     | {
         "age": "120",
         "last_dxa": "unknown date",
@@ -344,6 +360,10 @@ def evaluate_order_bone_health(
         **work.drugs.facts(t),
     }
     evidence = set(ordered.refs) | set(status.evidence) | work.evidence(facts) | set(work.therapy)
+    context = TherapyContext.of(facts, t)  # kidney function, pregnancy: therapy choice
+    details += context.details
+    values |= context.values
+    evidence |= set(context.evidence)
     return Finding(
         summary=summary,
         details=tuple(details),
@@ -365,6 +385,7 @@ ORDER_BONE_HEALTH = RuleKind(
         "bone.dxa_interval_days",
         *SUPPLEMENT_THRESHOLDS,
         *bone_therapy.THRESHOLDS,
+        *THERAPY_CONTEXT_THRESHOLDS,
     ),
     summaries=("dxa-baseline", "dxa-due", "supplements"),
     details=(
@@ -379,11 +400,14 @@ ORDER_BONE_HEALTH = RuleKind(
         "denosumab-due",
         "risk-assessment",
         "calcium-vitamin-d",
+        "kidney",
+        "pregnancy",
     ),
     suggestions=("denosumab-next-dose", "dxa", "dxa-spine-forearm"),
     sample_facts=ORDER_SAMPLE
     | SUPPLEMENT_SAMPLE
     | bone_therapy.SAMPLE
+    | THERAPY_CONTEXT_SAMPLE
     | {
         "run_days": "730",
         "long_term_min_daily_mg": "2.5",

@@ -2,7 +2,9 @@
 
 Order hooks only: a live vaccine among the drafts in focus while the patient takes (or is being
 ordered, or stopped less than a month ago) >= 20 mg/day for 14 days or more -> a critical card
-that removes the draft (recombinant zoster offered instead of live zoster).
+that removes the draft (recombinant zoster offered instead of live zoster, except during a
+pregnancy: then the card says so and offers no vaccine). Which vaccines are live is the vaccines
+value set's ``live`` property: JYNNEOS (CVX 206) is replication-deficient and is not.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from cds_service.facts import ClinicalFacts
 from cds_service.rule_kind import Finding, RuleKind
 from cds_service.steroid_status import EPS, SteroidStatus, recent_run, run_with_plan
 from cds_service.thresholds import Thresholds
+from cds_service.topics.patient_context import pregnancy
 
 
 def evaluate_live_vaccine(
@@ -39,7 +42,10 @@ def evaluate_live_vaccine(
     names = sorted({facts.draft_names.get(ref, "live vaccine") for ref in targets})
     details = ["contraindication", "remove"]
     suggestions = ["remove"]
-    if any(h.properties.get("group") == "zoster-live" for h in live):
+    pregnant = pregnancy(facts, t)
+    if pregnant:
+        details.append("pregnancy")  # no zoster vaccine of either kind during pregnancy
+    elif any(h.properties.get("group") == "zoster-live" for h in live):
         details.append("zoster-alternative")
         suggestions.append("zoster-recombinant")
     values = {
@@ -60,7 +66,7 @@ def evaluate_live_vaccine(
         details=tuple(details),
         indicator="critical",
         facts=values,
-        evidence=tuple(sorted(set(targets) | set(steroid))),
+        evidence=tuple(sorted(set(targets) | set(steroid) | set(pregnant))),
         suggestions=tuple(suggestions),
         recommended=("remove",),
         delete_targets={"remove": targets},
@@ -69,14 +75,15 @@ def evaluate_live_vaccine(
 
 LIVE_VACCINE = RuleKind(
     name="glucocorticoid-live-vaccine-order",
-    roles=("vaccines",),
+    roles=("vaccines", "pregnancy", "pregnancy_status"),
     thresholds=(
         "infection.live_vaccine_min_daily_mg",
         "infection.live_vaccine_min_days",
         "infection.live_vaccine_wait_days",
+        "pregnancy.max_days",
     ),
     summaries=("live-vaccine",),
-    details=("contraindication", "remove", "zoster-alternative"),
+    details=("contraindication", "remove", "zoster-alternative", "pregnancy"),
     suggestions=("remove", "zoster-recombinant"),
     sample_facts={
         "vaccines": "Measles, mumps and rubella virus vaccine live, varicella virus vaccine live",

@@ -61,14 +61,13 @@ CK_LIMIT = "myositis.ck_upper_normal"
 
 
 def positive(hit: Hit) -> bool:
-    """A test result the record reads as positive. Until the facts step reads qualitative
-    results, a hit carries no result and no antibody counts (never a guess from the code)."""
-    return getattr(hit, "result", None) == "positive"
+    """A test result the record reads as positive (lab_results: coded answer, interpretation,
+    text): an antibody that was only tested, or whose result is unclear, does not count."""
+    return hit.result == "positive"
 
 
 def _unit(hit: Hit) -> str | None:
-    unit = getattr(hit, "unit", None)
-    return unit if isinstance(unit, str) and unit else None
+    return hit.unit or None
 
 
 def _value(hit: Hit | None) -> str:
