@@ -289,7 +289,7 @@ async def test_order_select_then_sign_does_not_repeat_topics(tmp_path: Path) -> 
         assert set(by_topic(await c.post(SERVICE, json=sign))) == set(first)
 
 
-async def test_repeat_is_per_draft_order_and_patient(tmp_path: Path) -> None:
+async def test_repeat_is_per_ordered_content_and_patient(tmp_path: Path) -> None:
     select, _ = load_case("pjp-prednisone-40mg-8-weeks")
     select = copy.deepcopy(select)
     select["hook"] = "order-select"
@@ -299,8 +299,16 @@ async def test_repeat_is_per_draft_order_and_patient(tmp_path: Path) -> None:
         sign = copy.deepcopy(select)
         sign["hook"] = "order-sign"
         del sign["context"]["selections"]
+        # Judged by what is ordered, not by the draft's id (the sandbox names every draft
+        # request-123): the same order under another id is a repeat ...
+        renamed = copy.deepcopy(sign)
+        renamed["context"]["draftOrders"]["entry"][0]["resource"]["id"] = "draft-pred-new"
+        assert by_topic(await c.post(SERVICE, json=renamed)) == {}
+        # ... and a changed order (3 tablets a day instead of 2) is judged again.
         other_order = copy.deepcopy(sign)
-        other_order["context"]["draftOrders"]["entry"][0]["resource"]["id"] = "draft-pred-new"
+        dose = other_order["context"]["draftOrders"]["entry"][0]["resource"]["dosageInstruction"]
+        dose[0]["doseAndRate"][0]["doseQuantity"]["value"] = 3
+        dose[0]["text"] = "3 tablet(s) by mouth daily for 56 days"
         assert set(by_topic(await c.post(SERVICE, json=other_order))) == {
             "infection-prevention",
             "osteonecrosis",
