@@ -7,8 +7,10 @@ import pytest
 from cds_service.facts import ClinicalFacts, Hit
 from cds_service.lab_results import Result
 from cds_service.topics.myositis import MYOSITIS
-from tests.topic_support import Taken, facts, hit, run
+from cds_service.valuesets import Coding, load_valuesets
+from tests.topic_support import REPO, Taken, facts, hit, run
 
+VALUESETS = load_valuesets(REPO / "hooks" / "valuesets")
 DM_OLD = hit("myositis", "Condition/dm", ago=2000, subtype="dm")  # onset 5.5 years ago
 DM_NEW = hit("myositis", "Condition/dm", ago=200, subtype="dm")
 PM_NEW = hit("myositis", "Condition/pm", ago=200, subtype="pm")
@@ -325,3 +327,29 @@ def test_units_shown_and_a_ck_in_another_unit_is_not_called_normal() -> None:
     assert finding.facts["last_fvc"] == "2.85 L (2025-10-20)"
     assert finding.facts["last_ck"] == "2.5 ukat/L (2026-08-16)"
     assert "steroid-myopathy" not in finding.details
+
+
+@pytest.mark.parametrize(
+    ("valueset", "text", "matches"),
+    [
+        ("myositis-ild-antibodies", "Anti-Jo-1 antibody", True),
+        ("myositis-ild-antibodies", "PL-12 Ab (local)", True),
+        ("myositis-ild-antibodies", "MDA5 (CADM-140) antibody, immunoprecipitation", True),
+        ("myositis-ild-antibodies", "Mi-2 antibody", False),
+        ("anti-tif1-gamma", "TIF1-gamma (p155/140) antibody", True),
+        ("muscle-enzymes", "CPK total", True),
+        ("muscle-enzymes", "CK-MB", False),
+        ("pulmonary-function", "DLCO % predicted", True),
+        ("chest-ct", "HRCT chest", True),
+        ("chest-ct", "CT abdomen and pelvis", False),
+        ("myositis-cancer-screening", "CT chest, abdomen and pelvis", True),
+        ("myositis-cancer-screening", "Screening mammogram", False),
+        ("cutaneous-ulceration", "Digital ulcers", True),
+        ("cutaneous-ulceration", "Peptic ulcer disease", False),
+        ("muscle-weakness", "Proximal muscle weakness", True),
+    ],
+)
+def test_local_codes_are_matched_by_text(valueset: str, text: str, matches: bool) -> None:
+    """Results and entries under local codes (myositis antibodies often are) match by text."""
+    local = Coding(system="urn:example:local-lab", code="X1", display=None)
+    assert (VALUESETS[valueset].match([local], text) is not None) is matches
