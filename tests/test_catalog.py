@@ -27,6 +27,7 @@ def test_bundled_content_loads() -> None:
         "record-quality",
         "dose-unknown",
         "glucocorticoid-course",
+        "myositis-monitoring",
     }
     assert catalog.find("nope") is None
 

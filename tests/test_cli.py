@@ -27,12 +27,12 @@ def run(
     )
 
 
-def test_evaluate_seed_case_prints_the_three_cards() -> None:
+def test_evaluate_seed_case_prints_the_four_cards() -> None:
     result = run("evaluate", str(SEED), "--now", NOW)
     assert result.returncode == 0, result.stderr
     response = json.loads(result.stdout)
     topics = {card["source"]["topic"]["code"] for card in response["cards"]}
-    assert topics == {"bone-health", "osteonecrosis", "infection-prevention"}
+    assert topics == {"bone-health", "osteonecrosis", "infection-prevention", "myositis-monitoring"}
 
 
 def test_evaluate_with_explicit_service() -> None:

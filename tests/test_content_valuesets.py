@@ -534,7 +534,7 @@ def test_thresholds_parse_and_cite() -> None:
     data = tomllib.loads((HOOKS / "thresholds.toml").read_text(encoding="utf-8"))
     leaves = _leaves(data)
     assert leaves
-    units = {"mg", "mg/d", "d", "a", "%", "1", "[iU]/d", "mL/min", "mm", "[IU]/mL"}
+    units = {"mg", "mg/d", "d", "a", "%", "1", "[iU]/d", "mL/min", "mm", "[IU]/mL", "U/L"}
     for path, leaf in leaves:
         assert {"value", "unit", "source"} <= leaf.keys(), path
         value = leaf["value"]
