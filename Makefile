@@ -1,5 +1,7 @@
 # Two commands do everything on a fresh machine: `make run` and `make test`.
 PYTHON ?= python3
+HOST   ?= 127.0.0.1
+PORT   ?= 8080
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -14,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# Serve on http://127.0.0.1:8080 with the embedded defaults (SQLite under ./var/,
+# Serve on http://$(HOST):$(PORT) (default 127.0.0.1:8080; `make run PORT=9000`) with the embedded defaults (SQLite under ./var/,
 # bundled hooks/, no auth, loopback FHIR servers allowed, sandbox CORS origins).
 run: $(STAMP)
 	mkdir -p var
@@ -22,7 +24,7 @@ run: $(STAMP)
 	CDS_FHIR_SERVERS=$${CDS_FHIR_SERVERS:-http://127.0.0.1,http://localhost,https://launch.smarthealthit.org} \
 	CDS_ALLOW_INSECURE_FHIR=$${CDS_ALLOW_INSECURE_FHIR:-true} \
 	CDS_CORS_ORIGINS=$${CDS_CORS_ORIGINS:-https://sandbox.cds-hooks.org,http://localhost:8080,http://localhost:3000} \
-	$(BIN)/cds-service serve --host 127.0.0.1 --port 8080
+	$(BIN)/cds-service serve --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -29,6 +30,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         directory = Path(tempfile.gettempdir()) / f"cds-metrics-{os.getpid()}"
         prepare_multiprocess_dir(directory)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    # One line with the address (uvicorn's own startup line is a template: the JSON formatter
+    # never fills in arguments, so no value can leak through it).
+    logging.getLogger("cds_service").info(
+        "serving", extra={"address": f"http://{args.host}:{args.port}", "workers": workers}
+    )
     uvicorn.run(
         "cds_service.main:create_app",
         factory=True,

@@ -6,6 +6,7 @@ rule kind does not provide, summary of 140 characters or more) stops startup, ne
 
 from __future__ import annotations
 
+import re
 import string
 import tomllib
 from collections.abc import Callable, Hashable, Mapping
@@ -30,6 +31,7 @@ from cds_service.valuesets import ValueSet, ValueSetLibrary, load_valuesets
 
 SUMMARY_MAX = 140  # CDS Hooks 2.0: summary SHALL be fewer than 140 characters
 SUPPORTED_HOOKS = frozenset(HOOKS)
+SERVICE_ID = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 SUGGESTION_FIELDS = frozenset({"patient_reference", "patient_id", "today", "encounter_reference"})
 
 
@@ -107,6 +109,10 @@ class ServiceDef(_Content):
     # Order hooks: a card on the same topic for the same draft order issued this recently (e.g.
     # at order-select) is not repeated (e.g. at order-sign). None: never suppressed.
     repeat_window_minutes: int | None = Field(default=None, ge=1)
+    # Discovery lists a service once per hook, and a discovery document's ids must be unique
+    # (the CDS Hooks Sandbox keys services by id): a service serving several hooks gives each
+    # hook its own id here. The service's own id keeps answering every hook it serves.
+    hook_ids: dict[str, str] = Field(default_factory=dict)
     # Plain words for each prefetch key, and the paragraph a card adds when data it judges
     # from could not be read in full ({data}: the labels of those keys).
     data_labels: dict[str, str]
@@ -146,6 +152,15 @@ class Service:
     @property
     def id(self) -> str:
         return self.definition.id
+
+    def discovery_id(self, hook: str) -> str:
+        """The id discovery lists for ``hook`` (its own id when the hook has none)."""
+        return self.definition.hook_ids.get(hook, self.definition.id)
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """Every id this service answers to: its own and its per-hook ids."""
+        return (self.definition.id, *self.definition.hook_ids.values())
 
     def keys_read(self, rule: Rule) -> tuple[str, ...]:
         """The prefetch keys a rule's judgement reads: those whose resources carry the kind's
@@ -221,7 +236,8 @@ class Catalog:
     valuesets: ValueSetLibrary
 
     def find(self, service_id: str) -> Service | None:
-        return next((s for s in self.services if s.id == service_id), None)
+        """The service with this id or per-hook id."""
+        return next((s for s in self.services if service_id in s.ids), None)
 
 
 # Every kind reads the glucocorticoid status (medication records and their Medications, body
@@ -251,6 +267,14 @@ def resource_types(template: str) -> frozenset[str]:
             target = value.split(":")[1]
             types.add("Medication" if target == "medication" else target[:1].upper() + target[1:])
     return frozenset(types)
+
+
+def _check_hook_ids(service: ServiceDef, where: str) -> None:
+    for hook, hook_id in service.hook_ids.items():
+        if hook not in service.hooks:
+            raise ContentError(f"{where}.hook_ids: {hook!r} is not served by this service")
+        if not SERVICE_ID.fullmatch(hook_id):
+            raise ContentError(f"{where}.hook_ids.{hook}: not a kebab-case id")
 
 
 def _check_data_labels(service: ServiceDef, where: str) -> None:
@@ -341,6 +365,7 @@ def build_service(
     for hook in definition.hooks:
         if hook not in SUPPORTED_HOOKS:
             raise ContentError(f"{where}: unsupported hook {hook!r}")
+    _check_hook_ids(definition, where)
     resolved = {role: valuesets[vs_id] for role, vs_id in definition.valuesets.items()}
     prefetch = expand_prefetch(definition.prefetch, resolved, definition.selection, where)
     definition = definition.model_copy(update={"prefetch": prefetch})  # codes from value sets
@@ -396,4 +421,7 @@ def load_catalog(hooks_dir: Path, kinds: Mapping[str, RuleKind]) -> Catalog:
         services.append(service)
     if not services:
         raise ContentError("no services found in hooks/")
+    ids = [i for s in services for i in s.ids]
+    if len(ids) != len(set(ids)):
+        raise ContentError("service ids and hook_ids must be unique across hooks/")
     return Catalog(tuple(services), thresholds, valuesets)

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from cds_service.drafts import bundle_entries
 from cds_service.hook_call import HookCall
 from cds_service.patient_binding import OWN
 from cds_service.prefetch import Fetcher, PrefetchResult, resolve
+from cds_service.record import RawMatcher
 
 Silenced = tuple[frozenset[str], frozenset[str]]
 
@@ -69,9 +71,10 @@ async def gather(call: HookCall, options: GatherOptions) -> Gathered:
         if call.hook.skips_repeats and window is not None and call.drafts.focus:
             recent = await feedback.recent_cards(key, call.now - timedelta(minutes=window))
     token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
+    needs = service.needs(request.hook) if drafts_may_concern(call) else frozenset()
     prefetched = await resolve(
         service.definition.prefetch,
-        service.needs(request.hook),
+        needs,
         request.context,
         call.prefetch,  # without the keys that hold another patient (hook_call.py)
         fhir_server=request.fhirServer,
@@ -82,3 +85,30 @@ async def gather(call: HookCall, options: GatherOptions) -> Gathered:
         owns=lambda raw: call.binding.resource(raw) == OWN,
     )
     return Gathered(prefetched, silenced[0], silenced[1], recent)
+
+
+# What an order-hook rule can act on: a glucocorticoid or a vaccine among the drafts.
+CONCERN_ROLES = ("gc_ingredients", "gc_products", "vaccines")
+
+
+def drafts_may_concern(call: HookCall) -> bool:
+    """Whether any rule could act on the call's drafts (always, for a hook without drafts).
+    Data the rules need is required (412 when it cannot be had) only then: an order-sign with
+    nothing but an antibiotic drafted is answered from what is at hand. A draft that names
+    its drug only by a reference not in the Bundle may be anything: it counts."""
+    if call.hook.focus is None:
+        return True
+    service = call.service
+    matcher = service.derived(
+        "gather.concern-matcher",
+        lambda: RawMatcher(
+            tuple(service.valuesets[r] for r in CONCERN_ROLES if r in service.valuesets)
+        ),
+    )
+    for raw in bundle_entries(call.request.context.get("draftOrders")):
+        if matcher.hit(raw, {}):
+            return True
+        reference = raw.get("medicationReference")
+        if isinstance(reference, dict) and not str(reference.get("reference", "")).startswith("#"):
+            return True
+    return False

@@ -41,6 +41,8 @@ SAFE_FIELDS = frozenset(
         "topic",
         "outcome",
         "component",
+        "address",  # the service's own listening address (startup line)
+        "workers",
     }
 )
 

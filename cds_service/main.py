@@ -189,7 +189,7 @@ def create_app(
         catalog = load_catalog(settings.hooks_dir, KINDS)  # ContentError stops startup
         app_metrics = metrics or Metrics()
         app_metrics.restrict_ids(
-            [s.id for s in catalog.services]
+            [i for s in catalog.services for i in s.ids]
             + [h for s in catalog.services for h in s.definition.hooks]
             + [r.definition.id for s in catalog.services for r in s.rules]
             + [r.definition.topic for s in catalog.services for r in s.rules]
@@ -300,6 +300,9 @@ def create_app(
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type"],
+        # Private Network Access: Chromium asks before a public page (the CDS Hooks Sandbox)
+        # calls a service on localhost or a private address; allowed origins get a yes.
+        allow_private_network=True,
         max_age=600,
     )
     app.add_middleware(EdgeMiddleware)

@@ -74,9 +74,15 @@ class OrderedSteroid:
 
     @property
     def key(self) -> str | None:
-        """Key of the glucocorticoid draft order(s): the same at order-select and at the
-        order-sign of the same order, whatever else is drafted with it."""
-        return reference_key(self.refs)
+        """Key of what is being ordered: drug, daily dose and dates of each glucocorticoid
+        draft course. The same at order-select and at the order-sign of the same order,
+        whatever else is drafted with it; a changed order (another dose or duration) is a new
+        key, so it is judged again even when the client reuses draft ids (the CDS Hooks
+        Sandbox names every draft request-123)."""
+        return reference_key(
+            f"{c.ingredient}|{c.daily_peq_mg}|{c.start.isoformat()}|{c.end.isoformat()}"
+            for c in self.courses
+        )
 
     def facts(self) -> dict[str, str]:
         return {"drug": self.drug, "planned_mg": fmt_number(self.planned_mg)}

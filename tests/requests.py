@@ -6,6 +6,9 @@ from typing import Any
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
+LOINC = "http://loinc.org"
+SNOMED = "http://snomed.info/sct"
+UCUM = "http://unitsofmeasure.org"
 
 
 def bundle(*resources: dict[str, Any]) -> dict[str, Any]:
@@ -68,8 +71,23 @@ def prednisone_order(
     }
 
 
+def result(oid: str, patient: str, code: str, day: str, value: float, unit: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "subject": {"reference": f"Patient/{patient}"},
+        "code": {"coding": [{"system": LOINC, "code": code}]},
+        "effectiveDateTime": day,
+        "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit},
+    }
+
+
 def steroid_prefetch(patient: str = "pt-api-1") -> dict[str, Any]:
-    """A 37-year-old with dermatomyositis, both hips replaced, prednisone 20 mg daily since June."""
+    """A 37-year-old with dermatomyositis, both hips replaced, prednisone 20 mg daily since June.
+    Her myositis follow-up is up to date (FVC and CK this autumn, HRCT on file, onset not
+    recorded), so the myositis-monitoring topic stays silent and the API tests see the three
+    glucocorticoid cards."""
     return {
         "patient": {
             "resourceType": "Patient",
@@ -83,6 +101,20 @@ def steroid_prefetch(patient: str = "pt-api-1") -> dict[str, Any]:
             condition("c-avn", patient, "M87.151"),
         ),
         "medications": bundle(prednisone_order("mr-pred", patient, "2026-06-01", "2027-01-31")),
+        "observations": bundle(
+            result("o-fvc", patient, "19870-5", "2026-10-01", 2.9, "L"),
+            result("o-ck", patient, "2157-6", "2026-11-01", 120, "U/L"),
+        ),
+        "procedures": bundle(
+            {
+                "resourceType": "Procedure",
+                "id": "p-hrct",
+                "status": "completed",
+                "subject": {"reference": f"Patient/{patient}"},
+                "code": {"coding": [{"system": SNOMED, "code": "16335031000119103"}]},
+                "performedDateTime": "2025-06-01",
+            }
+        ),
     }
 
 

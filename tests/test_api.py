@@ -404,3 +404,19 @@ async def test_admin_stats_needs_the_admin_token(tmp_path: Path) -> None:
             "osteonecrosis",
             "infection-prevention",
         }
+
+
+async def test_private_network_access_preflight_is_answered_for_allowed_origins(
+    client: httpx.AsyncClient,
+) -> None:
+    """Chromium sends this preflight when a public page (the sandbox) calls localhost."""
+    headers = {
+        "Origin": "https://sandbox.cds-hooks.org",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Private-Network": "true",
+    }
+    response = await client.options(SERVICE, headers=headers)
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-private-network"] == "true"
+    other = await client.options(SERVICE, headers={**headers, "Origin": "https://evil.example"})
+    assert other.status_code == 400  # the browser stops there: no request follows

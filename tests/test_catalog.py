@@ -27,6 +27,7 @@ def test_bundled_content_loads() -> None:
         "record-quality",
         "dose-unknown",
         "glucocorticoid-course",
+        "myositis-monitoring",
     }
     assert catalog.find("nope") is None
 
@@ -184,3 +185,28 @@ def test_values_derived_from_a_service_are_built_once_and_kept_per_service() -> 
     assert service.derived("k", build("b")) == "a"
     assert second.services[0].derived("k", build("c")) == "c", "another load builds its own"
     assert builds == ["a", "c"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            '"order-select" = "glucocorticoid-order-select"',
+            '"patient-view" = "glucocorticoid-order-select"',
+            "is not served by this service",
+        ),
+        (
+            '"order-select" = "glucocorticoid-order-select"',
+            '"order-select" = "glucocorticoid-safety"',
+            "must be unique",
+        ),
+        ('"order-select" = "glucocorticoid-order-select"', '"order-select" = "Not_An_Id"', "kebab"),
+    ],
+)
+def test_hook_ids_are_checked(hooks_copy: Path, old: str, new: str, message: str) -> None:
+    path = hooks_copy / "glucocorticoid-orders" / "service.toml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+    with pytest.raises(ContentError, match=message):
+        load_catalog(hooks_copy, KINDS)

@@ -27,12 +27,12 @@ def run(
     )
 
 
-def test_evaluate_seed_case_prints_the_three_cards() -> None:
+def test_evaluate_seed_case_prints_the_four_cards() -> None:
     result = run("evaluate", str(SEED), "--now", NOW)
     assert result.returncode == 0, result.stderr
     response = json.loads(result.stdout)
     topics = {card["source"]["topic"]["code"] for card in response["cards"]}
-    assert topics == {"bone-health", "osteonecrosis", "infection-prevention"}
+    assert topics == {"bone-health", "osteonecrosis", "infection-prevention", "myositis-monitoring"}
 
 
 def test_evaluate_with_explicit_service() -> None:
@@ -108,3 +108,44 @@ def test_purge_removes_records_older_than_retention(tmp_path: Path) -> None:
         assert [row.issued for row in store.stats(None)] == [1]
     finally:
         store.close()
+
+
+def test_serve_logs_one_line_with_its_address(tmp_path: Path) -> None:
+    """The first line a newcomer reads: where the service listens (not uvicorn's template)."""
+    import socket
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "CDS_AUTH": "off",
+        "CDS_DATABASE_URL": f"sqlite:///{tmp_path}/serve.db",
+    }
+    proc = subprocess.Popen(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "cds_service", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 60
+        lines: list[dict[str, object]] = []
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            lines.append(json.loads(line))
+            if lines[-1].get("msg") == "serving":
+                break
+        serving = [entry for entry in lines if entry.get("msg") == "serving"]
+        assert serving, lines
+        assert serving[0]["address"] == f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stderr is not None:
+            proc.stderr.close()

@@ -548,6 +548,7 @@ def test_thresholds_parse_and_cite() -> None:
         "mg/kg/d",
         "kg",
         "mo",
+        "U/L",
     }
     for path, leaf in leaves:
         assert {"value", "unit", "source"} <= leaf.keys(), path

@@ -134,3 +134,24 @@ def test_each_case_is_its_own_patient() -> None:
         patient = json.loads((case / "request.json").read_text())["context"]["patientId"]
         other = seen.setdefault(f"{case.parent.name}/{patient}", case.name)
         assert other == case.name, f"{case.name} and {other} share patient {patient}"
+
+
+def test_every_prefetched_resource_is_valid_r4() -> None:
+    """A FHIR server (deploy/load_fixtures.py, the fallback test) must accept every fixture
+    resource: client quirks belong in draftOrders, where the sandbox sends them."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    invalid = []
+    for case in CASES:
+        prefetch = json.loads((case / "request.json").read_text()).get("prefetch") or {}
+        for key, value in prefetch.items():
+            if not isinstance(value, dict):
+                continue
+            bundle = value.get("resourceType") == "Bundle"
+            resources = [e["resource"] for e in value.get("entry", [])] if bundle else [value]
+            for resource in resources:
+                try:
+                    get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+                except ValueError:
+                    invalid.append(f"{case.name}/{key}/{resource.get('id')}")
+    assert invalid == []

@@ -171,7 +171,7 @@ async def test_a_large_record_is_decided_off_the_event_loop(
         assert health.status_code == 200
         release.set()
     assert result["hook"].status_code == 200
-    assert len(result["hook"].json()["cards"]) == 3
+    assert len(result["hook"].json()["cards"]) == 4  # the seed's four topics
 
 
 async def test_a_small_record_is_decided_inline(

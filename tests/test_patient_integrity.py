@@ -28,7 +28,7 @@ pytestmark = pytest.mark.anyio
 SAFETY = "/cds-services/glucocorticoid-safety"
 ORDERS = "/cds-services/glucocorticoid-orders"
 SKIPPED = "org.example.glucocorticoid-cds.skipped-entries"
-SEED_TOPICS = {"bone-health", "osteonecrosis", "infection-prevention"}
+SEED_TOPICS = {"bone-health", "osteonecrosis", "infection-prevention", "myositis-monitoring"}
 
 
 def case(service: str, name: str) -> dict[str, Any]:
@@ -99,7 +99,8 @@ async def test_foreign_medication_request_is_dropped_and_counted(tmp_path: Path)
     async with app_client(make_settings(tmp_path)) as client:
         response = await client.post(SAFETY, json=body)
         metrics = (await client.get("/metrics")).text
-    assert topics(response) == set()
+    # No glucocorticoid of her own: only the myositis follow-up, which applies whatever the dose.
+    assert topics(response) == {"myositis-monitoring"}
     assert response.json()["extension"][SKIPPED] == {"medications": {"foreign-patient": 1}}
     assert "mr-pred-other-chart" not in response.text  # counts, never ids
     assert (

@@ -138,7 +138,8 @@ def test_render_report_table():
     assert lines[0].startswith("service        rule              topic")
     assert "25.0%" in lines[1]
     assert lines[1].endswith("already-done=1, patient-declined=1")
-    assert lines[2].endswith("-")
+    assert lines[2].endswith("-")  # no override reasons
+    assert " n/a " in lines[2]  # no feedback yet: the rate is not 0%
     assert len(lines) == 3
     assert render_report([], "table").startswith("service")
 

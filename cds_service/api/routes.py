@@ -40,7 +40,7 @@ async def discovery(request: Request, runtime: RuntimeDep) -> Response:
     services = [
         ServiceDescriptor(
             hook=hook,
-            id=service.id,
+            id=service.discovery_id(hook),
             title=service.definition.title,
             description=service.definition.description,
             prefetch=dict(service.definition.prefetch) or None,

@@ -79,9 +79,10 @@ class FeedbackResult:
 class StatRow:
     """Outcomes of the cards issued by one (service, rule, topic).
 
-    Each card is counted once: ``accepted`` if any feedback accepted it, else ``overridden`` if
-    any feedback overrode it, else ``no_feedback``; so the three add up to ``issued``.
-    ``acceptance_rate`` is ``accepted / issued`` (None when nothing was issued).
+    Each card is counted once, by its latest feedback (outcome time, then arrival): ``accepted``,
+    ``overridden``, or ``no_feedback`` without any; so the three add up to ``issued``.
+    ``acceptance_rate`` is ``accepted / (accepted + overridden)``: None when no card has had
+    feedback (shown as n/a, never 0%).
     ``override_reasons`` maps a reason code (``"unspecified"`` when none was given) to the number
     of cards overridden with it. Feedback on unknown card uuids is in no row (its service, rule
     and topic are unknown).

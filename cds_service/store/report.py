@@ -23,7 +23,7 @@ _COLUMNS = (
 
 
 def _rate(rate: float | None) -> str:
-    return "-" if rate is None else f"{rate:.1%}"
+    return "n/a" if rate is None else f"{rate:.1%}"
 
 
 def _reasons(row: StatRow) -> str:

@@ -283,26 +283,37 @@ class SQLFeedbackStore(FeedbackStore):
     def stats(self, since: datetime | None) -> list[StatRow]:
         group = (issued_card.c.service_id, issued_card.c.rule_id, issued_card.c.topic)
         window = [] if since is None else [issued_card.c.issued_at >= _utc(since)]
-        per_card = (
-            sa.select(
-                feedback.c.card_uuid,
-                sa.func.max(sa.case((feedback.c.outcome == "accepted", 1), else_=0)).label("acc"),
-                sa.func.max(sa.case((feedback.c.outcome == "overridden", 1), else_=0)).label("ovr"),
+        # One outcome per card: its latest feedback (by the clinician's outcome time, then by
+        # arrival), so a card accepted and then dismissed counts once, as overridden.
+        ranked = sa.select(
+            feedback.c.card_uuid,
+            feedback.c.outcome,
+            feedback.c.override_code,
+            sa.func.row_number()
+            .over(
+                partition_by=feedback.c.card_uuid,
+                order_by=(
+                    feedback.c.outcome_timestamp.desc(),
+                    feedback.c.received_at.desc(),
+                    feedback.c.feedback_key.desc(),
+                ),
             )
-            .group_by(feedback.c.card_uuid)
+            .label("rank"),
+        ).subquery()
+        latest = (
+            sa.select(ranked.c.card_uuid, ranked.c.outcome, ranked.c.override_code)
+            .where(ranked.c.rank == 1)
             .subquery()
         )
-        accepted = sa.func.coalesce(per_card.c.acc, 0)
-        overridden = sa.and_(accepted == 0, sa.func.coalesce(per_card.c.ovr, 0) == 1)
         counts = (
             sa.select(
                 *group,
                 sa.func.count(),
-                sa.func.sum(accepted),
-                sa.func.sum(sa.case((overridden, 1), else_=0)),
+                sa.func.sum(sa.case((latest.c.outcome == "accepted", 1), else_=0)),
+                sa.func.sum(sa.case((latest.c.outcome == "overridden", 1), else_=0)),
             )
             .select_from(
-                issued_card.outerjoin(per_card, per_card.c.card_uuid == issued_card.c.card_uuid)
+                issued_card.outerjoin(latest, latest.c.card_uuid == issued_card.c.card_uuid)
             )
             .where(*window)
             .group_by(*group)
@@ -310,14 +321,10 @@ class SQLFeedbackStore(FeedbackStore):
         # Grouped by the raw code: a bound "unspecified" default in both SELECT and GROUP BY
         # would be two parameters to PostgreSQL, which then rejects the query.
         reasons = (
-            sa.select(
-                *group, feedback.c.override_code, sa.func.count(sa.distinct(feedback.c.card_uuid))
-            )
-            .select_from(
-                feedback.join(issued_card, feedback.c.card_uuid == issued_card.c.card_uuid)
-            )
-            .where(feedback.c.outcome == "overridden", *window)
-            .group_by(*group, feedback.c.override_code)
+            sa.select(*group, latest.c.override_code, sa.func.count())
+            .select_from(latest.join(issued_card, latest.c.card_uuid == issued_card.c.card_uuid))
+            .where(latest.c.outcome == "overridden", *window)
+            .group_by(*group, latest.c.override_code)
         )
         with _store_errors(), self._reader.connect() as conn:
             count_rows = conn.execute(counts).all()
@@ -339,7 +346,8 @@ class SQLFeedbackStore(FeedbackStore):
                     accepted=acc,
                     overridden=ovr,
                     no_feedback=issued - acc - ovr,
-                    acceptance_rate=acc / issued if issued else None,
+                    # Of the cards with feedback: none yet is not a 0% acceptance.
+                    acceptance_rate=acc / (acc + ovr) if acc + ovr else None,
                     override_reasons=dict(
                         sorted(by_group.get((service_id, rule_id, topic), {}).items())
                     ),

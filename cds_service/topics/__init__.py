@@ -15,6 +15,7 @@ from cds_service.topics import (
     dose_unknown,
     infection,
     live_vaccine,
+    myositis,
     osteonecrosis,
     record_quality,
 )
@@ -29,6 +30,7 @@ KINDS: dict[str, RuleKind] = {
         record_quality,
         dose_unknown,
         current_course,
+        myositis,
     )
     for kind in module.KINDS
 }
