@@ -54,6 +54,13 @@ ADULT_ONLY = ("frax", "under-40", "risk", "treatment", "calcium-vitamin-d", "ris
             None,
         ),
         (
+            "infant, no weight",
+            facts(age=0, taken=LONG_TERM),
+            "child-dxa",
+            {"child-weight-missing", "child-calcium-vitamin-d", "growth"},
+            "dxa-child",
+        ),
+        (
             "17 y, very high dose: still no adult category",
             facts(age=17, taken=LONG_TERM, pulses=(10, 11, 12)),
             "child-dxa",
