@@ -243,6 +243,15 @@ def test_pjp_child_doses(case, f, detail, suggestions):
     assert not ADULT_PJP & set(finding.suggestions), "adult fixed dose for a child"
 
 
+def test_child_with_reduced_kidney_function_gets_a_renal_note():
+    unit = "mL/min/{1.73_m2}"
+    egfr = hit("kidney_function", "Observation/egfr", ago=5, value=25, value_unit=unit, unit=unit)
+    finding = run(INFECTION, facts(WEIGHT_32, egfr, age=12, taken=HIGH_DOSE))
+    assert finding is not None
+    assert "pjp-child-renal" in finding.details
+    assert "tmp-smx-renal" not in finding.suggestions
+
+
 def test_pjp_doses_in_the_finding():
     finding = run(ORDER_INFECTION, facts(WEIGHT_32, age=12, planned=[Planned(days=60, mg=40)]))
     assert finding is not None

@@ -54,6 +54,7 @@ PJP_DETAILS = (
     "pjp-pregnancy",
     "pjp-child",
     "pjp-child-weight-missing",
+    "pjp-child-renal",
     "pjp-infant",
     "pjp-age-unknown",
 )
@@ -166,8 +167,9 @@ class InfectionPlan:
         renal_avoid = kidney is not None and kidney.value < t.value("kidney.tmp_smx_min_ml_min")
         if young:
             self._pjp_child(facts, t, avoid_tmp_smx=bool(sulfa) or renal_avoid)
-            if sulfa or renal_avoid:
-                self.details.append("pjp-sulfa" if sulfa else "pjp-renal-avoid")
+            self._pjp_child_notes(
+                t, sulfa=bool(sulfa), kidney_value=kidney.value if kidney else None
+            )
         elif sulfa:
             self._pjp_choice("pjp-sulfa", ["dapsone", "atovaquone"], "atovaquone")
         elif renal_avoid:
@@ -214,6 +216,19 @@ class InfectionPlan:
             self._pjp_choice(
                 None, ["tmp-smx-child", "dapsone-child", "atovaquone-child"], "tmp-smx-child"
             )
+
+    def _pjp_child_notes(self, t: Thresholds, *, sulfa: bool, kidney_value: float | None) -> None:
+        """Why TMP-SMX is left out for a child, or that its weight-based dose needs adjusting for
+        kidney function (no paediatric renal dosing table is verified)."""
+        renal_avoid = kidney_value is not None and kidney_value < t.value(
+            "kidney.tmp_smx_min_ml_min"
+        )
+        if sulfa or renal_avoid:
+            self.details.append("pjp-sulfa" if sulfa else "pjp-renal-avoid")
+        elif kidney_value is not None and kidney_value <= t.value(
+            "kidney.tmp_smx_full_dose_above_ml_min"
+        ):
+            self.details.append("pjp-child-renal")
 
     def _pjp_choice(self, detail: str | None, suggestions: list[str], best: str | None) -> None:
         if detail:
