@@ -11,12 +11,16 @@ import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from cds_service.logs import configure_logging
 from cds_service.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from cds_service.catalog import Service
+    from cds_service.cdshooks import CDSRequest
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -54,13 +58,12 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    """Run one hook call offline (no FHIR fetches) and print the CDS Hooks response."""
+def _load_call(
+    args: argparse.Namespace, settings: Settings
+) -> tuple[CDSRequest, Service, datetime] | int:
+    """The request file, its service and the evaluation time; an exit code on a bad input."""
     from cds_service.catalog import load_catalog
     from cds_service.cdshooks import CDSRequest
-    from cds_service.decide import DecideOptions
-    from cds_service.engine import Engine, HookCall
-    from cds_service.errors import CDSError
     from cds_service.topics import KINDS
 
     path = Path(args.request)
@@ -89,12 +92,54 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     now = datetime.fromisoformat(args.now) if args.now else datetime.now(tz=UTC)
     if now.tzinfo is None:
         return _fail("--now needs a UTC offset, e.g. 2026-11-24T10:00:00+00:00")
+    return request, service, now
+
+
+def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one hook call offline (no FHIR fetches) and print the CDS Hooks response."""
+    from cds_service.decide import DecideOptions
+    from cds_service.engine import Engine, HookCall
+    from cds_service.errors import CDSError
+
+    loaded = _load_call(args, settings)
+    if isinstance(loaded, int):
+        return loaded
+    request, service, now = loaded
     try:
         engine = Engine(decide=DecideOptions(lookback_days=settings.lookback_days, strict=True))
         evaluation = asyncio.run(engine.evaluate(HookCall.of(request, service, now)))
     except CDSError as error:
         return _fail(f"{error.status} {error.code}: {error.detail}")
     print(json.dumps(evaluation.response, indent=2))  # noqa: T201 - CLI output
+    return 0
+
+
+def _explain(args: argparse.Namespace, settings: Settings) -> int:
+    """The story of one hook call offline: courses, exposure, facts, each rule's outcome."""
+    from cds_service.decide import DecideOptions
+    from cds_service.engine import HookCall
+    from cds_service.errors import CDSError
+    from cds_service.explain import explain, render_json, render_text
+    from cds_service.gather import GatherOptions
+
+    loaded = _load_call(args, settings)
+    if isinstance(loaded, int):
+        return loaded
+    request, service, now = loaded
+    try:
+        explanation = asyncio.run(
+            explain(
+                HookCall.of(request, service, now),
+                GatherOptions(),
+                DecideOptions(lookback_days=settings.lookback_days),
+            )
+        )
+    except CDSError as error:
+        return _fail(f"{error.status} {error.code}: {error.detail}")
+    if args.format == "json":
+        print(json.dumps(render_json(explanation), indent=2))  # noqa: T201 - CLI output
+    else:
+        print(render_text(explanation))  # noqa: T201 - CLI output
     return 0
 
 
@@ -162,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--service", help="service id (default: the service for the request's hook)")
     ev.add_argument("--now", help="evaluation time, ISO 8601 with offset (default: now)")
     ev.set_defaults(func=_evaluate)
+    ex = sub.add_parser("explain", help="explain one hook call offline: courses, facts, rules")
+    ex.add_argument("request", help="a CDS Hooks request JSON file")
+    ex.add_argument("--now", help="evaluation time (ISO 8601 with offset); default now")
+    ex.add_argument("--service", help="service id (default: the one serving the hook)")
+    ex.add_argument("--format", choices=("text", "json"), default="text")
+    ex.set_defaults(func=_explain)
     mig = sub.add_parser("migrate", help="create or upgrade the database schema")
     mig.set_defaults(func=_migrate)
     purge = sub.add_parser("purge", help="delete cards and feedback older than CDS_RETENTION_DAYS")

@@ -187,11 +187,11 @@ def _missing_medication_refs(
     wanted: dict[str, set[str]] = {}
     for key, resources in entries.items():
         for r in resources:
-            if owns is not None and not owns(r):
-                continue
             ref = r.get("medicationReference")
             target = ref.get("reference") if isinstance(ref, dict) else None
-            parsed = parse_reference(target) if isinstance(target, str) else None
+            if not isinstance(target, str) or (owns is not None and not owns(r)):
+                continue
+            parsed = parse_reference(target)
             # Relative references only: an absolute one may name another server than fhirServer.
             if (
                 parsed

@@ -149,3 +149,28 @@ def test_serve_logs_one_line_with_its_address(tmp_path: Path) -> None:
         proc.wait(timeout=30)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def test_explain_tells_the_story_of_the_seed_case() -> None:
+    seed = REPO / "fixtures" / "glucocorticoid-safety" / "seed-dermatomyositis" / "request.json"
+    result = run("explain", str(seed), "--now", "2026-11-24T10:00:00+04:00")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "prednisone 2025-12-01 to 2025-12-14 (oral): 60 mg/day prednisone-equivalent" in text
+    assert ">= 20 mg/day: 92 days in all, longest run 56 days" in text
+    assert "gc-bone-health (bone-health): card [warning]" in text
+    assert "gc-unreadable-entry (record-quality): silent" in text
+    data = json.loads(
+        run("explain", str(seed), "--now", "2026-11-24T10:00:00+04:00", "--format", "json").stdout
+    )
+    assert data["exposure"]["long_term"] is True
+    assert "MedicationRequest/mr-mtx-1" in data["facts"]["immunosuppressant_drugs"]
+    assert {r["outcome"] for r in data["rules"]} >= {"card"}
+
+
+def test_explain_refuses_a_file_that_is_not_a_request(tmp_path: Path) -> None:
+    bad = tmp_path / "x.json"
+    bad.write_text("{}")
+    result = run("explain", str(bad))
+    assert result.returncode == 2
+    assert "not a CDS Hooks request" in result.stderr
