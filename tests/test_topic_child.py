@@ -343,3 +343,17 @@ def test_vaccines_by_age(age, zoster, pneumococcal, influenza, detail):
     assert ("pneumococcal" in finding.suggestions) == pneumococcal
     assert influenza in finding.suggestions
     assert detail in finding.details
+
+
+def test_child_on_replacement_hydrocortisone_is_information():
+    # CAH on hydrocortisone 12 mg/day (3 mg/day prednisone-equivalent): replacement, long-term
+    f = facts(
+        hit("adrenal_insufficiency", "Condition/cah", cah=True),
+        age=9,
+        taken=[Taken(200, 201, 3, ingredient="5492")],
+    )
+    finding = run(BONE_HEALTH, f)
+    assert finding is not None
+    assert finding.indicator == "info"
+    assert "replacement" in finding.details
+    assert "child-assessment" in finding.details

@@ -52,6 +52,8 @@ def child_finding(
     dmab_details, dmab_suggestions = work.denosumab_advice()
     weighed = latest_weight(facts, t) is not None
     details = [*dmab_details, "exposure", "child-dose" if weighed else "child-weight-missing"]
+    if status.replacement:  # as for adults: replacement doses are shown as information
+        details.insert(details.index("exposure") + 1, "replacement")
     details.append("child-assessment")
     details += work.drugs.details()
     dxa_details, dxa_suggestions = work.dxa_advice(never_done=never_done)
@@ -84,7 +86,9 @@ def child_finding(
     return Finding(
         summary=summary,
         details=tuple(details),
-        indicator="warning" if fractures or not work.last_dxa or dmab_details else "info",
+        indicator="warning"
+        if (fractures or not work.last_dxa or dmab_details) and not status.replacement
+        else "info",
         facts=values,
         evidence=tuple(sorted(evidence)),
         suggestions=tuple(suggestions),
