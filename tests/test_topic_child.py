@@ -331,7 +331,7 @@ def test_infection_card_names_the_child_line():
     [
         (12, False, False, "influenza-child", "pneumococcal-child"),
         (17, False, False, "influenza-child", "vaccines-child"),
-        (None, False, False, "influenza", "vaccines-age-unknown"),
+        (None, False, False, "influenza-child", "vaccines-age-unknown"),
         (18, True, True, "influenza", "vaccines"),
     ],
 )

@@ -127,8 +127,14 @@ def pft(ago: int) -> Hit:
             (),
         ),
         (
-            "JDM: lungs and enzymes only, never cancer screening",
+            "JDM at 14: enzymes only (no adult ILD screening, never cancer screening)",
             facts(JDM, age=14),
+            "enzymes",
+            ("muscle-enzymes",),
+        ),
+        (
+            "JDM at 17: the ILD screening guideline applies",
+            facts(JDM, age=17),
             "lung-screen",
             ("pft", "hrct", "muscle-enzymes"),
         ),

@@ -43,6 +43,7 @@ THRESHOLDS = (
     "myositis.ck_upper_normal",
     "myositis.cancer_window_years",
     "myositis.cancer_min_age",
+    "myositis.ild_guideline_min_age",
     "myositis.cancer_enhanced_age",
     "exposure.high_dose_min_daily_mg",
 )
@@ -158,6 +159,8 @@ class Lung:
         last = self.last_pft.day if self.last_pft else None
         if self.state == "none":
             details, suggestions = [], []
+            if facts.age is not None and facts.age < t.value("myositis.ild_guideline_min_age"):
+                return details, suggestions  # ACR/CHEST 2023 screening covers adults only
             if last is None:
                 details.append("lung-screen")
                 suggestions.append("pft")

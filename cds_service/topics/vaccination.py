@@ -191,13 +191,14 @@ def _for_age(
 ) -> tuple[Need | None, Need | None, Need | None]:
     """Children follow the child and adolescent schedule: no recombinant zoster under 18, no
     adult pneumococcal product (named, not ordered), an influenza order without the adult
-    products. An unknown age gets neither adult zoster nor pneumococcal product (topics/child)."""
+    products. An unknown age gets no adult product at all: no zoster or pneumococcal product,
+    and the influenza order dosed for age (topics/child)."""
     if not young and facts.age is not None:
         return zoster, pneumococcal, influenza
     if pneumococcal is not None:
         label = "pneumococcal (child and adolescent schedule)" if young else "pneumococcal"
         pneumococcal = Need(None, label, "pneumococcal-child" if young else "vaccines-age-unknown")
-    if young and influenza is not None:
+    if influenza is not None:  # a child, or an unknown age: no adult high-dose product
         influenza = Need("influenza-child", influenza.label, deferrable=False)
     return None, pneumococcal, influenza
 
