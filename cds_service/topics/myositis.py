@@ -158,9 +158,10 @@ class Lung:
         """(detail ids, suggestion ids) for the lungs."""
         last = self.last_pft.day if self.last_pft else None
         if self.state == "none":
-            details, suggestions = [], []
             if facts.age is not None and facts.age < t.value("myositis.ild_guideline_min_age"):
-                return details, suggestions  # ACR/CHEST 2023 screening covers adults only
+                return [], []  # ACR/CHEST 2023 screening covers 17 and over only
+            details: list[str] = []
+            suggestions: list[str] = []
             if last is None:
                 details.append("lung-screen")
                 suggestions.append("pft")
