@@ -79,3 +79,14 @@ def test_the_fallback_speaks_when_every_rule_judged_and_found_nothing() -> None:
 
 def test_the_fallback_stays_silent_when_a_rule_failed() -> None:
     assert _burst_call("gc-infection-prevention") == []
+
+
+@pytest.mark.parametrize(
+    ("age", "child_lines"), [(12, True), (None, True), (17, True), (18, False)]
+)
+def test_children_and_unknown_ages_get_the_per_kg_live_vaccine_line(
+    age: int | None, child_lines: bool
+) -> None:
+    finding = run(CURRENT_COURSE, facts(age=age, taken=[Taken(4, 5, 10)]))
+    assert finding is not None
+    assert ("child-lines" in finding.details) is child_lines

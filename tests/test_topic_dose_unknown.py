@@ -82,3 +82,12 @@ def test_the_reason_is_said() -> None:
     finding = run(DOSE_UNKNOWN, f)
     assert finding is not None
     assert finding.facts["reason"] == "dose per kg without a recent body weight"
+
+
+@pytest.mark.parametrize(("age", "child_lines"), [(8, True), (None, True), (40, False)])
+def test_children_and_unknown_ages_get_the_per_kg_live_vaccine_line(
+    age: int | None, child_lines: bool
+) -> None:
+    finding = run(DOSE_UNKNOWN, facts(age=age, taken=[Taken(5, 6, None)]))
+    assert finding is not None
+    assert ("child-lines" in finding.details) is child_lines

@@ -23,8 +23,9 @@ from cds_service.steroid_status import (
     run_with_plan,
 )
 from cds_service.thresholds import Thresholds
+from cds_service.topics.child import is_child
 
-THRESHOLDS = (*COMMON_THRESHOLDS, *DOSE_LINE_THRESHOLDS)
+THRESHOLDS = (*COMMON_THRESHOLDS, *DOSE_LINE_THRESHOLDS, "children.adult_age_years")
 
 
 def current_courses(facts: ClinicalFacts) -> list[Course]:
@@ -71,7 +72,9 @@ def evaluate_current_course(
     }
     return Finding(
         summary="nothing-due",
-        details=("course", "when-due"),
+        details=("course", "when-due", "child-lines")
+        if facts.age is None or is_child(facts, t)
+        else ("course", "when-due"),
         indicator="info",
         facts=values,
         evidence=tuple(sorted({c.source for c in courses})),
@@ -83,7 +86,7 @@ CURRENT_COURSE = RuleKind(
     roles=("gc_ingredients", "gc_products"),
     thresholds=THRESHOLDS,
     summaries=("nothing-due",),
-    details=("course", "when-due"),
+    details=("course", "when-due", "child-lines"),
     suggestions=(),
     sample_facts=COMMON_SAMPLE
     | DOSE_LINE_SAMPLE

@@ -23,8 +23,14 @@ from cds_service.steroid_status import (
     dose_unknown_note,
 )
 from cds_service.thresholds import Thresholds
+from cds_service.topics.child import is_child
 
-THRESHOLDS = ("exposure.lookback_days", "exposure.unknown_dose_min_days", *DOSE_LINE_THRESHOLDS)
+THRESHOLDS = (
+    "exposure.lookback_days",
+    "exposure.unknown_dose_min_days",
+    "children.adult_age_years",
+    *DOSE_LINE_THRESHOLDS,
+)
 
 
 def _days(courses: list[Course], since: date, today: date) -> int:
@@ -69,7 +75,10 @@ def evaluate_dose_unknown(
     drugs = sorted({c.ingredient_name or "glucocorticoid" for c in courses})
     reasons = sorted({dose_unknown_note(c) for c in courses})
     long_term = days >= t.value("exposure.long_term_min_days") or status.long_term
-    details = ["courses", "long-term" if long_term else "regardless", "dose-lines", "record-dose"]
+    details = ["courses", "long-term" if long_term else "regardless", "dose-lines"]
+    if facts.age is None or is_child(facts, t):
+        details.append("child-lines")  # the live-vaccine line is per kg below 18
+    details.append("record-dose")
     values = {
         "drug": " + ".join(drugs),
         "reason": "; ".join(reasons),
@@ -91,7 +100,7 @@ DOSE_UNKNOWN = RuleKind(
     roles=("gc_ingredients", "gc_products"),
     thresholds=THRESHOLDS,
     summaries=("unknown",),
-    details=("courses", "long-term", "regardless", "dose-lines", "record-dose"),
+    details=("courses", "long-term", "regardless", "dose-lines", "child-lines", "record-dose"),
     suggestions=(),
     sample_facts=DOSE_LINE_SAMPLE
     | {
