@@ -74,6 +74,11 @@ def is_child(facts: ClinicalFacts, t: Thresholds) -> bool:
     return facts.age is not None and facts.age < t.value("children.adult_age_years")
 
 
+def may_be_child(facts: ClinicalFacts, t: Thresholds) -> bool:
+    """A child, or an age the record does not give: advice must not assume an adult."""
+    return facts.age is None or is_child(facts, t)
+
+
 @dataclass(frozen=True)
 class Weight:
     kg: float

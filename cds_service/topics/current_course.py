@@ -23,7 +23,7 @@ from cds_service.steroid_status import (
     run_with_plan,
 )
 from cds_service.thresholds import Thresholds
-from cds_service.topics.child import is_child
+from cds_service.topics.child import may_be_child
 
 THRESHOLDS = (*COMMON_THRESHOLDS, *DOSE_LINE_THRESHOLDS, "children.adult_age_years")
 
@@ -73,7 +73,7 @@ def evaluate_current_course(
     return Finding(
         summary="nothing-due",
         details=("course", "when-due", "child-lines")
-        if facts.age is None or is_child(facts, t)
+        if may_be_child(facts, t)
         else ("course", "when-due"),
         indicator="info",
         facts=values,

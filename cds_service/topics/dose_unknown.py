@@ -23,7 +23,7 @@ from cds_service.steroid_status import (
     dose_unknown_note,
 )
 from cds_service.thresholds import Thresholds
-from cds_service.topics.child import is_child
+from cds_service.topics.child import may_be_child
 
 THRESHOLDS = (
     "exposure.lookback_days",
@@ -76,7 +76,7 @@ def evaluate_dose_unknown(
     reasons = sorted({dose_unknown_note(c) for c in courses})
     long_term = days >= t.value("exposure.long_term_min_days") or status.long_term
     details = ["courses", "long-term" if long_term else "regardless", "dose-lines"]
-    if facts.age is None or is_child(facts, t):
+    if may_be_child(facts, t):
         details.append("child-lines")  # the live-vaccine line is per kg below 18
     details.append("record-dose")
     values = {

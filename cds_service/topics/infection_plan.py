@@ -158,7 +158,7 @@ class InfectionPlan:
     ) -> None:
         """Prophylaxis: TMP-SMX first, at half dose for a clearance of 15-30 mL/min and not
         below 15 or with a sulfonamide-antibiotic allergy (then atovaquone or dapsone)."""
-        young = facts.age is None or child.is_child(facts, t)
+        young = child.may_be_child(facts, t)
         self.details.append("pjp-weight-based" if young else "pjp")
         if stronger:
             self.details.append("pjp-stronger")
