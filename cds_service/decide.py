@@ -136,6 +136,14 @@ def _facts(call: HookCall, record: PatientRecord, options: DecideOptions) -> Cli
 
 
 def decide(call: HookCall, gathered: Gathered, options: DecideOptions) -> Evaluation:
+    return decide_showing_facts(call, gathered, options)[0]
+
+
+def decide_showing_facts(
+    call: HookCall, gathered: Gathered, options: DecideOptions
+) -> tuple[Evaluation, ClinicalFacts, SteroidStatus]:
+    """decide(), with the facts and the glucocorticoid status the rules judged from (for the
+    explanation: computed once, so it cannot drift from the cards)."""
     record = _record(call, gathered, options)
     facts = _facts(call, record, options)
     t = call.service.thresholds
@@ -179,7 +187,7 @@ def decide(call: HookCall, gathered: Gathered, options: DecideOptions) -> Evalua
         else:
             evaluation.violations += 1
     evaluation.response = _response(evaluation, gathered.prefetch)
-    return evaluation
+    return evaluation, facts, status
 
 
 def _run_rule(

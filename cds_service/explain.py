@@ -1,7 +1,7 @@
 """The story of one hook call in words: what the service read, what it computed, and which
 rules spoke or stayed silent (``cds-service explain``; the preview page will show the same).
 
-It reruns the pure decide step on gathered data and reads the same facts the rules read, so
+It runs the pure decide step once and reads the facts and status the rules judged from, so
 the explanation cannot drift from the cards. No patient identifiers beyond what the caller sent.
 """
 
@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cds_service.card_text import fmt_number
-from cds_service.decide import DecideOptions, clinical_facts, decide
+from cds_service.decide import DecideOptions, decide_showing_facts
 from cds_service.gather import GatherOptions, gather
 from cds_service.hook_call import HookCall
-from cds_service.steroid_status import SteroidStatus, dose_unknown_note
+from cds_service.steroid_status import dose_unknown_note
 
 # Daily prednisone-equivalent lines the rules use (hooks/thresholds.toml names each use).
 LINES_MG = (2.5, 7.5, 20.0, 30.0)
@@ -36,11 +36,7 @@ async def explain(
     call: HookCall, gather_options: GatherOptions, options: DecideOptions
 ) -> Explanation:
     gathered = await gather(call, gather_options)
-    facts, _ = clinical_facts(call, gathered, options)
-    evaluation = decide(call, gathered, options)
-    status = SteroidStatus.of(
-        facts, call.service.thresholds, call.service.valuesets.get("replacement_glucocorticoids")
-    )
+    evaluation, facts, status = decide_showing_facts(call, gathered, options)
     exp = facts.exposure
     out = Explanation(hook=call.request.hook, service=call.service.id)
     for c in sorted(exp.courses, key=lambda c: (c.start, c.source)):
