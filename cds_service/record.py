@@ -22,16 +22,16 @@ import orjson
 from pydantic import ValidationError
 
 from cds_service.fhir.extract import CODE_FIELDS, nesting_exceeds
-from cds_service.fhir.models import MODEL_BY_TYPE, FHIRResourceModel, Medication, Patient
 from cds_service.fhir.quirks import repair_resource
 from cds_service.fhir.references import relative_reference
+from cds_service.fhir.views import VIEW_BY_TYPE, Medication, Patient, Resource
 from cds_service.memo import Memo
 from cds_service.patient_binding import FOREIGN, OWN, UNBOUND, PatientBinding
 from cds_service.valuesets import ValueSet, normalize_code
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T", bound=FHIRResourceModel)
+T = TypeVar("T", bound=Resource)
 TEXT_MEMO_SIZE = 50_000
 # Deeper than any R4 resource the rules read (about 12 levels with extensions in contained
 # resources); deeper is skipped as invalid before it is serialised or validated.
@@ -222,7 +222,7 @@ class PatientRecord:
     """
 
     patient: Patient | None = None
-    by_type: dict[str, list[FHIRResourceModel]] = field(default_factory=dict)
+    by_type: dict[str, list[Resource]] = field(default_factory=dict)
     medications: dict[str, Medication] = field(default_factory=dict)
     skipped: Counter[str] = field(default_factory=Counter)
     skipped_by_key: dict[str, Counter[str]] = field(default_factory=dict)
@@ -253,14 +253,14 @@ class ValidationCache:
         self._max = max_entries
         self._ttl = ttl_s
         self._clock = clock
-        self._items: OrderedDict[bytes, tuple[float, FHIRResourceModel | None]] = OrderedDict()
+        self._items: OrderedDict[bytes, tuple[float, Resource | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     @staticmethod
     def digest(raw: Mapping[str, Any]) -> bytes:
         return hashlib.blake2b(orjson.dumps(raw), digest_size=16).digest()
 
-    def get(self, key: bytes) -> tuple[bool, FHIRResourceModel | None]:
+    def get(self, key: bytes) -> tuple[bool, Resource | None]:
         with self._lock:
             item = self._items.get(key)
             if item is None or item[0] < self._clock():
@@ -268,7 +268,7 @@ class ValidationCache:
             self._items.move_to_end(key)
             return True, item[1]
 
-    def put(self, key: bytes, model: FHIRResourceModel | None) -> None:
+    def put(self, key: bytes, model: Resource | None) -> None:
         if self._max <= 0:
             return
         with self._lock:
@@ -278,7 +278,7 @@ class ValidationCache:
                 self._items.popitem(last=False)
 
 
-def _validate(raw: Mapping[str, Any], cache: ValidationCache | None) -> FHIRResourceModel | None:
+def _validate(raw: Mapping[str, Any], cache: ValidationCache | None) -> Resource | None:
     rtype = str(raw.get("resourceType"))
     try:
         digest = ValidationCache.digest(raw) if cache is not None else b""
@@ -291,7 +291,7 @@ def _validate(raw: Mapping[str, Any], cache: ValidationCache | None) -> FHIRReso
             model = (
                 None
                 if nesting_exceeds(raw, RESOURCE_MAX_DEPTH)
-                else MODEL_BY_TYPE[rtype].model_validate(repair_resource(dict(raw)))
+                else VIEW_BY_TYPE[rtype].model_validate(repair_resource(dict(raw)))
             )
         except (ValidationError, ValueError, TypeError):
             model = None
@@ -319,7 +319,7 @@ class _Build:
         rtype = raw.get("resourceType")
         if not isinstance(rtype, str) or rtype == "Medication":
             return False
-        is_r4 = rtype in MODEL_BY_TYPE
+        is_r4 = rtype in VIEW_BY_TYPE
         if not (self.selector.wants_type(rtype) if is_r4 else rtype in _NON_R4_TYPES):
             return False  # a type no rule reads
         verdict = self.binding.resource(raw) if self.binding is not None else OWN

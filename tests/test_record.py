@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from cds_service.catalog import load_catalog
-from cds_service.fhir.models import Condition, MedicationRequest
+from cds_service.fhir.views import Condition, MedicationRequest
 from cds_service.patient_binding import PatientBinding
 from cds_service.record import Selector, ValidationCache, build_record
 from cds_service.topics import KINDS
