@@ -42,7 +42,6 @@ from cds_service.fhir.client import FHIRClient, FHIRClientConfig
 from cds_service.gather import GatherOptions
 from cds_service.logs import quiet_noisy_loggers
 from cds_service.metrics import Metrics
-from cds_service.record import ValidationCache
 from cds_service.settings import Settings, get_settings
 from cds_service.store.base import FeedbackStore, StoreError
 from cds_service.store.connect import migrate
@@ -246,11 +245,6 @@ def create_app(
                     DecideOptions(
                         lookback_days=settings.lookback_days,
                         strict=settings.strict_response_check,
-                        validation_cache=ValidationCache(
-                            settings.validation_cache_size, settings.validation_cache_ttl_s
-                        )
-                        if settings.validation_cache_size
-                        else None,
                         on_rule_error=app_metrics.observe_rule_error,
                     ),
                 ),

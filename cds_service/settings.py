@@ -65,8 +65,6 @@ class Settings(BaseSettings):
 
     # Clinical evaluation
     lookback_days: int | None = None  # overrides hooks/thresholds.toml when set
-    validation_cache_size: int = Field(default=5000, ge=0)  # validated FHIR resources kept; 0 = off
-    validation_cache_ttl_s: float = Field(default=300, gt=0)
 
     # Runtime
     log_level: str = "INFO"
