@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from cds_service.main import PREVIEW_NEEDS_AUTH_OFF
+
+    if settings.preview and settings.auth != "off":
+        return _fail(PREVIEW_NEEDS_AUTH_OFF)
     workers = args.workers or settings.workers
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker keeps its own counters; /metrics merges them from this directory.
@@ -39,6 +43,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     logging.getLogger("cds_service").info(
         "serving", extra={"address": f"http://{args.host}:{args.port}", "workers": workers}
     )
+    if settings.preview:
+        logging.getLogger("cds_service").info(
+            "try-it page", extra={"address": f"http://{args.host}:{args.port}/preview"}
+        )
     uvicorn.run(
         "cds_service.main:create_app",
         factory=True,

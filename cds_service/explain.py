@@ -12,6 +12,7 @@ from typing import Any
 
 from cds_service.card_text import fmt_number
 from cds_service.decide import DecideOptions, decide_showing_facts
+from cds_service.exposure import ExposureSummary
 from cds_service.gather import GatherOptions, gather
 from cds_service.hook_call import HookCall
 from cds_service.steroid_status import dose_unknown_note
@@ -35,6 +36,13 @@ class Explanation:
 async def explain(
     call: HookCall, gather_options: GatherOptions, options: DecideOptions
 ) -> Explanation:
+    return (await explain_with_exposure(call, gather_options, options))[0]
+
+
+async def explain_with_exposure(
+    call: HookCall, gather_options: GatherOptions, options: DecideOptions
+) -> tuple[Explanation, ExposureSummary]:
+    """The explanation and the exposure summary it was read from (the preview's chart)."""
     gathered = await gather(call, gather_options)
     evaluation, facts, status = decide_showing_facts(call, gathered, options)
     exp = facts.exposure
@@ -89,7 +97,7 @@ async def explain(
         out.rules.append(entry)
     out.missing_data = sorted(set(gathered.prefetch.missing) | set(gathered.prefetch.incomplete))
     out.snoozed_topics = sorted(evaluation.silenced_topics)
-    return out
+    return out, exp
 
 
 def render_text(e: Explanation) -> str:

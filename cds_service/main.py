@@ -42,6 +42,7 @@ from cds_service.fhir.client import FHIRClient, FHIRClientConfig
 from cds_service.gather import GatherOptions
 from cds_service.logs import quiet_noisy_loggers
 from cds_service.metrics import Metrics
+from cds_service.preview.routes import preview_router
 from cds_service.record import ValidationCache
 from cds_service.settings import Settings, get_settings
 from cds_service.store.base import FeedbackStore, StoreError
@@ -85,7 +86,10 @@ class EdgeMiddleware:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
                 headers = [h for h in message.get("headers", []) if h[0].lower() != b"server"]
-                message = {**message, "headers": headers + SECURITY_HEADERS}
+                # A route that set its own CSP (the preview page) keeps it.
+                own = {h[0].lower() for h in headers}
+                added = [h for h in SECURITY_HEADERS if h[0] not in own]
+                message = {**message, "headers": headers + added}
             await send(message)
 
         try:
@@ -148,6 +152,18 @@ async def _unexpected(_: Request, exc: Exception) -> Response:
     return _error_response(CDSError("internal error"))
 
 
+PREVIEW_NEEDS_AUTH_OFF = (
+    "CDS_PREVIEW=true needs CDS_AUTH=off: the try-it page cannot sign EHR JWTs, and it shows "
+    "patient data, so it is for a local trial only (`make run`), never beside authenticated hooks"
+)
+
+
+def check_preview_allowed(settings: Settings) -> None:
+    """Refuse to build an app that would serve the preview beside authenticated hooks."""
+    if settings.preview and settings.auth != "off":
+        raise RuntimeError(PREVIEW_NEEDS_AUTH_OFF)
+
+
 def _build_store(settings: Settings) -> FeedbackStore:
     """The feedback store, migrated when CDS_MIGRATE_ON_START is true.
 
@@ -182,6 +198,7 @@ def create_app(
 ) -> FastAPI:
     """Build the app; nothing is created at import time (tests pass their own settings)."""
     settings = settings or get_settings()
+    check_preview_allowed(settings)
     quiet_noisy_loggers()  # also when embedded or tested without configure_logging()
 
     @asynccontextmanager
@@ -286,6 +303,8 @@ def create_app(
     )
     app.include_router(router)
     app.include_router(feedback.router)
+    if settings.preview:
+        app.include_router(preview_router(settings.preview_fixtures_dir))
     handlers: dict[Any, Any] = {
         CDSError: _cds_error,
         StarletteHTTPException: _http_error,

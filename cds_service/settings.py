@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     validation_cache_size: int = Field(default=5000, ge=0)  # validated FHIR resources kept; 0 = off
     validation_cache_ttl_s: float = Field(default=300, gt=0)
 
+    # Try-it page at /preview (a small EHR in the browser): off in production; needs CDS_AUTH=off
+    preview: bool = False
+    preview_fixtures_dir: Path = Path(__file__).resolve().parent.parent / "fixtures"
+
     # Runtime
     log_level: str = "INFO"
     workers: int = Field(default=1, ge=1)

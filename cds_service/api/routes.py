@@ -52,7 +52,8 @@ async def discovery(request: Request, runtime: RuntimeDep) -> Response:
     return json_response(dump(Discovery(services=services)))
 
 
-def _patient_key(runtime: Runtime, request: CDSRequest) -> str:
+def request_patient_key(runtime: Runtime, request: CDSRequest) -> str:
+    """The stored patient key of a request (snoozes and repeats are looked up by it)."""
     return patient_key(
         runtime.settings.patient_key_secret.get_secret_value(),
         request.fhirServer,
@@ -103,7 +104,7 @@ async def call_service(service_id: str, request: Request, runtime: RuntimeDep) -
             check_depth(value, runtime.settings.max_json_depth, where)
         hook = cds_request.hook if cds_request.hook in service.definition.hooks else "other"
         call = HookCall.of(
-            cds_request, service, runtime.clock(), _patient_key(runtime, cds_request)
+            cds_request, service, runtime.clock(), request_patient_key(runtime, cds_request)
         )
         evaluation = await runtime.engine.evaluate(call)
         _observe(runtime, evaluation)
