@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean install
+.PHONY: run test lint format bench clean install preview-screenshot
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+# docs/preview.png: the try-it page with the seed case, in Debian's Chromium (apt-get install
+# chromium chromium-driver).
+preview-screenshot: $(STAMP)
+	$(BIN)/python -m benchmarks.preview_screenshot docs/preview.png
 
 clean:
 	rm -rf $(VENV) .venv-fhir var .mypy_cache .ruff_cache .pytest_cache

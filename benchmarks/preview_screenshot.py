@@ -14,7 +14,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.preview_browser import REPO, browser_paths, chromium, fixture_now, preview_settings, serve
+from tests.preview_browser import (
+    REPO,
+    browser_paths,
+    chromium,
+    fixture_now,
+    preview_settings,
+    serve,
+)
 
 WIDTH = 1440
 

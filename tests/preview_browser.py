@@ -31,7 +31,9 @@ CHROMEDRIVER_NAMES = ("chromedriver",)
 
 def find_binary(names: tuple[str, ...]) -> str | None:
     for name in names:
-        found = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").is_file() else None)
+        found = shutil.which(name) or (
+            f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").is_file() else None
+        )
         if found:
             return found
     return None
@@ -69,7 +71,12 @@ def serve(settings: Settings, clock: Callable[[], datetime]) -> Iterator[str]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, log_config=None, access_log=False, ws="none", lifespan="on", timeout_graceful_shutdown=5
+        app,
+        log_config=None,
+        access_log=False,
+        ws="none",
+        lifespan="on",
+        timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
