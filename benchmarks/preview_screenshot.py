@@ -24,6 +24,7 @@ from tests.preview_browser import (
 )
 
 WIDTH = 1440
+MAX_HEIGHT = 1800  # the whole page, or its top when the cards run longer
 
 
 def main(argv: list[str]) -> int:
@@ -46,7 +47,7 @@ def main(argv: list[str]) -> int:
                 return 1
             time.sleep(0.1)
         height = browser.execute_script("return document.documentElement.scrollHeight")
-        browser.set_window_size(WIDTH, int(height) + 40)
+        browser.set_window_size(WIDTH, min(int(height) + 40, MAX_HEIGHT))
         time.sleep(0.3)
         browser.save_screenshot(str(out))
     print(f"wrote {out}")

@@ -52,7 +52,7 @@ def _asset(content: bytes, media_type: str) -> Response:
 
 def preview_router(fixtures_dir: Path) -> APIRouter:
     """The routes, with the static files read once and the fixtures listed on first use."""
-    router = APIRouter(prefix="/preview")
+    router = APIRouter(prefix="/preview", include_in_schema=False)
     static = load_static()
     fixtures = FixtureLibrary(fixtures_dir)
 
