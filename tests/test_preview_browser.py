@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 
+from cds_service.preview.chart import dose_lines
+from cds_service.settings import Settings
+from cds_service.thresholds import load_thresholds
 from tests.preview_browser import browser_paths, chromium, fixture_now, preview_settings, serve
 
 pytest.importorskip("selenium")
@@ -23,6 +26,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 # The topics the seed case answers (README table); its texts may change, its topics should not.
 SEED_TOPICS = {"bone-health", "osteonecrosis", "infection-prevention", "myositis-monitoring"}
 WAIT_S = 30
+THRESHOLDS = load_thresholds(Settings().hooks_dir / "thresholds.toml")
 
 
 @pytest.fixture(scope="module")
@@ -68,21 +72,23 @@ def test_seed_case_cards_chart_override_and_snooze(browser: Any, service_url: st
 
     # The cards, as an EHR shows them: one per topic, each with its indicator and summary.
     assert _topics(browser) == SEED_TOPICS
-    for card in browser.find_elements(By.CSS_SELECTOR, ".card"):
+    cards = browser.find_elements(By.CSS_SELECTOR, ".card")
+    for card in cards:
         indicator = card.get_attribute("data-indicator")
         assert indicator in {"info", "warning", "critical"}
         assert f"indicator-{indicator}" in (card.get_attribute("class") or "")
         assert card.find_element(By.CSS_SELECTOR, ".summary").text.strip()
         assert card.find_elements(By.CSS_SELECTOR, ".detail p, .detail li")  # Markdown rendered
-        assert card.find_elements(By.CSS_SELECTOR, ".source a")
-        assert card.find_elements(By.CSS_SELECTOR, "button.suggestion")
+        assert card.find_elements(By.CSS_SELECTOR, "select.override-reason option")
+    assert any(c.find_elements(By.CSS_SELECTOR, ".source a[href^='https://']") for c in cards)
+    assert any(c.find_elements(By.CSS_SELECTOR, "button.suggestion") for c in cards)
 
     # The chart: the dose lines from hooks/thresholds.toml, the seed's prednisone courses.
     svg = browser.find_element(By.CSS_SELECTOR, "#chart svg#exposure-chart")
     lines = {
         float(g.get_attribute("data-mg")) for g in svg.find_elements(By.CSS_SELECTOR, "g.threshold")
     }
-    assert lines == {2.5, 7.5, 20.0, 30.0}
+    assert lines == {line["mg"] for line in dose_lines(THRESHOLDS)} == {2.5, 7.5, 20.0, 30.0}
     courses = svg.find_elements(By.CSS_SELECTOR, "g.course")
     assert courses
     assert any("prednisone" in c.text and "MedicationRequest/" in c.text for c in courses)
