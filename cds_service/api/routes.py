@@ -178,9 +178,12 @@ async def readyz(runtime: RuntimeDep) -> Response:
     if runtime.redis is not None:
         redis_up = await ping_redis(runtime.redis)
         body["redis"] = "ok" if redis_up else "unreachable"
+        bus = runtime.snooze_bus
+        body["snooze_subscriber"] = "connected" if bus and bus.connected else "disconnected"
         if not redis_up and runtime.verifier is not None and reason is None:
             reason = "replay cache unavailable"
     degraded = storage["storage"] != "ok" or body.get("redis", "ok") != "ok"
+    degraded = degraded or body.get("snooze_subscriber", "connected") != "connected"
     body["status"] = "unavailable" if reason else "degraded" if degraded else "ready"
     if reason:
         body["reason"] = reason
