@@ -12,8 +12,8 @@ the same moment cannot both accept it:
    accepted token can have (``exp`` is at most 5 minutes plus the leeway ahead, and the entry
    lives one leeway past ``exp``): an issuer that stops calling leaves nothing behind.
 
-Both keys of one issuer carry the same hash tag (``{<issuer digest>}``), so the script also runs
-on Redis Cluster. Keys hold digests only: no issuer URL or ``jti`` in Redis key names.
+Both keys of one issuer carry the same hash tag (``{<issuer digest>}``), as a script touching two
+keys needs on a Redis Cluster (the client here speaks to one endpoint). Keys hold digests only: no issuer URL or ``jti`` in Redis key names.
 
 Redis errors and timeouts raise :class:`ReplayCacheUnavailable` (503): a token that cannot be
 checked is refused rather than accepted.
