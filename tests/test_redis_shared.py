@@ -24,6 +24,7 @@ import redis
 
 from cds_service.api.redis_link import connect
 from cds_service.api.redis_replay import RedisReplayCache
+from cds_service.api.snooze_bus import SnoozeBus
 from cds_service.errors import ReplayCacheUnavailable
 from cds_service.settings import Settings
 from tests.app_client import app_client, make_settings
@@ -312,3 +313,47 @@ async def test_one_issuer_exhausting_its_quota_never_refuses_another(
                 assert (
                     await client.get("/cds-services", headers=bearer(victim, DISCOVERY))
                 ).status_code == 200
+
+
+async def test_subscriber_drops_the_whole_cache_on_every_reconnect(
+    redis_target: RedisTarget,
+) -> None:
+    proxy = TCPProxy(redis_target.port)
+    proxy.start()
+    calls: list[str | None] = []
+    client = connect(f"redis://127.0.0.1:{proxy.port}/0", 0.5)
+    publisher = connect(redis_target.url, 0.5)
+    bus = SnoozeBus(client, redis_target.prefix, calls.append)
+    other = SnoozeBus(publisher, redis_target.prefix, lambda _: None)
+
+    async def connected() -> bool:
+        return bus.connected
+
+    async def disconnected() -> bool:
+        return not bus.connected
+
+    async def heard(scope: str) -> bool:
+        return scope in calls
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(bus.run)
+            await eventually(5.0, connected)
+            assert calls == [None]  # subscribed: start from an empty cache
+            await other.publish("scope-1")
+            await eventually(1.0, partial(heard, "scope-1"))
+            proxy.stop()  # messages published now are lost to this subscriber
+            await eventually(5.0, disconnected)
+            await other.publish("scope-lost")
+            proxy.start()
+            await eventually(10.0, connected)
+            assert "scope-lost" not in calls
+            assert calls[-1] is None  # so the whole cache was dropped on reconnecting
+            assert calls.count(None) == 2
+            await other.publish("scope-2")
+            await eventually(1.0, partial(heard, "scope-2"))
+            group.cancel_scope.cancel()
+    finally:
+        proxy.stop()
+        await client.aclose()
+        await publisher.aclose()
