@@ -23,6 +23,7 @@ from cds_service.store.base import (
 )
 from cds_service.store.connect import READ_ONLY, create_store_engine, migrate
 from cds_service.store.tables import feedback, feedback_suggestion, issued_card, issued_suggestion
+from cds_service.tenancy import ANONYMOUS, ClientIdentity, SnoozeScope
 
 __all__ = ["SQLFeedbackStore", "feedback_key", "migrate"]
 
@@ -36,9 +37,15 @@ def feedback_key(
     accepted_suggestions: Sequence[str],
     override_system: str | None,
     override_code: str | None,
+    client: ClientIdentity = ANONYMOUS,
 ) -> str:
-    """SHA-256 hex of what makes two feedback items the same; user comments don't count."""
-    identity = [
+    """SHA-256 hex of what makes two feedback items the same; user comments don't count.
+
+    The sending client is part of it, so that one client's feedback can never take the place
+    of another's (stored first, it would make the other's a duplicate). The anonymous client
+    adds nothing: its keys are those stored before tenancy, and stay idempotent with them.
+    """
+    identity: list[object] = [
         card_uuid,
         outcome,
         outcome_timestamp.astimezone(UTC).isoformat(timespec="microseconds"),
@@ -46,7 +53,26 @@ def feedback_key(
         override_system,
         override_code,
     ]
+    if client != ANONYMOUS:
+        identity += [client.iss, client.tenant]
     return hashlib.sha256(json.dumps(identity, separators=(",", ":")).encode()).hexdigest()
+
+
+def _card_of(scope: SnoozeScope) -> list[sa.ColumnElement[bool]]:
+    """Conditions on issued_card: issued in ``scope``."""
+    return [
+        issued_card.c.patient_key == scope.patient_key,
+        issued_card.c.client_iss == scope.client.iss,
+        issued_card.c.client_tenant == scope.client.tenant,
+    ]
+
+
+# Feedback acts on a card only when the client that sent it is the client the card went to.
+_SAME_CLIENT = sa.and_(
+    feedback.c.card_uuid == issued_card.c.card_uuid,
+    feedback.c.client_iss == issued_card.c.client_iss,
+    feedback.c.client_tenant == issued_card.c.client_tenant,
+)
 
 
 def _utc(value: datetime) -> datetime:
@@ -107,6 +133,8 @@ class SQLFeedbackStore(FeedbackStore):
                     "issued_at": _utc(card.issued_at),
                     "patient_key": card.patient_key,
                     "draft_key": card.draft_key,
+                    "client_iss": card.client.iss,
+                    "client_tenant": card.client.tenant,
                 }
                 for card in cards
             ),
@@ -131,19 +159,24 @@ class SQLFeedbackStore(FeedbackStore):
                     ],
                 )
             # Feedback that arrived before its card (the card was queued during an outage, or
-            # issued by another replica) is about a known card now.
+            # issued by another replica) is about a known card now, if its client sent it.
             for start in range(0, len(uuids), _IN_LIST_SIZE):
                 conn.execute(
                     sa.update(feedback)
                     .where(
                         feedback.c.card_uuid.in_(uuids[start : start + _IN_LIST_SIZE]),
                         feedback.c.unknown_card == sa.true(),
+                        sa.exists().where(_SAME_CLIENT),
                     )
                     .values(unknown_card=False)
                 )
 
     def record_feedback(
-        self, service_id: str, items: Sequence[FeedbackItem], received_at: datetime
+        self,
+        service_id: str,
+        client: ClientIdentity,
+        items: Sequence[FeedbackItem],
+        received_at: datetime,
     ) -> FeedbackResult:
         received = _utc(received_at)
         rows: list[tuple[dict[str, Any], tuple[str, ...]]] = []
@@ -156,6 +189,7 @@ class SQLFeedbackStore(FeedbackStore):
                 suggestions,
                 item.override_system,
                 item.override_code,
+                client,
             )
             row = {
                 "feedback_key": key,
@@ -167,6 +201,8 @@ class SQLFeedbackStore(FeedbackStore):
                 "override_system": item.override_system,
                 "override_code": item.override_code,
                 "user_comment": item.user_comment if self._store_user_comments else None,
+                "client_iss": client.iss,
+                "client_tenant": client.tenant,
             }
             rows.append((row, suggestions))
         if not rows:
@@ -175,11 +211,18 @@ class SQLFeedbackStore(FeedbackStore):
         stored = 0
         with _store_errors(), self._engine.begin() as conn:
             uuids = {str(row["card_uuid"]) for row, _ in rows}
-            known = set(
-                conn.scalars(
-                    sa.select(issued_card.c.card_uuid).where(issued_card.c.card_uuid.in_(uuids))
+            # One query, whoever the cards belong to: another client's card is not told apart
+            # from an unknown one, by the answer or by the work done.
+            known = {
+                card_uuid: patient
+                for card_uuid, patient in conn.execute(
+                    sa.select(issued_card.c.card_uuid, issued_card.c.patient_key).where(
+                        issued_card.c.card_uuid.in_(uuids),
+                        issued_card.c.client_iss == client.iss,
+                        issued_card.c.client_tenant == client.tenant,
+                    )
                 )
-            )
+            }
             # RETURNING, not rowcount: SQLAlchemy leaves rowcount at -1 for a PostgreSQL INSERT.
             insert_feedback = self._insert_ignore(feedback).returning(feedback.c.feedback_key)
             for row, suggestions in rows:
@@ -200,10 +243,15 @@ class SQLFeedbackStore(FeedbackStore):
                         ],
                     )
         unknown = sum(1 for row, _ in rows if row["unknown_card"])
-        return FeedbackResult(stored=stored, duplicates=len(rows) - stored, unknown_cards=unknown)
+        return FeedbackResult(
+            stored=stored,
+            duplicates=len(rows) - stored,
+            unknown_cards=unknown,
+            scopes=frozenset(SnoozeScope(client, patient) for patient in known.values()),
+        )
 
     def silenced_topics(
-        self, patient_key: str, now: datetime, snooze_days: Mapping[str, int]
+        self, scope: SnoozeScope, now: datetime, snooze_days: Mapping[str, int]
     ) -> frozenset[str]:
         days = {code: n for code, n in snooze_days.items() if n > 0}
         if not days:
@@ -215,11 +263,9 @@ class SQLFeedbackStore(FeedbackStore):
                 feedback.c.override_code,
                 sa.func.max(feedback.c.outcome_timestamp),
             )
-            .select_from(
-                feedback.join(issued_card, feedback.c.card_uuid == issued_card.c.card_uuid)
-            )
+            .select_from(feedback.join(issued_card, _SAME_CLIENT))
             .where(
-                issued_card.c.patient_key == patient_key,
+                *_card_of(scope),
                 feedback.c.outcome == "overridden",
                 feedback.c.override_code.in_(sorted(days)),
                 feedback.c.outcome_timestamp > now - timedelta(days=max(days.values())),
@@ -233,7 +279,7 @@ class SQLFeedbackStore(FeedbackStore):
         )
 
     def silenced_suggestions(
-        self, patient_key: str, now: datetime, intervals_days: Mapping[str, int]
+        self, scope: SnoozeScope, now: datetime, intervals_days: Mapping[str, int]
     ) -> frozenset[str]:
         days = {key: n for key, n in intervals_days.items() if n > 0}
         if not days:
@@ -250,13 +296,16 @@ class SQLFeedbackStore(FeedbackStore):
                     issued_suggestion.c.suggestion_uuid == feedback_suggestion.c.suggestion_uuid,
                 ),
             )
-            .join(issued_card, issued_card.c.card_uuid == issued_suggestion.c.card_uuid)
+            .join(
+                issued_card,
+                sa.and_(issued_card.c.card_uuid == issued_suggestion.c.card_uuid, _SAME_CLIENT),
+            )
         )
         query = (
             sa.select(issued_suggestion.c.suggestion_key, sa.func.max(feedback.c.outcome_timestamp))
             .select_from(joined)
             .where(
-                issued_card.c.patient_key == patient_key,
+                *_card_of(scope),
                 feedback.c.outcome == "accepted",
                 issued_suggestion.c.suggestion_key.in_(sorted(days)),
                 feedback.c.outcome_timestamp > now - timedelta(days=max(days.values())),
@@ -267,11 +316,11 @@ class SQLFeedbackStore(FeedbackStore):
             found = conn.execute(query).all()
         return frozenset(key for key, latest in found if latest + timedelta(days=days[key]) > now)
 
-    def recent_cards(self, patient_key: str, since: datetime) -> frozenset[tuple[str, str]]:
+    def recent_cards(self, scope: SnoozeScope, since: datetime) -> frozenset[tuple[str, str]]:
         query = (
             sa.select(issued_card.c.topic, issued_card.c.draft_key)
             .where(
-                issued_card.c.patient_key == patient_key,
+                *_card_of(scope),
                 issued_card.c.draft_key.is_not(None),
                 issued_card.c.issued_at >= _utc(since),
             )
