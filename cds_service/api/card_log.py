@@ -398,9 +398,7 @@ class CardLog:
         queued = frozenset(
             (card.topic, card.draft_key)
             for card in self._pending
-            if card.scope == scope
-            and card.draft_key is not None
-            and card.issued_at >= since
+            if card.scope == scope and card.draft_key is not None and card.issued_at >= since
         )
         if self.storage_down:
             return queued

@@ -83,7 +83,7 @@ class FeedbackResult:
     stored: int
     duplicates: int
     unknown_cards: int
-    scopes: frozenset[SnoozeScope] = frozenset()
+    scopes: frozenset[SnoozeScope] = field(default=frozenset(), compare=False)
 
 
 @dataclass(frozen=True)

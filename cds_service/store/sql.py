@@ -213,16 +213,15 @@ class SQLFeedbackStore(FeedbackStore):
             uuids = {str(row["card_uuid"]) for row, _ in rows}
             # One query, whoever the cards belong to: another client's card is not told apart
             # from an unknown one, by the answer or by the work done.
-            known = {
-                card_uuid: patient
-                for card_uuid, patient in conn.execute(
+            known: dict[str, str] = dict(
+                conn.execute(
                     sa.select(issued_card.c.card_uuid, issued_card.c.patient_key).where(
                         issued_card.c.card_uuid.in_(uuids),
                         issued_card.c.client_iss == client.iss,
                         issued_card.c.client_tenant == client.tenant,
                     )
-                )
-            }
+                ).all()
+            )
             # RETURNING, not rowcount: SQLAlchemy leaves rowcount at -1 for a PostgreSQL INSERT.
             insert_feedback = self._insert_ignore(feedback).returning(feedback.c.feedback_key)
             for row, suggestions in rows:

@@ -33,9 +33,7 @@ def upgrade() -> None:
         # then copies the table (Alembic batch mode); PostgreSQL alters both in place.
         with op.batch_alter_table(table) as batch:
             for column in COLUMNS:
-                batch.add_column(
-                    sa.Column(column, sa.String(), nullable=False, server_default="")
-                )
+                batch.add_column(sa.Column(column, sa.String(), nullable=False, server_default=""))
         with op.batch_alter_table(table) as batch:
             for column in COLUMNS:
                 batch.alter_column(column, existing_type=sa.String(), server_default=None)
