@@ -189,3 +189,19 @@ def test_after_the_upgrade_every_insert_must_name_its_client(db_url: str):
             ),
             {"t": T0},
         )
+
+
+def test_stats_are_per_client_and_count_only_the_owners_feedback(store: SQLFeedbackStore):
+    store.record_cards([card("a-1", client=A), card("a-2", client=A), card("e-1", client=A_EAST)])
+    store.record_feedback("gc-order-sign", B, [overridden("a-1")], T0)  # foreign: not counted
+    store.record_feedback("gc-order-sign", A, [accepted("a-2")], T0)
+    store.record_feedback("gc-order-sign", A_EAST, [overridden("e-1")], T0)
+    rows = {(r.client_iss, r.client_tenant): r for r in store.stats(None)}
+    assert set(rows) == {(A.iss, ""), (A.iss, "east")}
+    a, east = rows[(A.iss, "")], rows[(A.iss, "east")]
+    assert (a.issued, a.accepted, a.overridden, a.no_feedback) == (2, 1, 0, 1)
+    assert (east.issued, east.overridden, dict(east.override_reasons)) == (
+        1,
+        1,
+        {"already-done": 1},
+    )

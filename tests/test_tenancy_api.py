@@ -26,6 +26,7 @@ SERVICE = "/cds-services/glucocorticoid-safety"
 FEEDBACK = f"{SERVICE}/feedback"
 ORDERS = "/cds-services/glucocorticoid-orders"
 REASONS = "https://glucocorticoid-cds.example.org/fhir/CodeSystem/override-reason"
+ADMIN = "adm-secret"
 PATIENT = "pt-shared"  # the same fhirServer (FHIR) and patient id for both EHRs
 
 
@@ -75,11 +76,11 @@ async def service(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The app trusting ``signers``; the keys the EHRs leave out of prefetch are read from a
     fake FHIR server holding the same record."""
-    settings: Settings = make_settings(tmp_path, auth=auth)
+    settings: Settings = make_settings(tmp_path, auth=auth, admin_token=ADMIN)
     if signers:
         clients_file = tmp_path / "clients.json"
         clients_file.write_text(json.dumps({"clients": [s.registration() for s in signers]}))
-        settings = make_settings(tmp_path, auth=auth, clients_file=clients_file)
+        settings = make_settings(tmp_path, auth=auth, clients_file=clients_file, admin_token=ADMIN)
     fhir = FakeFHIR.from_prefetch(steroid_prefetch(PATIENT))
     async with app_client(settings, fhir_transport=httpx.MockTransport(fhir.handler)) as http:
         yield http
@@ -102,6 +103,12 @@ async def test_overriding_another_ehrs_card_is_answered_as_an_unknown_card(
         same_answer(foreign, unknown)
         assert "bone-health" in await a.cards(), "B's override did not silence A's card"
         assert "bone-health" in await b.cards(), "nor B's own"
+        stats = await http.get("/admin/stats", headers={"Authorization": f"Bearer {ADMIN}"})
+        bone_rows = {
+            row["client_iss"]: row for row in stats.json()["rows"] if row["topic"] == "bone-health"
+        }
+        assert set(bone_rows) == {ehrs[0].iss, ehrs[1].iss}
+        assert bone_rows[ehrs[0].iss]["overridden"] == 0, "B's override is not A's statistic"
         # A's own override of that card still works (B's did not take its place).
         assert (await a.override(a_bone["uuid"])).status_code == 200
         assert "bone-health" not in await a.cards()

@@ -115,6 +115,8 @@ async def admin_stats(request: Request, runtime: RuntimeDep, since: str | None =
                     "no_feedback": r.no_feedback,
                     "acceptance_rate": r.acceptance_rate,
                     "override_reasons": dict(r.override_reasons),
+                    "client_iss": r.client_iss,
+                    "client_tenant": r.client_tenant,
                 }
                 for r in rows
             ]

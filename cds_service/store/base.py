@@ -88,7 +88,8 @@ class FeedbackResult:
 
 @dataclass(frozen=True)
 class StatRow:
-    """Outcomes of the cards issued by one (service, rule, topic).
+    """Outcomes of the cards issued by one (service, rule, topic) to one client (``client_iss``
+    and ``client_tenant``: "" and "" for the anonymous client).
 
     Each card is counted once, by its latest feedback (outcome time, then arrival): ``accepted``,
     ``overridden``, or ``no_feedback`` without any; so the three add up to ``issued``.
@@ -108,6 +109,8 @@ class StatRow:
     no_feedback: int
     acceptance_rate: float | None
     override_reasons: Mapping[str, int] = field(default_factory=dict)
+    client_iss: str = ""
+    client_tenant: str = ""
 
 
 class FeedbackStore(Protocol):
@@ -159,8 +162,8 @@ class FeedbackStore(Protocol):
         ...
 
     def stats(self, since: datetime | None) -> list[StatRow]:
-        """Per (service, rule, topic) outcomes of cards issued at or after ``since`` (all when
-        None), sorted by service, rule and topic."""
+        """Per (service, rule, topic, client) outcomes of cards issued at or after ``since``
+        (all when None), sorted by service, rule, topic and client."""
         ...
 
     def purge(self, before: datetime) -> int:

@@ -329,25 +329,36 @@ class SQLFeedbackStore(FeedbackStore):
             return frozenset((row.topic, row.draft_key) for row in conn.execute(query))
 
     def stats(self, since: datetime | None) -> list[StatRow]:
-        group = (issued_card.c.service_id, issued_card.c.rule_id, issued_card.c.topic)
+        group = (
+            issued_card.c.service_id,
+            issued_card.c.rule_id,
+            issued_card.c.topic,
+            issued_card.c.client_iss,
+            issued_card.c.client_tenant,
+        )
         window = [] if since is None else [issued_card.c.issued_at >= _utc(since)]
         # One outcome per card: its latest feedback (by the clinician's outcome time, then by
-        # arrival), so a card accepted and then dismissed counts once, as overridden.
-        ranked = sa.select(
-            feedback.c.card_uuid,
-            feedback.c.outcome,
-            feedback.c.override_code,
-            sa.func.row_number()
-            .over(
-                partition_by=feedback.c.card_uuid,
-                order_by=(
-                    feedback.c.outcome_timestamp.desc(),
-                    feedback.c.received_at.desc(),
-                    feedback.c.feedback_key.desc(),
-                ),
+        # arrival), so a card accepted and then dismissed counts once, as overridden. Only
+        # feedback from the card's own client counts.
+        ranked = (
+            sa.select(
+                feedback.c.card_uuid,
+                feedback.c.outcome,
+                feedback.c.override_code,
+                sa.func.row_number()
+                .over(
+                    partition_by=feedback.c.card_uuid,
+                    order_by=(
+                        feedback.c.outcome_timestamp.desc(),
+                        feedback.c.received_at.desc(),
+                        feedback.c.feedback_key.desc(),
+                    ),
+                )
+                .label("rank"),
             )
-            .label("rank"),
-        ).subquery()
+            .select_from(feedback.join(issued_card, _SAME_CLIENT))
+            .subquery()
+        )
         latest = (
             sa.select(ranked.c.card_uuid, ranked.c.outcome, ranked.c.override_code)
             .where(ranked.c.rank == 1)
@@ -377,13 +388,14 @@ class SQLFeedbackStore(FeedbackStore):
         with _store_errors(), self._reader.connect() as conn:
             count_rows = conn.execute(counts).all()
             reason_rows = conn.execute(reasons).all()
-        by_group: dict[tuple[str, str, str], dict[str, int]] = {}
-        for service_id, rule_id, topic, code, n in reason_rows:
-            tally = by_group.setdefault((service_id, rule_id, topic), {})
+        by_group: dict[tuple[str, ...], dict[str, int]] = {}
+        for *key, code, n in reason_rows:
+            tally = by_group.setdefault(tuple(key), {})
             name = code if code is not None else "unspecified"
             tally[name] = tally.get(name, 0) + int(n)
         result = []
-        for service_id, rule_id, topic, n_issued, n_accepted, n_overridden in count_rows:
+        for *key, n_issued, n_accepted, n_overridden in count_rows:
+            service_id, rule_id, topic, client_iss, client_tenant = key
             issued, acc, ovr = int(n_issued), int(n_accepted or 0), int(n_overridden or 0)
             result.append(
                 StatRow(
@@ -396,12 +408,12 @@ class SQLFeedbackStore(FeedbackStore):
                     no_feedback=issued - acc - ovr,
                     # Of the cards with feedback: none yet is not a 0% acceptance.
                     acceptance_rate=acc / (acc + ovr) if acc + ovr else None,
-                    override_reasons=dict(
-                        sorted(by_group.get((service_id, rule_id, topic), {}).items())
-                    ),
+                    override_reasons=dict(sorted(by_group.get(tuple(key), {}).items())),
+                    client_iss=client_iss,
+                    client_tenant=client_tenant,
                 )
             )
-        result.sort(key=lambda row: (row.service_id, row.rule_id, row.topic))
+        result.sort(key=lambda r: (r.service_id, r.rule_id, r.topic, r.client_iss, r.client_tenant))
         return result
 
     def purge(self, before: datetime) -> int:
