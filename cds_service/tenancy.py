@@ -3,6 +3,7 @@ feedback and snooze (docs/tenancy.md)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 
@@ -30,3 +31,21 @@ class SnoozeScope:
 
     client: ClientIdentity
     patient_key: str
+
+    def encode(self) -> str:
+        """A string for the other replicas (api/snooze_bus.py); ``decode`` reads it back."""
+        return json.dumps([self.client.iss, self.client.tenant, self.patient_key])
+
+    @staticmethod
+    def decode(text: str) -> SnoozeScope | None:
+        """The scope ``encode`` wrote, or None for anything else."""
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return None
+        if not (isinstance(value, list) and len(value) == 3):
+            return None
+        if not all(isinstance(part, str) for part in value):
+            return None
+        iss, tenant, patient_key = value
+        return SnoozeScope(ClientIdentity(iss, tenant), patient_key)

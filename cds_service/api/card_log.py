@@ -39,7 +39,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -81,6 +81,7 @@ class CardLog:
         snooze_ttl_s: float = 5.0,
         max_cached: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        publish: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self._metrics = metrics
@@ -90,6 +91,7 @@ class CardLog:
         self._ttl = snooze_ttl_s
         self._max_cached = max_cached
         self._clock = clock
+        self._publish = publish  # tells the other replicas (api/snooze_bus.py), when shared
         self._pending: list[CardIssued] = []
         # scope -> service id -> (fresh until, answer): a scope's entries are dropped together.
         self._cache: dict[SnoozeScope, dict[str, tuple[float, Silenced]]] = {}
@@ -316,14 +318,24 @@ class CardLog:
         result = await self.call(
             lambda: store.record_feedback(service_id, client, items, received_at)
         )
-        for scope in result.scopes:  # snooze decisions change with this feedback
+        # Snooze decisions change in the scopes of the cards this feedback is about (none when
+        # they are unknown or another client's): here and, when shared, on every replica.
+        for scope in sorted(result.scopes, key=SnoozeScope.encode):
             self.invalidate_scope(scope)
+            if self._publish is not None:
+                await self._publish(scope.encode())
         return result
 
     # -- snooze --------------------------------------------------------------------------------
 
-    def invalidate(self) -> None:
-        """Drop every cached snooze answer."""
+    def invalidate(self, scope: str | None = None) -> None:
+        """Forget cached snooze lookups after feedback in ``scope`` (``SnoozeScope.encode``, as
+        published by a replica that stored feedback; api/snooze_bus.py), or all of them when
+        ``scope`` is None (after a gap in the invalidation messages) or cannot be read."""
+        decoded = None if scope is None else SnoozeScope.decode(scope)
+        if decoded is not None:
+            self.invalidate_scope(decoded)
+            return
         self._generation += 1
         self._cache.clear()
 
