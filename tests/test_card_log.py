@@ -23,10 +23,15 @@ from cds_service.store.base import (
     StoreError,
 )
 from cds_service.store.sql import SQLFeedbackStore
+from cds_service.tenancy import ANONYMOUS, ClientIdentity, SnoozeScope
 from tests.app_client import LogCapture
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+def scope(patient_key: str = "pk", client: ClientIdentity = ANONYMOUS) -> SnoozeScope:
+    return SnoozeScope(client, patient_key)
 
 
 class FakeStore:
@@ -44,38 +49,43 @@ class FakeStore:
         self.recorded.extend(cards)
 
     def record_feedback(
-        self, service_id: str, items: Sequence[FeedbackItem], received_at: datetime
+        self,
+        service_id: str,
+        client: ClientIdentity,
+        items: Sequence[FeedbackItem],
+        received_at: datetime,
     ) -> FeedbackResult:
         if self.fail:
             raise StoreError("feedback store failed: OperationalError")
-        known = {c.card_uuid for c in self.recorded}
+        known = {c.card_uuid: c.scope for c in self.recorded if c.client == client}
         unknown = sum(1 for item in items if item.card_uuid not in known)
-        return FeedbackResult(stored=len(items), duplicates=0, unknown_cards=unknown)
+        scopes = frozenset(known[item.card_uuid] for item in items if item.card_uuid in known)
+        return FeedbackResult(len(items), 0, unknown, scopes)
 
     def ping(self) -> bool:
         self.pings += 1
         return not self.fail
 
     def silenced_topics(
-        self, patient_key: str, now: datetime, snooze_days: Mapping[str, int]
+        self, scope: SnoozeScope, now: datetime, snooze_days: Mapping[str, int]
     ) -> frozenset[str]:
         self.reads += 1
         if self.fail:
             raise StoreError("feedback store failed: OperationalError")
-        return frozenset({"bone-health"}) if patient_key == "snoozed" else frozenset()
+        return frozenset({"bone-health"}) if scope.patient_key == "snoozed" else frozenset()
 
     def silenced_suggestions(
-        self, patient_key: str, now: datetime, intervals: Mapping[str, int]
+        self, scope: SnoozeScope, now: datetime, intervals: Mapping[str, int]
     ) -> frozenset[str]:
         return frozenset()
 
-    def recent_cards(self, patient_key: str, since: datetime) -> frozenset[tuple[str, str]]:
+    def recent_cards(self, scope: SnoozeScope, since: datetime) -> frozenset[tuple[str, str]]:
         if self.fail:
             raise StoreError("feedback store failed: OperationalError")
         return frozenset(
             (c.topic, c.draft_key)
             for c in self.recorded
-            if c.patient_key == patient_key and c.draft_key is not None and c.issued_at >= since
+            if c.scope == scope and c.draft_key is not None and c.issued_at >= since
         )
 
 
@@ -91,6 +101,7 @@ def card(uuid: str, **extra: Any) -> CardIssued:
         "indicator": "info",
         "issued_at": NOW,
         "patient_key": "pk",
+        "client": ANONYMOUS,
     }
     values.update(extra)
     return CardIssued(**values)
@@ -145,7 +156,7 @@ async def test_storage_outage_is_logged_and_counted_not_raised() -> None:
     assert not await log.flush()
     assert log.storage_down
     # Backing off: the snooze lookup answers empty without asking the store.
-    assert await log.silenced("svc", "pk", NOW, {}, {}) == (frozenset(), frozenset())
+    assert await log.silenced("svc", scope(), NOW, {}, {}) == (frozenset(), frozenset())
     assert (store.reads, errors(metrics)) == (0, 1)
 
 
@@ -182,7 +193,7 @@ async def test_concurrent_failures_at_the_start_of_an_outage_count_as_one() -> N
     store.fail = True
     async with anyio.create_task_group() as group:
         for patient in ("p1", "p2", "p3", "p4"):
-            group.start_soon(log.silenced, "svc", patient, NOW, {}, {})
+            group.start_soon(log.silenced, "svc", scope(patient), NOW, {}, {})
     assert store.reads == 4
     assert errors(metrics) == 4
     assert log.retry_after_s() == 1  # the first backoff (0.4 s), not the fourth
@@ -260,14 +271,14 @@ async def test_feedback_is_refused_with_retry_after_until_its_card_is_written() 
     store.fail = True
     log.submit([card("a")])
     with pytest.raises(StorageUnavailable) as refused:
-        await log.record_feedback("svc", [overridden("a")], NOW)
+        await log.record_feedback("svc", ANONYMOUS, [overridden("a")], NOW)
     assert refused.value.status == 503
     assert refused.value.retry_after_s == 1
     store.fail = False
     with pytest.raises(StorageUnavailable):  # the backoff holds until it has passed
-        await log.record_feedback("svc", [overridden("a")], NOW)
+        await log.record_feedback("svc", ANONYMOUS, [overridden("a")], NOW)
     clock[0] = 1
-    result = await log.record_feedback("svc", [overridden("a")], NOW)
+    result = await log.record_feedback("svc", ANONYMOUS, [overridden("a")], NOW)
     assert result.unknown_cards == 0, "the card was written before its feedback"
 
 
@@ -277,7 +288,7 @@ async def test_feedback_is_refused_when_only_the_feedback_write_fails() -> None:
     assert await log.flush()
     store.fail = True
     with pytest.raises(StorageUnavailable):
-        await log.record_feedback("svc", [overridden("a")], NOW)
+        await log.record_feedback("svc", ANONYMOUS, [overridden("a")], NOW)
     assert log.storage_down
 
 
@@ -288,14 +299,14 @@ async def test_hook_call_reads_wait_until_storage_has_answered_again() -> None:
     store = FakeStore()
     log = CardLog(store, Metrics(), clock=lambda: clock[0])  # type: ignore[arg-type]
     store.fail = True
-    assert (await log.silenced("svc", "snoozed", NOW, {}, {}))[0] == frozenset()
+    assert (await log.silenced("svc", scope("snoozed"), NOW, {}, {}))[0] == frozenset()
     assert store.reads == 1
     store.fail = False
     clock[0] = 60  # long past the backoff
-    assert (await log.silenced("svc", "snoozed", NOW, {}, {}))[0] == frozenset()
+    assert (await log.silenced("svc", scope("snoozed"), NOW, {}, {}))[0] == frozenset()
     assert store.reads == 1
     assert await log.check_storage(1)
-    assert (await log.silenced("svc", "snoozed", NOW, {}, {}))[0] == {"bone-health"}
+    assert (await log.silenced("svc", scope("snoozed"), NOW, {}, {}))[0] == {"bone-health"}
     assert store.reads == 2
 
 
@@ -315,17 +326,17 @@ async def test_after_the_backoff_one_attempt_at_a_time() -> None:
     log = CardLog(store, Metrics(), clock=lambda: clock[0])  # type: ignore[arg-type]
     store.fail = True
     with pytest.raises(StorageUnavailable):
-        await log.record_feedback("svc", [overridden("a")], NOW)
+        await log.record_feedback("svc", ANONYMOUS, [overridden("a")], NOW)
     store.fail = False
     clock[0] = 60
     async with anyio.create_task_group() as group:
         group.start_soon(log.check_storage, 10)  # the attempt: a ping that takes its time
         await anyio.sleep(0.05)
         with pytest.raises(StorageUnavailable):  # refused at once, not a second attempt
-            await log.record_feedback("svc", [overridden("a")], NOW)
+            await log.record_feedback("svc", ANONYMOUS, [overridden("a")], NOW)
         store.release.set()
     assert not log.storage_down
-    assert (await log.record_feedback("svc", [overridden("a")], NOW)).stored == 1
+    assert (await log.record_feedback("svc", ANONYMOUS, [overridden("a")], NOW)).stored == 1
 
 
 async def test_a_ping_ends_an_outage_when_nothing_is_queued() -> None:
@@ -346,19 +357,19 @@ async def test_snooze_lookups_are_cached_until_ttl_or_invalidation() -> None:
     clock = [0.0]
     store = FakeStore()
     log = CardLog(store, Metrics(), snooze_ttl_s=5, clock=lambda: clock[0])  # type: ignore[arg-type]
-    assert (await log.silenced("svc", "snoozed", NOW, {}, {}))[0] == {"bone-health"}
-    await log.silenced("svc", "snoozed", NOW, {}, {})
+    assert (await log.silenced("svc", scope("snoozed"), NOW, {}, {}))[0] == {"bone-health"}
+    await log.silenced("svc", scope("snoozed"), NOW, {}, {})
     assert store.reads == 1
     clock[0] = 6  # past the TTL: the cached answer is served and read again in the background
-    assert (await log.silenced("svc", "snoozed", NOW, {}, {}))[0] == {"bone-health"}
+    assert (await log.silenced("svc", scope("snoozed"), NOW, {}, {}))[0] == {"bone-health"}
     assert store.reads == 1
     await log.refresh_stale()
     assert store.reads == 2
-    await log.silenced("svc", "snoozed", NOW, {}, {})
+    await log.silenced("svc", scope("snoozed"), NOW, {}, {})
     await log.refresh_stale()
     assert store.reads == 2, "fresh again after the background read"
     log.invalidate()
-    await log.silenced("svc", "snoozed", NOW, {}, {})
+    await log.silenced("svc", scope("snoozed"), NOW, {}, {})
     assert store.reads == 3
 
 
@@ -370,10 +381,10 @@ class SlowStore(FakeStore):
         self.release = threading.Event()
 
     def silenced_topics(
-        self, patient_key: str, now: datetime, snooze_days: Mapping[str, int]
+        self, scope: SnoozeScope, now: datetime, snooze_days: Mapping[str, int]
     ) -> frozenset[str]:
         self.release.wait(5)
-        return super().silenced_topics(patient_key, now, snooze_days)
+        return super().silenced_topics(scope, now, snooze_days)
 
 
 async def test_concurrent_misses_for_one_patient_share_one_read() -> None:
@@ -382,7 +393,7 @@ async def test_concurrent_misses_for_one_patient_share_one_read() -> None:
     answers: list[frozenset[str]] = []
 
     async def ask() -> None:
-        answers.append((await log.silenced("svc", "snoozed", NOW, {}, {}))[0])
+        answers.append((await log.silenced("svc", scope("snoozed"), NOW, {}, {}))[0])
 
     async with anyio.create_task_group() as group:
         for _ in range(4):
@@ -397,11 +408,11 @@ async def test_a_read_begun_before_feedback_is_not_cached() -> None:
     store = SlowStore()
     log = CardLog(store, Metrics())  # type: ignore[arg-type]
     async with anyio.create_task_group() as group:
-        group.start_soon(log.silenced, "svc", "snoozed", NOW, {}, {})
+        group.start_soon(log.silenced, "svc", scope("snoozed"), NOW, {}, {})
         await anyio.sleep(0.05)
         log.invalidate()  # feedback stored while the read was under way
         store.release.set()
-    await log.silenced("svc", "snoozed", NOW, {}, {})
+    await log.silenced("svc", scope("snoozed"), NOW, {}, {})
     assert store.reads == 2
 
 
@@ -409,14 +420,14 @@ async def test_repeat_check_sees_cards_still_queued() -> None:
     store = FakeStore()
     log = CardLog(store, Metrics())  # type: ignore[arg-type]
     log.submit([card("a", draft_key="d1")])
-    assert await log.recent_cards("pk", NOW) == {("bone-health", "d1")}
+    assert await log.recent_cards(scope(), NOW) == {("bone-health", "d1")}
 
 
 async def test_repeat_check_answers_empty_when_storage_is_down() -> None:
     store = FakeStore()
     store.fail = True
     log = CardLog(store, Metrics())  # type: ignore[arg-type]
-    assert await log.recent_cards("pk", NOW) == frozenset()
+    assert await log.recent_cards(scope(), NOW) == frozenset()
 
 
 async def test_repeat_check_sees_queued_cards_while_storage_is_down() -> None:
@@ -424,7 +435,7 @@ async def test_repeat_check_sees_queued_cards_while_storage_is_down() -> None:
     store.fail = True
     log = CardLog(store, Metrics())  # type: ignore[arg-type]
     log.submit([card("a", draft_key="d1"), card("b", draft_key="d2", patient_key="other")])
-    assert await log.recent_cards("pk", NOW) == {("bone-health", "d1")}
+    assert await log.recent_cards(scope(), NOW) == {("bone-health", "d1")}
     assert log.queued == 2
 
 
@@ -461,5 +472,5 @@ async def test_a_batch_retried_after_an_ambiguous_commit_is_written_once(
     assert await log.flush()
     (row,) = store.stats(None)
     assert row.issued == 3
-    result = await log.record_feedback("svc", [overridden("a")], NOW)
+    result = await log.record_feedback("svc", ANONYMOUS, [overridden("a")], NOW)
     assert result.unknown_cards == 0

@@ -77,6 +77,7 @@ def test_purge_removes_records_older_than_retention(tmp_path: Path) -> None:
 
     from cds_service.store.base import CardIssued
     from cds_service.store.sql import SQLFeedbackStore, migrate
+    from cds_service.tenancy import ANONYMOUS
 
     url = f"sqlite:///{tmp_path}/purge.db"
     migrate(url)
@@ -96,6 +97,7 @@ def test_purge_removes_records_older_than_retention(tmp_path: Path) -> None:
                     "info",
                     now - timedelta(days=age),
                     "pk",
+                    ANONYMOUS,
                 )
             ]
         )

@@ -30,6 +30,7 @@ from cds_service.engine import Evaluation, HookCall
 from cds_service.errors import CDSError, Unauthorized
 from cds_service.store.base import CardIssued, IssuedSuggestion
 from cds_service.store.patient_key import patient_key
+from cds_service.tenancy import ClientIdentity, SnoozeScope
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -54,16 +55,17 @@ async def discovery(request: Request, runtime: RuntimeDep) -> Response:
     return json_response(dump(Discovery(services=services)))
 
 
-def request_patient_key(runtime: Runtime, request: CDSRequest) -> str:
-    """The stored patient key of a request (snoozes and repeats are looked up by it)."""
-    return patient_key(
+def request_scope(runtime: Runtime, request: CDSRequest, client: ClientIdentity) -> SnoozeScope:
+    """Snoozes and repeats are the calling client's, for this fhirServer and patient only."""
+    key = patient_key(
         runtime.settings.patient_key_secret.get_secret_value(),
         request.fhirServer,
         str(request.context.get("patientId")),
     )
+    return SnoozeScope(client, key)
 
 
-def _issued(call: HookCall, evaluation: Evaluation) -> list[CardIssued]:
+def _issued(call: HookCall, scope: SnoozeScope, evaluation: Evaluation) -> list[CardIssued]:
     request = call.request
     return [
         CardIssued(
@@ -76,7 +78,8 @@ def _issued(call: HookCall, evaluation: Evaluation) -> list[CardIssued]:
             topic=r.rule.definition.topic,
             indicator=r.indicator,
             issued_at=call.now,
-            patient_key=call.patient_key or "",
+            patient_key=scope.patient_key,
+            client=scope.client,
             suggestions=tuple(IssuedSuggestion(uuid=u, key=k) for u, k in r.suggestion_keys),
             draft_key=evaluation.draft_key,
         )
@@ -94,7 +97,7 @@ async def call_service(service_id: str, request: Request, runtime: RuntimeDep) -
     hook = "unknown"
     status = 500
     try:
-        await authenticate(request, runtime)
+        client = await authenticate(request, runtime)
         service = find_service(runtime, service_id)
         cds_request = await read_model(
             request, CDSRequest, max_bytes=runtime.settings.max_body_bytes
@@ -105,13 +108,12 @@ async def call_service(service_id: str, request: Request, runtime: RuntimeDep) -
         ):
             check_depth(value, runtime.settings.max_json_depth, where)
         hook = cds_request.hook if cds_request.hook in service.definition.hooks else "other"
-        call = HookCall.of(
-            cds_request, service, runtime.clock(), request_patient_key(runtime, cds_request)
-        )
+        scope = request_scope(runtime, cds_request, client)
+        call = HookCall.of(cds_request, service, runtime.clock(), scope)
         evaluation = await runtime.engine.evaluate(call)
         _observe(runtime, evaluation)
         if runtime.card_log is not None and evaluation.rendered:
-            runtime.card_log.submit(_issued(call, evaluation))
+            runtime.card_log.submit(_issued(call, scope, evaluation))
         status = 200
         # The edge middleware writes one log line per request; these fields go into it.
         request.state.log_fields = {

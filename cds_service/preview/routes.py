@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request, Response
 from cds_service.api.body import check_depth
 from cds_service.api.deps import RuntimeDep
 from cds_service.api.http import authenticate, find_service, json_response, read_model
-from cds_service.api.routes import request_patient_key
+from cds_service.api.routes import request_scope
 from cds_service.cdshooks import CDSRequest
 from cds_service.errors import UnknownService
 from cds_service.explain import explain_with_exposure, render_json, render_text
@@ -87,11 +87,12 @@ def preview_router(fixtures_dir: Path) -> APIRouter:
         """The same body as ``POST /cds-services/{id}``: the explanation (JSON and text) and
         the exposure chart, from the same gather and decide steps as the hook call (nothing
         is recorded: no card is issued here)."""
-        await authenticate(request, runtime)
+        client = await authenticate(request, runtime)
         service = find_service(runtime, service_id)
         body = await read_model(request, CDSRequest, max_bytes=runtime.settings.max_body_bytes)
         check_depth(body.context, runtime.settings.max_json_depth, "context")
-        call = HookCall.of(body, service, runtime.clock(), request_patient_key(runtime, body))
+        # The hook call's own snooze scope (client and patient), so the same snoozes apply.
+        call = HookCall.of(body, service, runtime.clock(), request_scope(runtime, body, client))
         engine = runtime.engine
         explanation, summary = await explain_with_exposure(call, engine.gather, engine.decide)
         request.state.log_fields = {"service_id": service.id, "hook": body.hook}
