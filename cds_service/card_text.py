@@ -14,10 +14,7 @@ SUGGESTIONS_MAX = 5
 # Every paragraph of a card's detail starts with one of these verbs (after any bold marker):
 # the first sentence says what to do; the reasoning is in the explanation (cds-service explain).
 ACTION_VERBS = frozenset(
-    """add agree ask assess avoid await book check choose compare complete confirm consider
-    continue count decide defer do dose exclude follow give halve keep manage measure monitor
-    offer order plan vaccinate prefer reassess record refer remove repeat review screen start stop tell
-    treat use wait watch""".split()
+    ["add", "agree", "ask", "assess", "avoid", "await", "book", "check", "choose", "compare", "complete", "confirm", "consider", "continue", "count", "decide", "defer", "do", "dose", "exclude", "follow", "give", "halve", "keep", "manage", "measure", "monitor", "offer", "order", "plan", "vaccinate", "prefer", "reassess", "record", "refer", "remove", "repeat", "review", "screen", "start", "stop", "tell", "treat", "use", "wait", "watch"]
 )
 _LINK_TARGET = re.compile(r"\]\([^)]*\)|<https?://[^>]*>|https?://\S+")
 _LEAD = re.compile(r"[*_\s]*([A-Za-z]+)")
@@ -45,4 +42,4 @@ def detail_words(text: str) -> int:
 def leads_with_action(text: str) -> bool:
     """Whether ``text`` starts with an imperative verb of ``ACTION_VERBS`` (bold allowed)."""
     match = _LEAD.match(text)
-    return bool(match) and match.group(1).lower() in ACTION_VERBS
+    return match is not None and match.group(1).lower() in ACTION_VERBS
