@@ -17,10 +17,11 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 # Serve on http://$(HOST):$(PORT) (default 127.0.0.1:8080; `make run PORT=9000`) with the embedded defaults (SQLite under ./var/,
-# bundled hooks/, no auth, loopback FHIR servers allowed, sandbox CORS origins).
+# bundled hooks/, no auth, loopback FHIR servers allowed, sandbox CORS origins, /docs on).
 run: $(STAMP)
 	mkdir -p var
 	CDS_AUTH=$${CDS_AUTH:-off} \
+	CDS_OPENAPI=$${CDS_OPENAPI:-true} \
 	CDS_FHIR_SERVERS=$${CDS_FHIR_SERVERS:-http://127.0.0.1,http://localhost,https://launch.smarthealthit.org} \
 	CDS_ALLOW_INSECURE_FHIR=$${CDS_ALLOW_INSECURE_FHIR:-true} \
 	CDS_CORS_ORIGINS=$${CDS_CORS_ORIGINS:-https://sandbox.cds-hooks.org,http://localhost:8080,http://localhost:3000} \

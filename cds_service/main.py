@@ -15,6 +15,7 @@ import anyio
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from redis.asyncio import Redis
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,7 +26,11 @@ from cds_service.api.auth import JWTVerifier
 from cds_service.api.card_log import CardLog
 from cds_service.api.deps import Runtime
 from cds_service.api.http import json_response
+from cds_service.api.redis_link import connect as connect_redis
+from cds_service.api.redis_replay import RedisReplayCache
+from cds_service.api.replay import MemoryReplayCache, ReplayCache
 from cds_service.api.routes import router
+from cds_service.api.snooze_bus import SnoozeBus
 from cds_service.api.trusted_clients import load_clients
 from cds_service.catalog import load_catalog
 from cds_service.decide import DecideOptions
@@ -34,6 +39,7 @@ from cds_service.errors import (
     CDSError,
     InvalidRequest,
     MethodNotAllowed,
+    ReplayCacheUnavailable,
     StorageUnavailable,
     UnknownService,
     operation_outcome,
@@ -58,6 +64,20 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
 ]
+# /docs and /redoc (only with CDS_OPENAPI) are HTML pages that load Swagger UI and ReDoc from
+# FastAPI's default CDN with inline bootstrap code: under "default-src 'none'" a browser shows a
+# blank page. They get a CSP that allows just that; the API itself keeps the strict one.
+DOCS_PATHS = frozenset({"/docs", "/redoc"})
+DOCS_CSP = (
+    b"default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
+    b"style-src 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    b"font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
+    b"https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; frame-ancestors 'none'"
+)
+DOCS_SECURITY_HEADERS = [
+    (name, DOCS_CSP if name == b"content-security-policy" else value)
+    for name, value in SECURITY_HEADERS
+]
 _SLASHES = re.compile(r"/{2,}")
 GC_THRESHOLDS = (20_000, 20, 20)  # gen0 allocations, gen1 and gen2 collection ratios
 
@@ -80,12 +100,13 @@ class EdgeMiddleware:
             scope["raw_path"] = scope["path"].encode()
         started = time.perf_counter()
         status_holder: dict[str, int] = {}
+        security = DOCS_SECURITY_HEADERS if scope["path"] in DOCS_PATHS else SECURITY_HEADERS
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
                 headers = [h for h in message.get("headers", []) if h[0].lower() != b"server"]
-                message = {**message, "headers": headers + SECURITY_HEADERS}
+                message = {**message, "headers": headers + security}
             await send(message)
 
         try:
@@ -110,7 +131,7 @@ def _error_response(error: CDSError) -> Response:
     response = json_response(operation_outcome(error), error.status)
     if error.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(error, StorageUnavailable):
+    if isinstance(error, StorageUnavailable | ReplayCacheUnavailable):
         response.headers["Retry-After"] = str(error.retry_after_s)
     return response
 
@@ -173,6 +194,21 @@ def _build_store(settings: Settings) -> FeedbackStore:
     return store
 
 
+def _replay_cache(settings: Settings, redis: Redis | None) -> ReplayCache:
+    """The jti cache: in Redis when configured (shared by every replica), else in memory."""
+    if redis is None:
+        return MemoryReplayCache(
+            max_per_issuer=settings.replay_max_per_issuer, leeway_s=settings.jwt_leeway_s
+        )
+    return RedisReplayCache(
+        redis,
+        prefix=settings.redis_key_prefix,
+        max_per_issuer=settings.replay_max_per_issuer,
+        leeway_s=settings.jwt_leeway_s,
+        max_exp_ahead_s=settings.jwt_max_exp_ahead_s,
+    )
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -195,11 +231,22 @@ def create_app(
             + [r.definition.topic for s in catalog.services for r in s.rules]
         )
         store = _build_store(settings)
+        redis = (
+            connect_redis(settings.redis_url.get_secret_value(), settings.redis_timeout_s)
+            if settings.redis_url is not None
+            else None
+        )
+        bus = (
+            SnoozeBus(redis, settings.redis_key_prefix, lambda scope: card_log.invalidate(scope))
+            if redis is not None
+            else None
+        )
         card_log = CardLog(
             store,
             app_metrics,
             max_pending=settings.card_queue_size,
             retry_max_s=settings.store_retry_max_s,
+            publish=bus.publish if bus is not None else None,
         )
         async with httpx.AsyncClient(
             transport=fhir_transport,
@@ -214,7 +261,9 @@ def create_app(
                     load_clients(settings.clients_file),
                     http,
                     leeway_s=settings.jwt_leeway_s,
+                    max_exp_ahead_s=settings.jwt_max_exp_ahead_s,
                     jwks_ttl_s=settings.jwks_cache_ttl_s,
+                    replay_cache=_replay_cache(settings, redis),
                 )
             fhir = FHIRClient(
                 http,
@@ -255,6 +304,8 @@ def create_app(
                     ),
                 ),
                 card_log=card_log,
+                redis=redis,
+                snooze_bus=bus,
             )
             # Startup objects (catalog, models, modules) live for the whole process: keep the
             # cyclic GC from walking them on every collection (real-components.md part 3).
@@ -267,6 +318,8 @@ def create_app(
             try:
                 async with anyio.create_task_group() as background:
                     background.start_soon(card_log.run)
+                    if bus is not None:
+                        background.start_soon(bus.run)
                     try:
                         yield
                     finally:
@@ -276,13 +329,17 @@ def create_app(
                 close = getattr(store, "close", None)
                 if callable(close):
                     close()
+                if redis is not None:
+                    await redis.aclose()
 
+    # The OpenAPI document and its viewers describe every endpoint: off unless CDS_OPENAPI.
     app = FastAPI(
         title="Glucocorticoid safety CDS Hooks service",
         version=__version__,
         lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
+        openapi_url="/openapi.json" if settings.openapi else None,
+        docs_url="/docs" if settings.openapi else None,
+        redoc_url="/redoc" if settings.openapi else None,
     )
     app.include_router(router)
     app.include_router(feedback.router)

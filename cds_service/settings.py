@@ -48,8 +48,22 @@ class Settings(BaseSettings):
     auth: Literal["required", "optional", "off"] = "required"
     clients_file: Path | None = None
     jwt_leeway_s: int = Field(default=60, ge=0)
+    # exp at most this far ahead (plus the leeway): 300 per CDS Hooks 2.0; Epic's example: 900
+    jwt_max_exp_ahead_s: int = Field(default=300, ge=1, le=3600)
     jwks_cache_ttl_s: int = Field(default=3600, ge=1)
     admin_token: SecretStr | None = None
+    # Remembered (iss, jti) pairs per issuer; when one issuer fills its quota only its new tokens
+    # are refused (fail closed), never another issuer's.
+    replay_max_per_issuer: int = Field(default=100_000, ge=1)
+
+    # Shared state of several replicas: JWT replay cache and snooze invalidation (api/redis.py)
+    redis_url: SecretStr | None = None  # e.g. redis://redis:6379/0; may hold a password
+    redis_key_prefix: str = Field(default="cds:", max_length=64)  # keys and pub/sub channel
+    redis_timeout_s: float = Field(default=0.5, gt=0)  # connect and socket: a dead Redis is quick
+
+    # Operational endpoints
+    metrics_token: SecretStr | None = None  # bearer token for /metrics (open when unset)
+    openapi: bool = False  # /openapi.json, /docs and /redoc (make run turns them on)
 
     # FHIR access
     fhir_servers: CommaList = Field(default_factory=list)  # allow-listed base URL prefixes

@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -78,6 +78,7 @@ class CardLog:
         snooze_ttl_s: float = 5.0,
         max_cached: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        publish: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self._metrics = metrics
@@ -87,6 +88,7 @@ class CardLog:
         self._ttl = snooze_ttl_s
         self._max_cached = max_cached
         self._clock = clock
+        self._publish = publish  # tells the other replicas (api/snooze_bus.py), when shared
         self._pending: list[CardIssued] = []
         self._cache: dict[SnoozeKey, tuple[float, Silenced]] = {}
         self._reading: dict[SnoozeKey, anyio.Event] = {}
@@ -306,12 +308,24 @@ class CardLog:
             raise StorageUnavailable(self.retry_after_s())
         store = self.store
         result = await self.call(lambda: store.record_feedback(service_id, items, received_at))
-        self.invalidate()  # snooze decisions change with this feedback
+        # Snooze decisions change with this feedback: here and, when shared, on every replica.
+        self.invalidate(service_id)
+        if self._publish is not None:
+            await self._publish(service_id)
         return result
 
     # -- snooze --------------------------------------------------------------------------------
 
-    def invalidate(self) -> None:
+    def invalidate(self, scope: str | None = None) -> None:
+        """Forget cached snooze lookups after feedback in ``scope`` (None: after a gap in the
+        invalidation messages). The one entry point for this replica's feedback and for the
+        other replicas' (api/snooze_bus.py); ``scope`` is opaque to the bus.
+
+        The whole cache is dropped whatever the scope: feedback names cards, not patients, so
+        the scope cannot tell which cached patients it touched, and dropping all costs one read
+        per patient called again within the cache window. A read under way is not cached.
+        """
+        del scope  # see above: every entry may be affected
         self._generation += 1
         self._cache.clear()
 

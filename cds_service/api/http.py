@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any, TypeVar
 
 import orjson
@@ -82,6 +83,13 @@ async def authenticate(request: Request, runtime: Runtime) -> None:
     except Unauthorized:
         runtime.metrics.observe_jwt_rejection("invalid")
         raise
+
+
+def bearer_matches(authorization_header: str | None, token: str) -> bool:
+    """Whether the header is ``Bearer <token>``, compared in constant time (an operator token
+    such as ``CDS_METRICS_TOKEN``, not a JWT)."""
+    expected = f"Bearer {token}".encode()
+    return hmac.compare_digest((authorization_header or "").encode(), expected)
 
 
 def find_service(runtime: Runtime, service_id: str) -> Service:

@@ -12,11 +12,13 @@ from cds_service.api.deps import Runtime, RuntimeDep
 from cds_service.api.http import (
     ERRORS,
     authenticate,
+    bearer_matches,
     find_service,
     json_response,
     read_model,
     request_body,
 )
+from cds_service.api.redis_link import ping as ping_redis
 from cds_service.cdshooks import (
     CDSRequest,
     CDSResponse,
@@ -25,7 +27,7 @@ from cds_service.cdshooks import (
     dump,
 )
 from cds_service.engine import Evaluation, HookCall
-from cds_service.errors import CDSError
+from cds_service.errors import CDSError, Unauthorized
 from cds_service.store.base import CardIssued, IssuedSuggestion
 from cds_service.store.patient_key import patient_key
 
@@ -160,18 +162,32 @@ async def healthz() -> Response:
 
 @router.get("/readyz")
 async def readyz(runtime: RuntimeDep) -> Response:
-    """Ready to serve hook calls: the content is loaded (503 otherwise).
+    """Ready to serve hook calls: the content is loaded, and the shared replay cache answers
+    when tokens are checked against it (503 otherwise, with the reason).
 
     Hook calls do not need the database (issued cards are queued, snoozes are skipped), so a
     storage outage is reported here (``"status": "degraded"``) but never fails readiness: the
     readiness probe would otherwise take every replica out of service at once while hook calls
-    still work. ``GET /healthz/storage`` is the storage check.
+    still work. ``GET /healthz/storage`` is the storage check. Authenticated calls do need the
+    replay cache (they get 503 without it), so an unreachable Redis fails readiness when JWTs
+    are verified; with ``CDS_AUTH=off`` it only degrades snooze propagation.
     """
-    ready = bool(runtime.catalog.services)
     storage = await _storage(runtime)
-    status = "unavailable" if not ready else "degraded" if storage["storage"] != "ok" else "ready"
-    body = {"status": status, "services": len(runtime.catalog.services), **storage}
-    return json_response(body, 200 if ready else 503)
+    body: dict[str, object] = {"services": len(runtime.catalog.services), **storage}
+    reason = None if runtime.catalog.services else "content not loaded"
+    if runtime.redis is not None:
+        redis_up = await ping_redis(runtime.redis)
+        body["redis"] = "ok" if redis_up else "unreachable"
+        bus = runtime.snooze_bus
+        body["snooze_subscriber"] = "connected" if bus and bus.connected else "disconnected"
+        if not redis_up and runtime.verifier is not None and reason is None:
+            reason = "replay cache unavailable"
+    degraded = storage["storage"] != "ok" or body.get("redis", "ok") != "ok"
+    degraded = degraded or body.get("snooze_subscriber", "connected") != "connected"
+    body["status"] = "unavailable" if reason else "degraded" if degraded else "ready"
+    if reason:
+        body["reason"] = reason
+    return json_response(body, 503 if reason else 200)
 
 
 @router.get("/healthz/storage")
@@ -198,6 +214,12 @@ async def _storage(runtime: Runtime) -> dict[str, str | int]:
 
 
 @router.get("/metrics")
-async def metrics(runtime: RuntimeDep) -> Response:
+async def metrics(request: Request, runtime: RuntimeDep) -> Response:
+    """Prometheus metrics; behind ``Authorization: Bearer $CDS_METRICS_TOKEN`` when it is set."""
+    expected = runtime.settings.metrics_token
+    if expected is not None and not bearer_matches(
+        request.headers.get("authorization"), expected.get_secret_value()
+    ):
+        raise Unauthorized()
     payload, content_type = runtime.metrics.render()
     return Response(payload, media_type=content_type)
