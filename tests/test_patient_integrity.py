@@ -123,7 +123,9 @@ async def test_an_unreadable_only_steroid_order_is_said_not_silent(tmp_path: Pat
     (card,) = response.json()["cards"]
     assert card["indicator"] == "info"
     assert card["summary"].startswith("A glucocorticoid entry in the record could not be read")
-    assert "**Check the unreadable entries in the chart:** 1 in medication orders." in card["detail"]
+    assert (
+        "**Check the unreadable entries in the chart:** 1 in medication orders." in card["detail"]
+    )
     assert response.json()["extension"][SKIPPED] == {"medications": {"invalid-r4": 1}}
 
 
