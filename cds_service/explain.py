@@ -11,10 +11,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cds_service.card_text import fmt_number
+from cds_service.catalog import RuleDef
 from cds_service.decide import DecideOptions, decide_showing_facts
 from cds_service.exposure import ExposureSummary
 from cds_service.gather import GatherOptions, gather
 from cds_service.hook_call import HookCall
+from cds_service.rule_kind import Finding
 from cds_service.steroid_status import dose_unknown_note
 
 # Daily prednisone-equivalent lines the rules use (hooks/thresholds.toml names each use).
@@ -84,8 +86,13 @@ async def explain_with_exposure(
         if definition.id in evaluation.failed_rules:
             entry["outcome"] = "failed (see the service log)"
         elif definition.id in shown:
-            card = shown[definition.id].card
+            rendered = shown[definition.id]
+            card = rendered.card
             entry |= {"outcome": "card", "indicator": card["indicator"], "summary": card["summary"]}
+            entry |= {
+                "why": why(rendered.finding, definition),
+                "suggestions": [s["label"] for s in card.get("suggestions", ())],
+            }
         elif definition.topic in evaluation.silenced_topics:
             entry["outcome"] = "found something, but the topic is snoozed for this patient"
         elif definition.topic in evaluation.repeated_topics:
@@ -98,6 +105,17 @@ async def explain_with_exposure(
     out.missing_data = sorted(set(gathered.prefetch.missing) | set(gathered.prefetch.incomplete))
     out.snoozed_topics = sorted(evaluation.silenced_topics)
     return out, exp
+
+
+def why(finding: Finding, definition: RuleDef) -> list[str]:
+    """The card's reasoning in full: each fragment's explanation (its card text when it has
+    none), with the finding's values, the course list and dose derivations included. This is
+    everything the short card leaves out."""
+    return [
+        text.format_map(finding.facts).strip()
+        for d in finding.details
+        if (text := definition.explanations.get(d) or definition.details[d])
+    ]
 
 
 def render_text(e: Explanation) -> str:
@@ -129,6 +147,11 @@ def render_text(e: Explanation) -> str:
     for r in e.rules:
         said = f" [{r['indicator']}] {r['summary']}" if r.get("summary") else ""
         lines.append(f"  {r['rule']} ({r['topic']}): {r['outcome']}{said}")
+        for paragraph in r.get("why", ()):
+            lines += [f"      {line}" if line else "" for line in paragraph.splitlines()]
+            lines.append("")
+        if r.get("suggestions"):
+            lines.append("      Buttons: " + "; ".join(r["suggestions"]))
     if e.missing_data:
         lines += ["", "Not read in full: " + ", ".join(e.missing_data)]
     if e.snoozed_topics:

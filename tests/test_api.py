@@ -79,9 +79,9 @@ async def test_hook_call_returns_three_topics_without_empty_values(
         assert {r["code"] for r in card["overrideReasons"]} >= {"already-done", "patient-declined"}
         evidence = card["extension"]["org.example.glucocorticoid-cds.evidence"]
         assert "MedicationRequest/mr-pred" in evidence
-        # The detail states the evidence: drug, dose, dates and the source record.
-        assert "prednisone: 20 mg/day prednisone-equivalent, 2026-06-01 to" in card["detail"]
-        assert "[MedicationRequest/mr-pred]" in card["detail"]
+        # The detail says what to do; the course list (drug, dose, dates, source record) is in
+        # the explanation (cds-service explain, tests/test_explain_cards.py).
+        assert "[MedicationRequest/mr-pred]" not in card["detail"]
 
 
 async def test_no_steroids_gives_no_cards(client: httpx.AsyncClient) -> None:
