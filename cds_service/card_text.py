@@ -7,9 +7,10 @@ import re
 from datetime import date
 
 # A card is read in seconds (issue 18): about 100 words of detail, at most 5 buttons. The word
-# budget counts the Markdown text a clinician reads, link targets excluded; 120 leaves room
-# for a child's weight-based doses next to the safety warnings without dropping one.
-DETAIL_MAX_WORDS = 120
+# budget counts the Markdown text a clinician reads, link targets excluded; 130 leaves room
+# for a child's weight-based doses next to the safety warnings and the lung-infection watch
+# without dropping one (the fixtures average about 65).
+DETAIL_MAX_WORDS = 130
 SUGGESTIONS_MAX = 5
 # Every paragraph of a card's detail starts with one of these verbs (after any bold marker):
 # the first sentence says what to do; the reasoning is in the explanation (cds-service explain).

@@ -120,8 +120,8 @@ def test_word_count_and_action_lead(text: str, words: int, action: bool) -> None
     ("old", "new", "message"),
     [
         ('tb = "**Screen for latent TB** with', 'tb = "**Latent TB:** screen with', "action verb"),
-        ('lung-vigilance = ""', 'lung-vigilance = "Watch ' + "it " * 70 + '"', "over 60 words"),
-        ('\nlung-vigilance = "**Opportunistic', '\nx-lung = "**Opportunistic', "explanation"),
+        ('hbv-known = ""', 'hbv-known = "Watch ' + "it " * 70 + '"', "over 65 words"),
+        ('\nhbv-known = "**Hepatitis B is on', '\nx-hbv = "**Hepatitis B is on', "explanation"),
         ('overflow_detail = "Add these', 'overflow_detail = "These', "overflow_detail"),
     ],
 )
