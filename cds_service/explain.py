@@ -17,10 +17,7 @@ from cds_service.exposure import ExposureSummary
 from cds_service.gather import GatherOptions, gather
 from cds_service.hook_call import HookCall
 from cds_service.rule_kind import Finding
-from cds_service.steroid_status import dose_unknown_note
-
-# Daily prednisone-equivalent lines the rules use (hooks/thresholds.toml names each use).
-LINES_MG = (2.5, 7.5, 20.0, 30.0)
+from cds_service.steroid_status import dose_lines, dose_unknown_note
 
 
 @dataclass
@@ -64,13 +61,14 @@ async def explain_with_exposure(
                 else f"{fmt_number(c.daily_peq_mg)} mg/day prednisone-equivalent ({c.dose_source})",
             }
         )
+    lines_mg = [line["mg"] for line in dose_lines(call.service.thresholds)]
     out.exposure = {
         "current_mg": exp.current_daily_peq_mg(),
         "max_mg": exp.max_daily_peq_mg(),
         "cumulative_mg": exp.cumulative_peq_mg(),
-        "days_at_or_above": {fmt_number(mg): exp.days_at_or_above(mg) for mg in LINES_MG},
+        "days_at_or_above": {fmt_number(mg): exp.days_at_or_above(mg) for mg in lines_mg},
         "longest_run_at_or_above": {
-            fmt_number(mg): exp.longest_run_at_or_above(mg) for mg in LINES_MG
+            fmt_number(mg): exp.longest_run_at_or_above(mg) for mg in lines_mg
         },
         "iv_pulse_days": len(exp.iv_pulse_days()),
         "long_term": status.long_term,

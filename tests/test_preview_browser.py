@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from cds_service.preview.chart import dose_lines
 from cds_service.settings import Settings
+from cds_service.steroid_status import dose_lines
 from cds_service.thresholds import load_thresholds
 from tests.preview_browser import browser_paths, chromium, fixture_now, preview_settings, serve
 

@@ -12,9 +12,10 @@ import pytest
 
 from cds_service.errors import ContentError
 from cds_service.exposure import Course, ExposureSummary
-from cds_service.preview.chart import DOSE_LINES, day_runs, dose_lines, exposure_chart
+from cds_service.preview.chart import day_runs, exposure_chart
 from cds_service.preview.fixtures import FixtureLibrary
 from cds_service.settings import Settings
+from cds_service.steroid_status import DOSE_LINES, dose_lines
 from cds_service.thresholds import Threshold, Thresholds, load_thresholds
 
 THRESHOLDS = load_thresholds(Settings().hooks_dir / "thresholds.toml")
