@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from cds_service.logs import configure_logging
 from cds_service.settings import Settings, get_settings
+from cds_service.store.base import StoreError
 
 if TYPE_CHECKING:
     from cds_service.catalog import Service
@@ -236,7 +237,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = get_settings()
     configure_logging("WARNING" if args.command != "serve" else settings.log_level)
-    result: int = args.func(args, settings)
+    try:
+        result: int = args.func(args, settings)
+    except StoreError as exc:  # migrate, purge, report: the database did not answer
+        print(  # noqa: T201 - CLI output; the message names no URL or credentials
+            f"error: the database could not be used ({exc}); check CDS_DATABASE_URL and that "
+            "the server is running",
+            file=sys.stderr,
+        )
+        return 1
     return result
 
 

@@ -72,6 +72,17 @@ def test_migrate_and_report_on_a_fresh_database(tmp_path: Path) -> None:
     assert json.loads(report.stdout) == []
 
 
+def test_database_commands_say_when_the_database_is_down() -> None:
+    """migrate, purge and report exit 1 with one clear line, no traceback and no credentials."""
+    url = "postgresql+psycopg://someone:s3cret-pw@127.0.0.1:1/nowhere"
+    for command in ("migrate", "purge", "report"):
+        result = run(command, env={"CDS_DATABASE_URL": url})
+        assert result.returncode == 1, (command, result.stderr)
+        assert result.stderr.startswith("error: the database could not be used"), result.stderr
+        assert "Traceback" not in result.stderr
+        assert "s3cret-pw" not in result.stderr + result.stdout
+
+
 def test_purge_removes_records_older_than_retention(tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
