@@ -120,6 +120,12 @@ async def test_spec_patient_view_example_is_412_when_its_server_is_not_allowed(
 async def test_order_hook_sent_to_patient_view_service_is_400(client: httpx.AsyncClient) -> None:
     body = json.loads((SPEC / "request-order-sign-r4.COMPOSED.json").read_text())
     assert_outcome(await client.post(SERVICE, json=body), 400)
+    # The caller's hook name is not echoed (it is free text a client controls).
+    body["hook"] = "Jane-Doe-1970-<script>"
+    response = await client.post(SERVICE, json=body)
+    assert_outcome(response, 400)
+    assert "Jane" not in response.text
+    assert "script" not in response.text
 
 
 @pytest.mark.parametrize(
