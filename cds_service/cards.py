@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cds_service.card_text import SUGGESTIONS_MAX
 from cds_service.catalog import Rule, Service
 from cds_service.rule_kind import Finding
 
@@ -36,6 +37,7 @@ class RenderedCard:
     card: dict[str, Any]  # the CDS Hooks 2.0 card as sent (JSON-ready, no None or empty values)
     rule: Rule
     suggestion_keys: tuple[tuple[str, str], ...]  # (suggestion uuid, "topic/key")
+    finding: Finding  # what the card was built from (cds-service explain tells it)
 
     @property
     def uuid(self) -> str:
@@ -168,6 +170,7 @@ def render_card(
     fields = {**finding.facts, **context.fields()}
     suggestions: list[dict[str, Any]] = []
     keys: list[tuple[str, str]] = []
+    overflow: list[str] = []
     for key in finding.suggestions:
         if f"{topic}/{key}" in silenced_suggestions:
             continue
@@ -187,6 +190,9 @@ def render_card(
                 actions.append(action)
         if not actions:
             continue  # a delete suggestion without a target has nothing to do
+        if len(suggestions) >= SUGGESTIONS_MAX:
+            overflow.append(spec.label)  # named in the detail instead of a button
+            continue
         suggestion_id = new_id()
         suggestion: dict[str, Any] = {"label": spec.label, "uuid": suggestion_id}
         if key in finding.recommended:
@@ -194,7 +200,14 @@ def render_card(
         suggestion["actions"] = actions
         suggestions.append(suggestion)
         keys.append((suggestion_id, f"{topic}/{key}"))
-    paragraphs = [definition.details[d].format_map(finding.facts).strip() for d in finding.details]
+    # A fragment with no card text ("") is explanation only (cds-service explain).
+    paragraphs = [
+        text.format_map(finding.facts).strip()
+        for d in finding.details
+        if (text := definition.details[d])
+    ]
+    if overflow:
+        paragraphs.append(service.definition.overflow_detail.format(labels="; ".join(overflow)))
     if unread:
         labels = service.definition.data_labels
         data = ", ".join(labels[key] for key in unread)
@@ -219,7 +232,7 @@ def render_card(
     if finding.evidence:
         extension[f"{EXTENSION_PREFIX}.evidence"] = list(finding.evidence)
     card["extension"] = extension
-    return RenderedCard(card=card, rule=rule, suggestion_keys=tuple(keys))
+    return RenderedCard(card=card, rule=rule, suggestion_keys=tuple(keys), finding=finding)
 
 
 def _has_empty(value: Any) -> bool:

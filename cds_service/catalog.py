@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cds_service.card_text import DETAIL_MAX_WORDS, detail_words, leads_with_action
 from cds_service.cdshooks import PREFETCH_TOKEN as TOKEN
 from cds_service.cdshooks import USER_TOKENS
 from cds_service.errors import ContentError
@@ -29,6 +30,8 @@ from cds_service.rule_kind import RuleKind
 from cds_service.thresholds import Thresholds, load_thresholds
 from cds_service.valuesets import ValueSet, ValueSetLibrary, load_valuesets
 
+# One fragment may take half a card's word budget (the rest is for the warnings beside it).
+FRAGMENT_MAX_WORDS = DETAIL_MAX_WORDS // 2
 SUMMARY_MAX = 140  # CDS Hooks 2.0: summary SHALL be fewer than 140 characters
 SUPPORTED_HOOKS = frozenset(HOOKS)
 SERVICE_ID = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
@@ -78,7 +81,11 @@ class RuleDef(_Content):
     needs: list[str] = Field(default_factory=list)
     source: SourceDef
     summaries: dict[str, str]
+    # Card text per detail fragment: leads with what to do, a few words ("" keeps the fragment
+    # out of the card). The reasoning behind it, course lists included, is in ``explanations``
+    # (same keys), which `cds-service explain` and the preview page show below the cards.
     details: dict[str, str]
+    explanations: dict[str, str] = Field(default_factory=dict)
     suggestions: dict[str, SuggestionDef] = Field(default_factory=dict)
     links: list[LinkDef] = Field(default_factory=list)
     # Run only when no other rule of the call found anything (snoozed or repeated findings
@@ -117,6 +124,9 @@ class ServiceDef(_Content):
     # from could not be read in full ({data}: the labels of those keys).
     data_labels: dict[str, str]
     incomplete_detail: str = Field(min_length=1)
+    # A card offers at most card_text.SUGGESTIONS_MAX buttons; suggestions beyond them (the
+    # finding lists them most important first) are named in this paragraph ({labels}).
+    overflow_detail: str = Field(min_length=1)
 
 
 @dataclass(frozen=True)
@@ -282,6 +292,11 @@ def _check_data_labels(service: ServiceDef, where: str) -> None:
         raise ContentError(f"{where}.data_labels: one label for each prefetch key")
     if _placeholders(service.incomplete_detail, f"{where}.incomplete_detail") != {"data"}:
         raise ContentError(f"{where}.incomplete_detail: takes exactly the placeholder {{data}}")
+    if _placeholders(service.overflow_detail, f"{where}.overflow_detail") != {"labels"}:
+        raise ContentError(f"{where}.overflow_detail: takes exactly the placeholder {{labels}}")
+    for name in ("incomplete_detail", "overflow_detail"):
+        if not leads_with_action(getattr(service, name)):
+            raise ContentError(f"{where}.{name}: must start with what to do (an action verb)")
 
 
 def _placeholders(template: str, where: str) -> set[str]:
@@ -301,10 +316,15 @@ def _check_text(rule: RuleDef, kind: RuleKind, where: str) -> None:
         raise ContentError(f"{where}: details must be exactly {sorted(kind.details)}")
     if set(rule.suggestions) ^ set(kind.suggestions):
         raise ContentError(f"{where}: suggestions must be exactly {sorted(kind.suggestions)}")
-    for name, template in [*rule.summaries.items(), *rule.details.items()]:
+    for name, template in [
+        *rule.summaries.items(),
+        *rule.details.items(),
+        *rule.explanations.items(),
+    ]:
         unknown = _placeholders(template, f"{where}.{name}") - set(kind.sample_facts)
         if unknown:
             raise ContentError(f"{where}.{name}: unknown placeholders {sorted(unknown)}")
+    _check_card_text(rule, where)
     for name, template in rule.summaries.items():
         text = template.format(**kind.sample_facts)
         if len(text) >= SUMMARY_MAX:
@@ -328,6 +348,22 @@ def _check_text(rule: RuleDef, kind: RuleKind, where: str) -> None:
             if action.type == "delete" and action.resource:
                 # resourceId is the draft order the rule found, filled in when the card is built
                 raise ContentError(f"{where}.suggestions.{name}: delete takes no resource")
+
+
+def _check_card_text(rule: RuleDef, where: str) -> None:
+    """Card fragments lead with an action and stay short; a fragment kept out of the card
+    ("") has its explanation, so nothing the rule found is lost."""
+    if set(rule.explanations) - set(rule.details):
+        raise ContentError(f"{where}.explanations: keys must be detail fragments")
+    for name, text in rule.details.items():
+        if not text:
+            if not rule.explanations.get(name):
+                raise ContentError(f"{where}.details.{name}: empty card text needs an explanation")
+            continue
+        if not leads_with_action(text):
+            raise ContentError(f"{where}.details.{name}: must start with what to do (action verb)")
+        if detail_words(text) > FRAGMENT_MAX_WORDS:
+            raise ContentError(f"{where}.details.{name}: over {FRAGMENT_MAX_WORDS} words")
 
 
 def _strings(value: Any) -> list[str]:

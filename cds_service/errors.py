@@ -72,6 +72,18 @@ class StorageUnavailable(CDSError):
         self.retry_after_s = retry_after_s
 
 
+class ReplayCacheUnavailable(CDSError):
+    """The shared JWT replay cache (Redis) does not answer: a token cannot be checked for reuse,
+    so the call is refused (fail closed) rather than risk accepting a replay. Transient: the EHR
+    may retry after ``retry_after_s`` seconds."""
+
+    status, code, issue_type = 503, "replay-cache-unavailable", "transient"
+
+    def __init__(self, retry_after_s: int = 1) -> None:
+        super().__init__("replay cache unavailable; retry later")
+        self.retry_after_s = retry_after_s
+
+
 class ContentError(Exception):
     """The clinical content in hooks/ is invalid; raised at load time, never during a request."""
 

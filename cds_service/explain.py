@@ -11,13 +11,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cds_service.card_text import fmt_number
+from cds_service.catalog import RuleDef
 from cds_service.decide import DecideOptions, decide_showing_facts
+from cds_service.exposure import ExposureSummary
 from cds_service.gather import GatherOptions, gather
 from cds_service.hook_call import HookCall
-from cds_service.steroid_status import dose_unknown_note
-
-# Daily prednisone-equivalent lines the rules use (hooks/thresholds.toml names each use).
-LINES_MG = (2.5, 7.5, 20.0, 30.0)
+from cds_service.rule_kind import Finding
+from cds_service.steroid_status import dose_lines, dose_unknown_note
 
 
 @dataclass
@@ -35,6 +35,13 @@ class Explanation:
 async def explain(
     call: HookCall, gather_options: GatherOptions, options: DecideOptions
 ) -> Explanation:
+    return (await explain_with_exposure(call, gather_options, options))[0]
+
+
+async def explain_with_exposure(
+    call: HookCall, gather_options: GatherOptions, options: DecideOptions
+) -> tuple[Explanation, ExposureSummary]:
+    """The explanation and the exposure summary it was read from (the preview's chart)."""
     gathered = await gather(call, gather_options)
     evaluation, facts, status = decide_showing_facts(call, gathered, options)
     exp = facts.exposure
@@ -54,13 +61,14 @@ async def explain(
                 else f"{fmt_number(c.daily_peq_mg)} mg/day prednisone-equivalent ({c.dose_source})",
             }
         )
+    lines_mg = [line["mg"] for line in dose_lines(call.service.thresholds)]
     out.exposure = {
         "current_mg": exp.current_daily_peq_mg(),
         "max_mg": exp.max_daily_peq_mg(),
         "cumulative_mg": exp.cumulative_peq_mg(),
-        "days_at_or_above": {fmt_number(mg): exp.days_at_or_above(mg) for mg in LINES_MG},
+        "days_at_or_above": {fmt_number(mg): exp.days_at_or_above(mg) for mg in lines_mg},
         "longest_run_at_or_above": {
-            fmt_number(mg): exp.longest_run_at_or_above(mg) for mg in LINES_MG
+            fmt_number(mg): exp.longest_run_at_or_above(mg) for mg in lines_mg
         },
         "iv_pulse_days": len(exp.iv_pulse_days()),
         "long_term": status.long_term,
@@ -76,8 +84,13 @@ async def explain(
         if definition.id in evaluation.failed_rules:
             entry["outcome"] = "failed (see the service log)"
         elif definition.id in shown:
-            card = shown[definition.id].card
+            rendered = shown[definition.id]
+            card = rendered.card
             entry |= {"outcome": "card", "indicator": card["indicator"], "summary": card["summary"]}
+            entry |= {
+                "why": why(rendered.finding, definition),
+                "suggestions": [s["label"] for s in card.get("suggestions", ())],
+            }
         elif definition.topic in evaluation.silenced_topics:
             entry["outcome"] = "found something, but the topic is snoozed for this patient"
         elif definition.topic in evaluation.repeated_topics:
@@ -89,7 +102,18 @@ async def explain(
         out.rules.append(entry)
     out.missing_data = sorted(set(gathered.prefetch.missing) | set(gathered.prefetch.incomplete))
     out.snoozed_topics = sorted(evaluation.silenced_topics)
-    return out
+    return out, exp
+
+
+def why(finding: Finding, definition: RuleDef) -> list[str]:
+    """The card's reasoning in full: each fragment's explanation (its card text when it has
+    none), with the finding's values, the course list and dose derivations included. This is
+    everything the short card leaves out."""
+    return [
+        text.format_map(finding.facts).strip()
+        for d in finding.details
+        if (text := definition.explanations.get(d) or definition.details[d])
+    ]
 
 
 def render_text(e: Explanation) -> str:
@@ -121,6 +145,11 @@ def render_text(e: Explanation) -> str:
     for r in e.rules:
         said = f" [{r['indicator']}] {r['summary']}" if r.get("summary") else ""
         lines.append(f"  {r['rule']} ({r['topic']}): {r['outcome']}{said}")
+        for paragraph in r.get("why", ()):
+            lines += [f"      {line}" if line else "" for line in paragraph.splitlines()]
+            lines.append("")
+        if r.get("suggestions"):
+            lines.append("      Buttons: " + "; ".join(r["suggestions"]))
     if e.missing_data:
         lines += ["", "Not read in full: " + ", ".join(e.missing_data)]
     if e.snoozed_topics:

@@ -1,7 +1,7 @@
 """The gather step of a hook call: every read it needs, and nothing else.
 
 Prefetch (with the FHIR fallback for what the EHR did not send), the topics and suggestions the
-clinician snoozed for this patient, and (order-sign) the cards shown moments ago for the same
+calling client's clinicians snoozed for this patient, and (order-sign) the cards shown moments ago for the same
 draft order. All I/O of a hook call happens here; decide.py then works on the result alone.
 """
 
@@ -17,6 +17,7 @@ from cds_service.hook_call import HookCall
 from cds_service.patient_binding import OWN
 from cds_service.prefetch import Fetcher, PrefetchResult, resolve
 from cds_service.record import RawMatcher
+from cds_service.tenancy import SnoozeScope
 
 Silenced = tuple[frozenset[str], frozenset[str]]
 
@@ -28,14 +29,16 @@ class FeedbackLookups(Protocol):
     async def silenced(
         self,
         service_id: str,
-        patient_key: str,
+        scope: SnoozeScope,
         now: datetime,
         snooze_days: Mapping[str, int],
         intervals: Mapping[str, int],
-    ) -> Silenced: ...
+    ) -> Silenced:
+        """Topics and suggestion keys the scope's client silenced for the scope's patient."""
+        ...
 
-    async def recent_cards(self, patient_key: str, since: datetime) -> frozenset[tuple[str, str]]:
-        """(topic, draft key) of the cards issued for the patient at or after ``since``."""
+    async def recent_cards(self, scope: SnoozeScope, since: datetime) -> frozenset[tuple[str, str]]:
+        """(topic, draft key) of the cards issued in ``scope`` at or after ``since``."""
         ...
 
 
@@ -62,14 +65,14 @@ async def gather(call: HookCall, options: GatherOptions) -> Gathered:
     request, service = call.request, call.service
     silenced: Silenced = (frozenset(), frozenset())
     recent: frozenset[tuple[str, str]] = frozenset()
-    feedback, key = options.feedback, call.patient_key
-    if feedback is not None and key is not None:
+    feedback, scope = options.feedback, call.scope
+    if feedback is not None and scope is not None:
         silenced = await feedback.silenced(
-            service.id, key, call.now, service.snooze_days, service.suggestion_intervals
+            service.id, scope, call.now, service.snooze_days, service.suggestion_intervals
         )
         window = service.definition.repeat_window_minutes
         if call.hook.skips_repeats and window is not None and call.drafts.focus:
-            recent = await feedback.recent_cards(key, call.now - timedelta(minutes=window))
+            recent = await feedback.recent_cards(scope, call.now - timedelta(minutes=window))
     token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
     needs = service.needs(request.hook) if drafts_may_concern(call) else frozenset()
     prefetched = await resolve(

@@ -13,6 +13,7 @@ from cds_service.drafts import DraftOrders
 from cds_service.errors import InvalidRequest
 from cds_service.hook_table import HOOKS, HookSpec
 from cds_service.patient_binding import OWN, PatientBinding, Verdict, patient_entries
+from cds_service.tenancy import SnoozeScope
 
 
 @dataclass(frozen=True)
@@ -26,17 +27,18 @@ class HookCall:
     # Prefetch keys set aside because they carry a Patient that is not the context patient
     # (key -> verdict): treated as not provided, so fetched from fhirServer or reported missing.
     set_aside: Mapping[str, Verdict]
-    patient_key: str | None = None  # the stored patient key, for snooze and repeat lookups
+    # Client, tenant and stored patient key, for snooze and repeat lookups (None: no lookups).
+    scope: SnoozeScope | None = None
 
     @staticmethod
     def of(
-        request: CDSRequest, service: Service, now: datetime, patient_key: str | None = None
+        request: CDSRequest, service: Service, now: datetime, scope: SnoozeScope | None = None
     ) -> HookCall:
         """400 unless the service serves this hook and the context carries what it requires
         (draft orders of another patient included)."""
         hook = HOOKS.get(request.hook)
         if hook is None or request.hook not in service.definition.hooks:
-            raise InvalidRequest(f"service does not serve hook {request.hook!r}")
+            raise InvalidRequest("service does not serve this hook (see the discovery document)")
         hook.check_context(request.context)
         prefetch = request.prefetch or {}
         patients = {key: patient_entries(value) for key, value in prefetch.items()}
@@ -49,7 +51,7 @@ class HookCall:
         binding = PatientBinding(str(request.context["patientId"]), urls)
         drafts = hook.read_drafts(request.context, binding)
         set_aside = _set_aside(patients, binding)
-        return HookCall(request, service, hook, drafts, now, binding, set_aside, patient_key)
+        return HookCall(request, service, hook, drafts, now, binding, set_aside, scope)
 
     @property
     def patient_id(self) -> str:

@@ -15,6 +15,7 @@ import anyio
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from redis.asyncio import Redis
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,7 +26,11 @@ from cds_service.api.auth import JWTVerifier
 from cds_service.api.card_log import CardLog
 from cds_service.api.deps import Runtime
 from cds_service.api.http import json_response
+from cds_service.api.redis_link import connect as connect_redis
+from cds_service.api.redis_replay import RedisReplayCache
+from cds_service.api.replay import MemoryReplayCache, ReplayCache
 from cds_service.api.routes import router
+from cds_service.api.snooze_bus import SnoozeBus
 from cds_service.api.trusted_clients import load_clients
 from cds_service.catalog import load_catalog
 from cds_service.decide import DecideOptions
@@ -34,6 +39,7 @@ from cds_service.errors import (
     CDSError,
     InvalidRequest,
     MethodNotAllowed,
+    ReplayCacheUnavailable,
     StorageUnavailable,
     UnknownService,
     operation_outcome,
@@ -42,6 +48,7 @@ from cds_service.fhir.client import FHIRClient, FHIRClientConfig
 from cds_service.gather import GatherOptions
 from cds_service.logs import quiet_noisy_loggers
 from cds_service.metrics import Metrics
+from cds_service.preview.routes import preview_router
 from cds_service.settings import Settings, get_settings
 from cds_service.store.base import FeedbackStore, StoreError
 from cds_service.store.connect import migrate
@@ -56,6 +63,20 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+]
+# /docs and /redoc (only with CDS_OPENAPI) are HTML pages that load Swagger UI and ReDoc from
+# FastAPI's default CDN with inline bootstrap code: under "default-src 'none'" a browser shows a
+# blank page. They get a CSP that allows just that; the API itself keeps the strict one.
+DOCS_PATHS = frozenset({"/docs", "/redoc"})
+DOCS_CSP = (
+    b"default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
+    b"style-src 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    b"font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
+    b"https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; frame-ancestors 'none'"
+)
+DOCS_SECURITY_HEADERS = [
+    (name, DOCS_CSP if name == b"content-security-policy" else value)
+    for name, value in SECURITY_HEADERS
 ]
 _SLASHES = re.compile(r"/{2,}")
 GC_THRESHOLDS = (20_000, 20, 20)  # gen0 allocations, gen1 and gen2 collection ratios
@@ -79,12 +100,16 @@ class EdgeMiddleware:
             scope["raw_path"] = scope["path"].encode()
         started = time.perf_counter()
         status_holder: dict[str, int] = {}
+        security = DOCS_SECURITY_HEADERS if scope["path"] in DOCS_PATHS else SECURITY_HEADERS
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
                 headers = [h for h in message.get("headers", []) if h[0].lower() != b"server"]
-                message = {**message, "headers": headers + SECURITY_HEADERS}
+                # A route that set its own CSP (the preview page) keeps it.
+                own = {h[0].lower() for h in headers}
+                added = [h for h in security if h[0] not in own]
+                message = {**message, "headers": headers + added}
             await send(message)
 
         try:
@@ -109,7 +134,7 @@ def _error_response(error: CDSError) -> Response:
     response = json_response(operation_outcome(error), error.status)
     if error.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(error, StorageUnavailable):
+    if isinstance(error, StorageUnavailable | ReplayCacheUnavailable):
         response.headers["Retry-After"] = str(error.retry_after_s)
     return response
 
@@ -147,6 +172,18 @@ async def _unexpected(_: Request, exc: Exception) -> Response:
     return _error_response(CDSError("internal error"))
 
 
+PREVIEW_NEEDS_AUTH_OFF = (
+    "CDS_PREVIEW=true needs CDS_AUTH=off: the try-it page cannot sign EHR JWTs, and it shows "
+    "patient data, so it is for a local trial only (`make run`), never beside authenticated hooks"
+)
+
+
+def check_preview_allowed(settings: Settings) -> None:
+    """Refuse to build an app that would serve the preview beside authenticated hooks."""
+    if settings.preview and settings.auth != "off":
+        raise RuntimeError(PREVIEW_NEEDS_AUTH_OFF)
+
+
 def _build_store(settings: Settings) -> FeedbackStore:
     """The feedback store, migrated when CDS_MIGRATE_ON_START is true.
 
@@ -172,6 +209,21 @@ def _build_store(settings: Settings) -> FeedbackStore:
     return store
 
 
+def _replay_cache(settings: Settings, redis: Redis | None) -> ReplayCache:
+    """The jti cache: in Redis when configured (shared by every replica), else in memory."""
+    if redis is None:
+        return MemoryReplayCache(
+            max_per_issuer=settings.replay_max_per_issuer, leeway_s=settings.jwt_leeway_s
+        )
+    return RedisReplayCache(
+        redis,
+        prefix=settings.redis_key_prefix,
+        max_per_issuer=settings.replay_max_per_issuer,
+        leeway_s=settings.jwt_leeway_s,
+        max_exp_ahead_s=settings.jwt_max_exp_ahead_s,
+    )
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -181,6 +233,7 @@ def create_app(
 ) -> FastAPI:
     """Build the app; nothing is created at import time (tests pass their own settings)."""
     settings = settings or get_settings()
+    check_preview_allowed(settings)
     quiet_noisy_loggers()  # also when embedded or tested without configure_logging()
 
     @asynccontextmanager
@@ -194,11 +247,22 @@ def create_app(
             + [r.definition.topic for s in catalog.services for r in s.rules]
         )
         store = _build_store(settings)
+        redis = (
+            connect_redis(settings.redis_url.get_secret_value(), settings.redis_timeout_s)
+            if settings.redis_url is not None
+            else None
+        )
+        bus = (
+            SnoozeBus(redis, settings.redis_key_prefix, lambda scope: card_log.invalidate(scope))
+            if redis is not None
+            else None
+        )
         card_log = CardLog(
             store,
             app_metrics,
             max_pending=settings.card_queue_size,
             retry_max_s=settings.store_retry_max_s,
+            publish=bus.publish if bus is not None else None,
         )
         async with httpx.AsyncClient(
             transport=fhir_transport,
@@ -213,7 +277,9 @@ def create_app(
                     load_clients(settings.clients_file),
                     http,
                     leeway_s=settings.jwt_leeway_s,
+                    max_exp_ahead_s=settings.jwt_max_exp_ahead_s,
                     jwks_ttl_s=settings.jwks_cache_ttl_s,
+                    replay_cache=_replay_cache(settings, redis),
                 )
             fhir = FHIRClient(
                 http,
@@ -249,6 +315,8 @@ def create_app(
                     ),
                 ),
                 card_log=card_log,
+                redis=redis,
+                snooze_bus=bus,
             )
             # Startup objects (catalog, models, modules) live for the whole process: keep the
             # cyclic GC from walking them on every collection (real-components.md part 3).
@@ -261,6 +329,8 @@ def create_app(
             try:
                 async with anyio.create_task_group() as background:
                     background.start_soon(card_log.run)
+                    if bus is not None:
+                        background.start_soon(bus.run)
                     try:
                         yield
                     finally:
@@ -270,16 +340,22 @@ def create_app(
                 close = getattr(store, "close", None)
                 if callable(close):
                     close()
+                if redis is not None:
+                    await redis.aclose()
 
+    # The OpenAPI document and its viewers describe every endpoint: off unless CDS_OPENAPI.
     app = FastAPI(
         title="Glucocorticoid safety CDS Hooks service",
         version=__version__,
         lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
+        openapi_url="/openapi.json" if settings.openapi else None,
+        docs_url="/docs" if settings.openapi else None,
+        redoc_url="/redoc" if settings.openapi else None,
     )
     app.include_router(router)
     app.include_router(feedback.router)
+    if settings.preview:
+        app.include_router(preview_router(settings.preview_fixtures_dir))
     handlers: dict[Any, Any] = {
         CDSError: _cds_error,
         StarletteHTTPException: _http_error,

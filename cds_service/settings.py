@@ -18,6 +18,16 @@ def _split_commas(value: object) -> object:
     return value
 
 
+# Secrets shipped in this repository (settings default, docker-compose, deploy/k8s placeholder):
+# fine for a local trial with CDS_AUTH=off, refused by `cds-service serve` beside real callers.
+PLACEHOLDER_SECRETS = frozenset({"dev-only-change-me", "local-only-not-a-secret"})
+
+
+def is_placeholder_secret(value: str) -> bool:
+    """A secret anyone can read in this repository, or one still asking to be changed."""
+    return value in PLACEHOLDER_SECRETS or "change-me" in value.lower()
+
+
 class Settings(BaseSettings):
     """Every setting of the service. Only main.py, __main__.py and api/ read this object."""
 
@@ -48,8 +58,22 @@ class Settings(BaseSettings):
     auth: Literal["required", "optional", "off"] = "required"
     clients_file: Path | None = None
     jwt_leeway_s: int = Field(default=60, ge=0)
+    # exp at most this far ahead (plus the leeway): 300 per CDS Hooks 2.0; Epic's example: 900
+    jwt_max_exp_ahead_s: int = Field(default=300, ge=1, le=3600)
     jwks_cache_ttl_s: int = Field(default=3600, ge=1)
     admin_token: SecretStr | None = None
+    # Remembered (iss, jti) pairs per issuer; when one issuer fills its quota only its new tokens
+    # are refused (fail closed), never another issuer's.
+    replay_max_per_issuer: int = Field(default=100_000, ge=1)
+
+    # Shared state of several replicas: JWT replay cache and snooze invalidation (api/redis.py)
+    redis_url: SecretStr | None = None  # e.g. redis://redis:6379/0; may hold a password
+    redis_key_prefix: str = Field(default="cds:", max_length=64)  # keys and pub/sub channel
+    redis_timeout_s: float = Field(default=0.5, gt=0)  # connect and socket: a dead Redis is quick
+
+    # Operational endpoints
+    metrics_token: SecretStr | None = None  # bearer token for /metrics (open when unset)
+    openapi: bool = False  # /openapi.json, /docs and /redoc (make run turns them on)
 
     # FHIR access
     fhir_servers: CommaList = Field(default_factory=list)  # allow-listed base URL prefixes
@@ -66,11 +90,30 @@ class Settings(BaseSettings):
     # Clinical evaluation
     lookback_days: int | None = None  # overrides hooks/thresholds.toml when set
 
+    # Try-it page at /preview (a small EHR in the browser): off in production; needs CDS_AUTH=off
+    preview: bool = False
+    preview_fixtures_dir: Path = Path(__file__).resolve().parent.parent / "fixtures"
+
     # Runtime
     log_level: str = "INFO"
     workers: int = Field(default=1, ge=1)
 
     _split = field_validator("cors_origins", "fhir_servers", mode="before")(_split_commas)
+
+    @field_validator(
+        "public_url",
+        "clients_file",
+        "admin_token",
+        "redis_url",
+        "metrics_token",
+        "lookback_days",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """`CDS_REDIS_URL=` (an empty value, as templates and compose files leave them) means
+        unset, not an address or a file named ""."""
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 @lru_cache

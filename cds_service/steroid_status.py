@@ -11,9 +11,11 @@ import math
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cached_property
+from typing import Any
 
 from cds_service.card_text import fmt_months, fmt_number
 from cds_service.drafts import reference_key
+from cds_service.errors import ContentError
 from cds_service.exposure import Course, ExposureSummary
 from cds_service.facts import ClinicalFacts
 from cds_service.thresholds import Thresholds
@@ -389,3 +391,37 @@ def dose_line_facts(t: Thresholds) -> dict[str, str]:
         "osteonecrosis_weeks": weeks(t.value("osteonecrosis.high_dose_min_days")),
         "osteonecrosis_g": fmt_number(t.value("osteonecrosis.cumulative_mg") / 1000),
     }
+
+
+# The daily-dose lines the rules compare against (the explanation counts days at or above each;
+# the preview draws them across its chart): threshold paths (their values and units come
+# from hooks/thresholds.toml) with what each decides. Paths of equal value share one line.
+DOSE_LINES: tuple[tuple[str, str], ...] = (
+    ("exposure.long_term_min_daily_mg", "long-term use"),
+    ("bone.under40_moderate_daily_mg", "fracture risk under 40"),
+    ("bone.frax_gc_adjust_above_mg", "FRAX adjustment"),
+    ("exposure.high_dose_min_daily_mg", "high dose"),
+    ("infection.pjp_min_daily_mg", "PJP prophylaxis"),
+    ("infection.live_vaccine_min_daily_mg", "live vaccines"),
+    ("exposure.very_high_daily_mg", "very high fracture risk"),
+)
+DAILY_UNIT = "mg/d"
+
+
+def dose_lines(thresholds: Thresholds) -> list[dict[str, Any]]:
+    """One line per distinct value, lowest first: ``mg``, ``label`` (the uses joined) and the
+    threshold ``paths``. Raises ContentError for a missing path or a unit other than mg/d."""
+    by_value: dict[float, dict[str, Any]] = {}
+    for path, use in DOSE_LINES:
+        threshold = thresholds[path]
+        if threshold.unit != DAILY_UNIT:
+            raise ContentError(f"dose line {path}: unit must be {DAILY_UNIT}")
+        line = by_value.setdefault(
+            threshold.value, {"mg": threshold.value, "uses": [], "paths": []}
+        )
+        line["uses"].append(use)
+        line["paths"].append(path)
+    return [
+        {"mg": line["mg"], "label": ", ".join(line["uses"]), "paths": line["paths"]}
+        for _, line in sorted(by_value.items())
+    ]

@@ -79,9 +79,9 @@ async def test_hook_call_returns_three_topics_without_empty_values(
         assert {r["code"] for r in card["overrideReasons"]} >= {"already-done", "patient-declined"}
         evidence = card["extension"]["org.example.glucocorticoid-cds.evidence"]
         assert "MedicationRequest/mr-pred" in evidence
-        # The detail states the evidence: drug, dose, dates and the source record.
-        assert "prednisone: 20 mg/day prednisone-equivalent, 2026-06-01 to" in card["detail"]
-        assert "[MedicationRequest/mr-pred]" in card["detail"]
+        # The detail says what to do; the course list (drug, dose, dates, source record) is in
+        # the explanation (cds-service explain, tests/test_explain_cards.py).
+        assert "[MedicationRequest/mr-pred]" not in card["detail"]
 
 
 async def test_no_steroids_gives_no_cards(client: httpx.AsyncClient) -> None:
@@ -120,6 +120,12 @@ async def test_spec_patient_view_example_is_412_when_its_server_is_not_allowed(
 async def test_order_hook_sent_to_patient_view_service_is_400(client: httpx.AsyncClient) -> None:
     body = json.loads((SPEC / "request-order-sign-r4.COMPOSED.json").read_text())
     assert_outcome(await client.post(SERVICE, json=body), 400)
+    # The caller's hook name is not echoed (it is free text a client controls).
+    body["hook"] = "Jane-Doe-1970-<script>"
+    response = await client.post(SERVICE, json=body)
+    assert_outcome(response, 400)
+    assert "Jane" not in response.text
+    assert "script" not in response.text
 
 
 @pytest.mark.parametrize(

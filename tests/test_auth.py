@@ -213,19 +213,31 @@ async def test_aud_compared_in_normalised_form(
     await verifier.verify(ehr.authorization(aud), called)
 
 
-async def test_epic_style_rs384_with_sub_nbf_and_configured_aud(http: httpx.AsyncClient) -> None:
-    # Epic: RS384, base64 kid with "+" and "=", sub and nbf (5 min before iat), 15 min lifetime,
-    # aud configured by hand by the health system.
+async def test_epic_style_rs384_with_sub_nbf_and_configured_aud(
+    http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Epic: RS384, base64 kid with "+" and "=", sub and nbf (5 min before iat), aud configured by
+    # hand by the health system, and an example lifetime of 15 min: beyond the spec's 5 minutes,
+    # so refused unless the deployment raises CDS_JWT_MAX_EXP_AHEAD_S.
     key = generate_key("RSA", kid="d3bmo5HzW61TUgikHZH+A8Tx4UOXz2iOs4KvVU4eLY0=")
     with SignedClient.start(
         iss="https://epic.test.example/interconnect-fhir", key=key, alg="RS384"
     ) as epic:
         configured = "https://example.com/savecdshooksrequest"
-        verifier = JWTVerifier([epic.trusted_client(audience=(configured,))], http)
+        client = epic.trusted_client(audience=(configured,))
         now = int(time.time())
-        header = epic.authorization(configured, sub="epic-cds-client", nbf=now - 300, exp=now + 900)
-        verified = await verifier.verify(header, AUD)
-    assert verified.sub == "epic-cds-client"
+
+        def header(exp: int) -> str:
+            return epic.authorization(configured, sub="epic-cds-client", nbf=now - 300, exp=exp)
+
+        verified = await JWTVerifier([client], http).verify(header(now + 300), AUD)
+        assert verified.sub == "epic-cds-client"
+        fifteen_minutes = header(now + 900)
+        await assert_rejected(
+            JWTVerifier([client], http), fifteen_minutes, "exp too far ahead", caplog
+        )
+        relaxed = JWTVerifier([client], http, max_exp_ahead_s=900)
+        assert (await relaxed.verify(fifteen_minutes, AUD)).sub == "epic-cds-client"
 
 
 async def test_valid_token_without_sub_or_tenant(
@@ -313,6 +325,10 @@ def nan_exp(ehr: SignedClient) -> str:
     return f"Bearer {header}.{encoded}.{signature}"
 
 
+def _now() -> int:
+    return int(time.time())
+
+
 NOW = int(time.time())
 ATTACKS: dict[str, tuple[Callable[[SignedClient], str | None], str]] = {
     "missing header": (lambda _: None, "authorization header missing"),
@@ -352,9 +368,14 @@ ATTACKS: dict[str, tuple[Callable[[SignedClient], str | None], str]] = {
     ),
     "exp NaN": (nan_exp, "payload not json"),
     "iat missing": (lambda e: e.authorization(AUD, iat=None), "iat missing or not a number"),
-    "lifetime over an hour": (
-        lambda e: e.authorization(AUD, exp=NOW + 7200),
-        "jwt lifetime too long",
+    "exp an hour ahead": (lambda e: e.authorization(AUD, exp=_now() + 3600), "exp too far ahead"),
+    "exp beyond 5 min plus leeway": (
+        lambda e: e.authorization(AUD, exp=_now() + 300 + 60 + 30),
+        "exp too far ahead",
+    ),
+    "iat in future beyond leeway": (
+        lambda e: e.authorization(AUD, iat=_now() + 90, exp=_now() + 200),
+        "iat in the future",
     ),
     "jti missing": (lambda e: e.authorization(AUD, jti=None), "jti missing or malformed"),
     "kid missing": (lambda e: e.authorization(AUD, header={"kid": None}), "kid missing"),
@@ -635,27 +656,36 @@ def test_audience_for(public_url: str | None, request_url: str, expected: str) -
 # ---------------------------------------------------------------- replay cache
 
 
-def test_memory_replay_cache_expires_after_exp_plus_leeway() -> None:
+async def test_memory_replay_cache_expires_after_exp_plus_leeway() -> None:
     clock = FakeClock(1000.0)
     cache = MemoryReplayCache(leeway_s=60, clock=clock)
-    assert not cache.seen("iss", "a", 1100)
-    assert cache.seen("iss", "a", 1100)
-    assert not cache.seen("other-iss", "a", 1100)  # jti is scoped by issuer
+    assert not await cache.seen("iss", "a", 1100)
+    assert await cache.seen("iss", "a", 1100)
+    assert not await cache.seen("other-iss", "a", 1100)  # jti is scoped by issuer
     clock.now = 1160.0
-    assert cache.seen("iss", "a", 1100)
+    assert await cache.seen("iss", "a", 1100)
     clock.now = 1161.0
-    assert not cache.seen("iss", "a", 1100)
+    assert not await cache.seen("iss", "a", 1100)
+    clock.now = 2000.0
+    assert len(cache) == 0  # expired entries are evicted, issuers with them
+    assert cache.count("iss") == cache.count("other-iss") == 0
 
 
-def test_memory_replay_cache_full_fails_closed(caplog: pytest.LogCaptureFixture) -> None:
+async def test_memory_replay_cache_full_fails_closed_for_that_issuer_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     clock = FakeClock(0.0)
-    cache = MemoryReplayCache(max_entries=2, leeway_s=0, clock=clock)
-    assert not cache.seen("i", "a", 10)
-    assert not cache.seen("i", "b", 20)
-    assert cache.seen("i", "c", 30)  # full: refused, not forgotten
+    cache = MemoryReplayCache(max_per_issuer=2, leeway_s=0, clock=clock)
+    assert not await cache.seen("flood", "a", 10)
+    assert not await cache.seen("flood", "b", 20)
+    assert await cache.seen("flood", "c", 30)  # full: refused, not forgotten
     assert "replay cache full" in caplog.text
-    clock.now = 11.0  # "a" expired: room again
-    assert not cache.seen("i", "c", 30)
+    # Another issuer is never refused because the first one filled its quota.
+    assert not await cache.seen("other", "a", 30)
+    assert not await cache.seen("other", "b", 30)
+    assert cache.count("flood") == 2
+    clock.now = 11.0  # "a" expired: room again for the flooding issuer
+    assert not await cache.seen("flood", "c", 30)
 
 
 # ---------------------------------------------------------------- clients file

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,11 @@ async def test_attack_suite_gets_identical_401_bodies(tmp_path: Path, ehr: Signe
         "jku-elsewhere": ehr.mint(url, header={"jku": "http://127.0.0.1:9/evil.json"}),
         "unknown-issuer": ehr.mint(url, iss="https://evil.example"),
         "garbage": "not-a-jwt",
+        # Token lifetime per CDS Hooks 2.0: exp at most 5 minutes ahead, iat and jti required.
+        "exp-an-hour-ahead": ehr.mint(url, exp=int(time.time()) + 3600),
+        "iat-missing": ehr.mint(url, iat=None),
+        "jti-missing": ehr.mint(url, jti=None),
+        "iat-in-the-future": ehr.mint(url, iat=int(time.time()) + 120),
     }
     settings = make_settings(
         tmp_path, auth="required", clients_file=ehr.write_clients_file(tmp_path)

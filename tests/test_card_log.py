@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,10 +24,15 @@ from cds_service.store.base import (
     StoreError,
 )
 from cds_service.store.sql import SQLFeedbackStore
+from cds_service.tenancy import ANONYMOUS, ClientIdentity, SnoozeScope
 from tests.app_client import LogCapture
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+def scope(patient_key: str = "pk", client: ClientIdentity = ANONYMOUS) -> SnoozeScope:
+    return SnoozeScope(client, patient_key)
 
 
 class FakeStore:
@@ -37,45 +43,51 @@ class FakeStore:
         self.pings = 0
         self.fail = False
 
-    def record_cards(self, cards: Sequence[CardIssued]) -> None:
+    def record_cards(self, cards: Sequence[CardIssued]) -> frozenset[SnoozeScope]:
         self.writes += 1
         if self.fail:
             raise StoreError("feedback store failed: OperationalError")
         self.recorded.extend(cards)
+        return frozenset()
 
     def record_feedback(
-        self, service_id: str, items: Sequence[FeedbackItem], received_at: datetime
+        self,
+        service_id: str,
+        client: ClientIdentity,
+        items: Sequence[FeedbackItem],
+        received_at: datetime,
     ) -> FeedbackResult:
         if self.fail:
             raise StoreError("feedback store failed: OperationalError")
-        known = {c.card_uuid for c in self.recorded}
+        known = {c.card_uuid: c.scope for c in self.recorded if c.client == client}
         unknown = sum(1 for item in items if item.card_uuid not in known)
-        return FeedbackResult(stored=len(items), duplicates=0, unknown_cards=unknown)
+        scopes = frozenset(known[item.card_uuid] for item in items if item.card_uuid in known)
+        return FeedbackResult(len(items), 0, unknown, scopes)
 
     def ping(self) -> bool:
         self.pings += 1
         return not self.fail
 
     def silenced_topics(
-        self, patient_key: str, now: datetime, snooze_days: Mapping[str, int]
+        self, scope: SnoozeScope, now: datetime, snooze_days: Mapping[str, int]
     ) -> frozenset[str]:
         self.reads += 1
         if self.fail:
             raise StoreError("feedback store failed: OperationalError")
-        return frozenset({"bone-health"}) if patient_key == "snoozed" else frozenset()
+        return frozenset({"bone-health"}) if scope.patient_key == "snoozed" else frozenset()
 
     def silenced_suggestions(
-        self, patient_key: str, now: datetime, intervals: Mapping[str, int]
+        self, scope: SnoozeScope, now: datetime, intervals: Mapping[str, int]
     ) -> frozenset[str]:
         return frozenset()
 
-    def recent_cards(self, patient_key: str, since: datetime) -> frozenset[tuple[str, str]]:
+    def recent_cards(self, scope: SnoozeScope, since: datetime) -> frozenset[tuple[str, str]]:
         if self.fail:
             raise StoreError("feedback store failed: OperationalError")
         return frozenset(
             (c.topic, c.draft_key)
             for c in self.recorded
-            if c.patient_key == patient_key and c.draft_key is not None and c.issued_at >= since
+            if c.scope == scope and c.draft_key is not None and c.issued_at >= since
         )
 
 
@@ -91,6 +103,7 @@ def card(uuid: str, **extra: Any) -> CardIssued:
         "indicator": "info",
         "issued_at": NOW,
         "patient_key": "pk",
+        "client": ANONYMOUS,
     }
     values.update(extra)
     return CardIssued(**values)
@@ -145,7 +158,7 @@ async def test_storage_outage_is_logged_and_counted_not_raised() -> None:
     assert not await log.flush()
     assert log.storage_down
     # Backing off: the snooze lookup answers empty without asking the store.
-    assert await log.silenced("svc", "pk", NOW, {}, {}) == (frozenset(), frozenset())
+    assert await log.silenced("svc", scope(), NOW, {}, {}) == (frozenset(), frozenset())
     assert (store.reads, errors(metrics)) == (0, 1)
 
 
@@ -182,7 +195,7 @@ async def test_concurrent_failures_at_the_start_of_an_outage_count_as_one() -> N
     store.fail = True
     async with anyio.create_task_group() as group:
         for patient in ("p1", "p2", "p3", "p4"):
-            group.start_soon(log.silenced, "svc", patient, NOW, {}, {})
+            group.start_soon(log.silenced, "svc", scope(patient), NOW, {}, {})
     assert store.reads == 4
     assert errors(metrics) == 4
     assert log.retry_after_s() == 1  # the first backoff (0.4 s), not the fourth
@@ -199,9 +212,9 @@ async def test_flush_writes_in_batches_and_keeps_what_failed(
 
     original = store.record_cards
 
-    def second_batch_fails(cards: Sequence[CardIssued]) -> None:
+    def second_batch_fails(cards: Sequence[CardIssued]) -> frozenset[SnoozeScope]:
         store.fail = store.writes == 1
-        original(cards)
+        return original(cards)
 
     monkeypatch.setattr(store, "record_cards", second_batch_fails)
     assert not await log.flush()
@@ -217,7 +230,7 @@ async def test_flush_writes_in_batches_and_keeps_what_failed(
 async def test_a_batch_the_store_refuses_is_lost_not_retried_forever() -> None:
     store, metrics = FakeStore(), Metrics()
 
-    def refuse(cards: Sequence[CardIssued]) -> None:
+    def refuse(cards: Sequence[CardIssued]) -> frozenset[SnoozeScope]:
         raise ValueError("naive datetime: the store needs timezone-aware datetimes")
 
     store.record_cards = refuse  # type: ignore[method-assign]
@@ -260,14 +273,14 @@ async def test_feedback_is_refused_with_retry_after_until_its_card_is_written() 
     store.fail = True
     log.submit([card("a")])
     with pytest.raises(StorageUnavailable) as refused:
-        await log.record_feedback("svc", [overridden("a")], NOW)
+        await log.record_feedback("svc", ANONYMOUS, [overridden("a")], NOW)
     assert refused.value.status == 503
     assert refused.value.retry_after_s == 1
     store.fail = False
     with pytest.raises(StorageUnavailable):  # the backoff holds until it has passed
-        await log.record_feedback("svc", [overridden("a")], NOW)
+        await log.record_feedback("svc", ANONYMOUS, [overridden("a")], NOW)
     clock[0] = 1
-    result = await log.record_feedback("svc", [overridden("a")], NOW)
+    result = await log.record_feedback("svc", ANONYMOUS, [overridden("a")], NOW)
     assert result.unknown_cards == 0, "the card was written before its feedback"
 
 
@@ -277,7 +290,7 @@ async def test_feedback_is_refused_when_only_the_feedback_write_fails() -> None:
     assert await log.flush()
     store.fail = True
     with pytest.raises(StorageUnavailable):
-        await log.record_feedback("svc", [overridden("a")], NOW)
+        await log.record_feedback("svc", ANONYMOUS, [overridden("a")], NOW)
     assert log.storage_down
 
 
@@ -288,14 +301,14 @@ async def test_hook_call_reads_wait_until_storage_has_answered_again() -> None:
     store = FakeStore()
     log = CardLog(store, Metrics(), clock=lambda: clock[0])  # type: ignore[arg-type]
     store.fail = True
-    assert (await log.silenced("svc", "snoozed", NOW, {}, {}))[0] == frozenset()
+    assert (await log.silenced("svc", scope("snoozed"), NOW, {}, {}))[0] == frozenset()
     assert store.reads == 1
     store.fail = False
     clock[0] = 60  # long past the backoff
-    assert (await log.silenced("svc", "snoozed", NOW, {}, {}))[0] == frozenset()
+    assert (await log.silenced("svc", scope("snoozed"), NOW, {}, {}))[0] == frozenset()
     assert store.reads == 1
     assert await log.check_storage(1)
-    assert (await log.silenced("svc", "snoozed", NOW, {}, {}))[0] == {"bone-health"}
+    assert (await log.silenced("svc", scope("snoozed"), NOW, {}, {}))[0] == {"bone-health"}
     assert store.reads == 2
 
 
@@ -315,17 +328,17 @@ async def test_after_the_backoff_one_attempt_at_a_time() -> None:
     log = CardLog(store, Metrics(), clock=lambda: clock[0])  # type: ignore[arg-type]
     store.fail = True
     with pytest.raises(StorageUnavailable):
-        await log.record_feedback("svc", [overridden("a")], NOW)
+        await log.record_feedback("svc", ANONYMOUS, [overridden("a")], NOW)
     store.fail = False
     clock[0] = 60
     async with anyio.create_task_group() as group:
         group.start_soon(log.check_storage, 10)  # the attempt: a ping that takes its time
         await anyio.sleep(0.05)
         with pytest.raises(StorageUnavailable):  # refused at once, not a second attempt
-            await log.record_feedback("svc", [overridden("a")], NOW)
+            await log.record_feedback("svc", ANONYMOUS, [overridden("a")], NOW)
         store.release.set()
     assert not log.storage_down
-    assert (await log.record_feedback("svc", [overridden("a")], NOW)).stored == 1
+    assert (await log.record_feedback("svc", ANONYMOUS, [overridden("a")], NOW)).stored == 1
 
 
 async def test_a_ping_ends_an_outage_when_nothing_is_queued() -> None:
@@ -346,19 +359,19 @@ async def test_snooze_lookups_are_cached_until_ttl_or_invalidation() -> None:
     clock = [0.0]
     store = FakeStore()
     log = CardLog(store, Metrics(), snooze_ttl_s=5, clock=lambda: clock[0])  # type: ignore[arg-type]
-    assert (await log.silenced("svc", "snoozed", NOW, {}, {}))[0] == {"bone-health"}
-    await log.silenced("svc", "snoozed", NOW, {}, {})
+    assert (await log.silenced("svc", scope("snoozed"), NOW, {}, {}))[0] == {"bone-health"}
+    await log.silenced("svc", scope("snoozed"), NOW, {}, {})
     assert store.reads == 1
     clock[0] = 6  # past the TTL: the cached answer is served and read again in the background
-    assert (await log.silenced("svc", "snoozed", NOW, {}, {}))[0] == {"bone-health"}
+    assert (await log.silenced("svc", scope("snoozed"), NOW, {}, {}))[0] == {"bone-health"}
     assert store.reads == 1
     await log.refresh_stale()
     assert store.reads == 2
-    await log.silenced("svc", "snoozed", NOW, {}, {})
+    await log.silenced("svc", scope("snoozed"), NOW, {}, {})
     await log.refresh_stale()
     assert store.reads == 2, "fresh again after the background read"
     log.invalidate()
-    await log.silenced("svc", "snoozed", NOW, {}, {})
+    await log.silenced("svc", scope("snoozed"), NOW, {}, {})
     assert store.reads == 3
 
 
@@ -370,10 +383,10 @@ class SlowStore(FakeStore):
         self.release = threading.Event()
 
     def silenced_topics(
-        self, patient_key: str, now: datetime, snooze_days: Mapping[str, int]
+        self, scope: SnoozeScope, now: datetime, snooze_days: Mapping[str, int]
     ) -> frozenset[str]:
         self.release.wait(5)
-        return super().silenced_topics(patient_key, now, snooze_days)
+        return super().silenced_topics(scope, now, snooze_days)
 
 
 async def test_concurrent_misses_for_one_patient_share_one_read() -> None:
@@ -382,7 +395,7 @@ async def test_concurrent_misses_for_one_patient_share_one_read() -> None:
     answers: list[frozenset[str]] = []
 
     async def ask() -> None:
-        answers.append((await log.silenced("svc", "snoozed", NOW, {}, {}))[0])
+        answers.append((await log.silenced("svc", scope("snoozed"), NOW, {}, {}))[0])
 
     async with anyio.create_task_group() as group:
         for _ in range(4):
@@ -397,11 +410,11 @@ async def test_a_read_begun_before_feedback_is_not_cached() -> None:
     store = SlowStore()
     log = CardLog(store, Metrics())  # type: ignore[arg-type]
     async with anyio.create_task_group() as group:
-        group.start_soon(log.silenced, "svc", "snoozed", NOW, {}, {})
+        group.start_soon(log.silenced, "svc", scope("snoozed"), NOW, {}, {})
         await anyio.sleep(0.05)
         log.invalidate()  # feedback stored while the read was under way
         store.release.set()
-    await log.silenced("svc", "snoozed", NOW, {}, {})
+    await log.silenced("svc", scope("snoozed"), NOW, {}, {})
     assert store.reads == 2
 
 
@@ -409,14 +422,14 @@ async def test_repeat_check_sees_cards_still_queued() -> None:
     store = FakeStore()
     log = CardLog(store, Metrics())  # type: ignore[arg-type]
     log.submit([card("a", draft_key="d1")])
-    assert await log.recent_cards("pk", NOW) == {("bone-health", "d1")}
+    assert await log.recent_cards(scope(), NOW) == {("bone-health", "d1")}
 
 
 async def test_repeat_check_answers_empty_when_storage_is_down() -> None:
     store = FakeStore()
     store.fail = True
     log = CardLog(store, Metrics())  # type: ignore[arg-type]
-    assert await log.recent_cards("pk", NOW) == frozenset()
+    assert await log.recent_cards(scope(), NOW) == frozenset()
 
 
 async def test_repeat_check_sees_queued_cards_while_storage_is_down() -> None:
@@ -424,7 +437,7 @@ async def test_repeat_check_sees_queued_cards_while_storage_is_down() -> None:
     store.fail = True
     log = CardLog(store, Metrics())  # type: ignore[arg-type]
     log.submit([card("a", draft_key="d1"), card("b", draft_key="d2", patient_key="other")])
-    assert await log.recent_cards("pk", NOW) == {("bone-health", "d1")}
+    assert await log.recent_cards(scope(), NOW) == {("bone-health", "d1")}
     assert log.queued == 2
 
 
@@ -436,11 +449,12 @@ class CommitThenFail:
         self.inner = inner
         self.ambiguous = 1
 
-    def record_cards(self, cards: Sequence[CardIssued]) -> None:
-        self.inner.record_cards(cards)
+    def record_cards(self, cards: Sequence[CardIssued]) -> frozenset[SnoozeScope]:
+        adopted = self.inner.record_cards(cards)
         if self.ambiguous:
             self.ambiguous -= 1
             raise StoreError("feedback store failed: OperationalError")
+        return adopted
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -461,5 +475,53 @@ async def test_a_batch_retried_after_an_ambiguous_commit_is_written_once(
     assert await log.flush()
     (row,) = store.stats(None)
     assert row.issued == 3
-    result = await log.record_feedback("svc", [overridden("a")], NOW)
+    result = await log.record_feedback("svc", ANONYMOUS, [overridden("a")], NOW)
     assert result.unknown_cards == 0
+
+
+async def test_feedback_stored_before_its_card_counts_at_once_when_the_card_is_written(
+    store: SQLFeedbackStore,
+) -> None:
+    """Replica one issued the card but has not written it yet; the EHR's override reaches
+    replica two (stored as about an unknown card). When one writes the card the feedback is
+    adopted: one drops its cached snooze answer and publishes the scope for the others, so the
+    snooze shows at once rather than after the cache window."""
+    published: list[str] = []
+
+    async def publish(message: str) -> None:
+        published.append(message)
+
+    one = CardLog(store, Metrics(), publish=publish)
+    two = CardLog(store, Metrics(), publish=publish)
+    snooze = {"already-done": 90}
+    one.submit([card("late")])  # issued by one, still queued there
+    assert (await one.silenced("svc", scope(), NOW, snooze, {}))[0] == frozenset()  # cached
+    item = replace(overridden("late"), override_code="already-done")
+    stored = await two.record_feedback("svc", ANONYMOUS, [item], NOW)
+    assert stored.unknown_cards == 1
+    assert published == []  # nothing known to invalidate yet
+    assert await one.flush()
+    assert published == [scope().encode()]
+    assert (await one.silenced("svc", scope(), NOW, snooze, {}))[0] == {"bone-health"}
+    # Written again (a retry after an ambiguous commit): nothing adopted, nothing published.
+    assert store.record_cards([card("late")]) == frozenset()
+
+
+async def test_feedback_from_another_client_is_not_adopted_when_the_card_is_written(
+    store: SQLFeedbackStore,
+) -> None:
+    published: list[str] = []
+
+    async def publish(message: str) -> None:
+        published.append(message)
+
+    one = CardLog(store, Metrics(), publish=publish)
+    two = CardLog(store, Metrics(), publish=publish)
+    one.submit([card("theirs")])  # issued by one to the anonymous client, still queued
+    other = ClientIdentity("https://other-ehr.example", "")
+    item = replace(overridden("theirs"), override_code="already-done")
+    await two.record_feedback("svc", other, [item], NOW)
+    assert await one.flush()
+    assert published == []
+    snooze = {"already-done": 90}
+    assert (await one.silenced("svc", scope(), NOW, snooze, {}))[0] == frozenset()

@@ -48,7 +48,7 @@ def _env(service: dict[str, Any]) -> dict[str, str]:
 
 
 def test_compose_services(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {"cds", "fhir", "fhir-loader", "db"}
+    assert set(compose["services"]) == {"cds", "fhir", "fhir-loader", "db", "redis"}
     assert "version" not in compose  # compose-spec form, read by v1.27+ and v2
 
 
@@ -102,6 +102,17 @@ def test_compose_db(compose: dict[str, Any]) -> None:
     assert {"POSTGRES_USER", "POSTGRES_DB", "POSTGRES_PASSWORD"} <= set(env)
     assert any(v.endswith(":/var/lib/postgresql/data") for v in db["volumes"])
     assert "pgdata" in compose["volumes"]
+
+
+def test_compose_redis_is_shared_state_of_the_service(compose: dict[str, Any]) -> None:
+    redis = compose["services"]["redis"]
+    assert redis["image"].startswith("redis:7")
+    assert "redis-cli" in " ".join(redis["healthcheck"]["test"])
+    cds = compose["services"]["cds"]
+    env = _env(cds)
+    assert env["CDS_REDIS_URL"] == "redis://redis:6379/0"
+    assert env["CDS_REDIS_KEY_PREFIX"]
+    assert cds["depends_on"]["redis"]["condition"] == "service_healthy"
 
 
 def test_every_service_has_a_healthcheck_except_the_one_shot_loader(
@@ -243,6 +254,23 @@ def test_config_and_secret_keys_are_settings() -> None:
     assert "CDS_DATABASE_URL" in secret["stringData"]
     # Placeholders only: nothing that looks like a real credential is committed.
     assert all("CHANGE-ME" in value for value in secret["stringData"].values())
+
+
+def test_redis_is_configured_and_documented_as_external() -> None:
+    (secret,) = _by_kind("Secret")
+    assert secret["stringData"]["CDS_REDIS_URL"].startswith("rediss://")
+    (config,) = [d for d in _by_kind("ConfigMap") if d["metadata"]["name"].endswith("-config")]
+    assert config["data"]["CDS_REDIS_KEY_PREFIX"]
+    assert config["data"]["CDS_OPENAPI"] == "false"
+    readme = (K8S / "README.md").read_text(encoding="utf-8")
+    assert "Redis is external" in readme
+    assert "replay cache unavailable" in readme
+    assert not any("redis" in doc["metadata"]["name"] for _, doc in MANIFESTS)
+    # /readyz pings storage and then Redis: both bounds fit in the readiness probe's timeout.
+    (deployment,) = _by_kind("Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    budget = STORAGE_PING_TIMEOUT_S + Settings.model_fields["redis_timeout_s"].default
+    assert container["readinessProbe"]["timeoutSeconds"] > budget
 
 
 def test_postgres_is_documented_as_external() -> None:

@@ -10,10 +10,17 @@ from typing import Any
 
 import pytest
 
+from cds_service.card_text import (
+    DETAIL_MAX_WORDS,
+    SUGGESTIONS_MAX,
+    detail_words,
+    leads_with_action,
+)
 from cds_service.catalog import Catalog, load_catalog
 from cds_service.cdshooks import CDSRequest
 from cds_service.decide import DecideOptions, clinical_facts
 from cds_service.engine import Engine, HookCall
+from cds_service.explain import why
 from cds_service.exposure import ExposureSummary
 from cds_service.gather import GatherOptions, gather
 from cds_service.topics import KINDS
@@ -63,6 +70,12 @@ async def test_golden_case(case: Path, catalog: Catalog) -> None:
         detail = card.get("detail", "")
         assert all(text in detail for text in want.get("detail_contains", [])), topic
         assert not any(text in detail for text in want.get("detail_excludes", [])), topic
+        # What the short card leaves out is in its explanation (cds-service explain).
+        reasons = "\n".join(why(rendered.finding, rendered.rule.definition))
+        for text in want.get("explanation_contains", []):
+            assert text in reasons, (topic, text)
+    for rendered in evaluation.rendered:
+        check_readable(rendered.card, f"{case.name}/{rendered.rule.definition.topic}")
     # Entries left out (another patient's, unreadable) are exactly the ones the case expects:
     # none for most, so every fixture resource is bound to its patient and read.
     extension = evaluation.response.get("extension", {})
@@ -73,6 +86,18 @@ async def test_golden_case(case: Path, catalog: Catalog) -> None:
     if "exposure" in expected:
         facts, _ = clinical_facts(call, await gather(call, GatherOptions()), DecideOptions())
         check_exposure(facts.exposure, expected["exposure"], case.name)
+
+
+def check_readable(card: dict[str, Any], where: str) -> None:
+    """A card a clinician reads in seconds (issue 18): the detail leads with the action, every
+    paragraph starts with what to do, it stays within the word budget, and it offers at most
+    SUGGESTIONS_MAX buttons (the rest named in its text)."""
+    detail = card.get("detail", "")
+    assert detail, f"{where}: a card says what to do in its detail"
+    assert detail_words(detail) <= DETAIL_MAX_WORDS, (where, detail_words(detail))
+    assert len(card.get("suggestions", [])) <= SUGGESTIONS_MAX, where
+    for paragraph in detail.split("\n\n"):
+        assert leads_with_action(paragraph), (where, paragraph)
 
 
 COURSE_FIELDS = (

@@ -17,7 +17,7 @@ from tests.app_client import FIXTURES, REPO, app_client, make_settings
 pytestmark = pytest.mark.anyio
 SERVICE = "/cds-services/glucocorticoid-safety"
 SEED = FIXTURES / "glucocorticoid-safety" / "seed-dermatomyositis" / "request.json"
-PARAGRAPH = "Part of the record could not be read in full"
+PARAGRAPH = "not read in full, so this advice may be incomplete"
 
 
 @pytest.mark.parametrize(
@@ -80,7 +80,7 @@ async def test_an_unpaged_bundle_is_named_on_the_cards_that_read_it(
     ]
     response = await client.post(SERVICE, json=body)
     by_topic = details(response)
-    assert f"{PARAGRAPH}:** immunizations." in by_topic["infection-prevention"]
+    assert f"**Check immunizations in the chart:** {PARAGRAPH}" in by_topic["infection-prevention"]
     assert PARAGRAPH not in by_topic["bone-health"]
     assert PARAGRAPH not in by_topic["osteonecrosis"]
     extension = response.json()["extension"]
@@ -92,16 +92,23 @@ async def test_a_missing_medication_key_is_named_on_every_card(client: httpx.Asy
     del body["prefetch"]["dispenses"]
     del body["prefetch"]["allergies"]
     by_topic = details(await client.post(SERVICE, json=body))
-    assert f"{PARAGRAPH}:** medication dispenses." in by_topic["bone-health"]
-    assert f"{PARAGRAPH}:** medication dispenses." in by_topic["osteonecrosis"]
-    assert f"{PARAGRAPH}:** medication dispenses, allergies." in by_topic["infection-prevention"]
+    assert f"**Check medication dispenses in the chart:** {PARAGRAPH}" in by_topic["bone-health"]
+    assert f"**Check medication dispenses in the chart:** {PARAGRAPH}" in by_topic["osteonecrosis"]
+    assert (
+        f"**Check medication dispenses, allergies in the chart:** {PARAGRAPH}"
+        in by_topic["infection-prevention"]
+    )
 
 
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
         ('allergies = "allergies"\n', "", "one label for each prefetch key"),
-        ("in full:** {data}.", "in full:** {data} {when}.", "placeholder {data}"),
+        (
+            "**Check {data} in the chart:**",
+            "**Check {data} {when} in the chart:**",
+            "placeholder {data}",
+        ),
     ],
 )
 def test_content_needs_a_label_for_every_key(

@@ -225,7 +225,8 @@ async def test_a_prefetch_key_past_the_entry_cap_is_cut_and_said_incomplete(tmp_
         for card in response.json()["cards"]
         if card["source"]["topic"]["code"] == "bone-health"
     )
-    assert "Part of the record could not be read in full:** bone density" in bone["detail"]
+    assert "**Check bone density, screening results and body measurements" in bone["detail"]
+    assert "not read in full, so this advice may be incomplete" in bone["detail"]
 
 
 async def test_20000_orders_are_answered_without_stalling_the_loop(

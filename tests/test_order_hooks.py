@@ -176,7 +176,10 @@ async def test_pjp_suggestion_is_a_ready_tmp_smx_prescription(client: httpx.Asyn
         for a in s["actions"]
     ]
     codes = {c["code"] for concept in concepts for c in concept.get("coding", [])}
-    assert {"198335", "3108", "60212", "71773-6", "5195-3", "16933-4", "22322-2"} <= codes
+    assert {"198335", "71773-6", "5195-3", "16933-4", "22322-2"} <= codes
+    # One PJP button (TMP-SMX); the alternatives are named in the detail with their doses.
+    assert "dapsone 100 mg daily (check G6PD)" in card["detail"]
+    assert "atovaquone 1,500 mg daily with food" in card["detail"]
     for suggestion in card["suggestions"]:
         for a in suggestion["actions"]:
             check_resource(a["resource"], "pt-ord-pjp")

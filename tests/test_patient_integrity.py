@@ -123,7 +123,9 @@ async def test_an_unreadable_only_steroid_order_is_said_not_silent(tmp_path: Pat
     (card,) = response.json()["cards"]
     assert card["indicator"] == "info"
     assert card["summary"].startswith("A glucocorticoid entry in the record could not be read")
-    assert "**Not read:** 1 in medication orders." in card["detail"]
+    assert (
+        "**Check the unreadable entries in the chart:** 1 in medication orders." in card["detail"]
+    )
     assert response.json()["extension"][SKIPPED] == {"medications": {"invalid-r4": 1}}
 
 
@@ -192,6 +194,6 @@ async def test_an_unreadable_steroid_draft_is_said(tmp_path: Path) -> None:
     (card,) = [
         c for c in response.json()["cards"] if c["source"]["topic"]["code"] == "record-quality"
     ]
-    assert "**Orders being written that could not be read:** 1." in card["detail"]
-    assert "**Not read:**" not in card["detail"]
+    assert "**Check the orders being written:** 1 could not be read" in card["detail"]
+    assert "unreadable entries" not in card["detail"]
     assert response.json()["extension"][SKIPPED] == {"context.draftOrders": {"invalid-r4": 1}}

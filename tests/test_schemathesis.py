@@ -34,6 +34,7 @@ def served(tmp_path: Path) -> Iterator[str]:
         **os.environ,
         "CDS_DATABASE_URL": f"sqlite:///{tmp_path}/fuzz.db",
         "CDS_AUTH": "off",
+        "CDS_OPENAPI": "true",  # the document schemathesis reads (off by default)
         "CDS_LOG_LEVEL": "WARNING",
     }
     process = subprocess.Popen(  # noqa: S603 - our own service

@@ -22,6 +22,7 @@ from cds_service.store.connect import create_store_engine
 from cds_service.store.patient_key import patient_key
 from cds_service.store.sql import SQLFeedbackStore, migrate
 from cds_service.store.tables import feedback, issued_card
+from cds_service.tenancy import ANONYMOUS, ClientIdentity, SnoozeScope
 
 # db_url, store, pg_url, pg_database (tests/conftest.py would be the natural home).
 
@@ -30,6 +31,10 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone(timedelta(hours=4)))
 PATIENT_A = patient_key("test-secret", "https://ehr.example.org/fhir", "pt-a")
 PATIENT_B = patient_key("test-secret", "https://ehr.example.org/fhir", "pt-b")
 SNOOZE = {"already-done": 30, "patient-declined": 90}
+
+
+def anon(patient: str) -> SnoozeScope:
+    return SnoozeScope(ANONYMOUS, patient)
 
 
 def card(
@@ -42,6 +47,7 @@ def card(
     issued_at: datetime = T0,
     suggestions: tuple[IssuedSuggestion, ...] = (),
     draft_key: str | None = None,
+    client: ClientIdentity = ANONYMOUS,
 ) -> CardIssued:
     return CardIssued(
         card_uuid=uuid,
@@ -54,6 +60,7 @@ def card(
         indicator="warning",
         issued_at=issued_at,
         patient_key=patient,
+        client=client,
         suggestions=suggestions,
         draft_key=draft_key,
     )
@@ -131,32 +138,38 @@ TABLES = ("issued_card", "issued_suggestion", "feedback", "feedback_suggestion")
 def test_feedback_is_idempotent(store: SQLFeedbackStore, db_url: str):
     store.record_cards([card("c-1"), card("c-2"), card("c-3")])
     item = overridden("c-1")
-    assert store.record_feedback("gc-order-sign", [item], T0) == FeedbackResult(1, 0, 0)
+    assert store.record_feedback("gc-order-sign", ANONYMOUS, [item], T0) == FeedbackResult(1, 0, 0)
     # The same feedback later, in another time zone: still the same feedback.
     same = overridden("c-1", at=T0.astimezone(UTC))
-    assert store.record_feedback("gc-order-sign", [same], T0 + timedelta(hours=1)) == (
+    assert store.record_feedback("gc-order-sign", ANONYMOUS, [same], T0 + timedelta(hours=1)) == (
         FeedbackResult(0, 1, 0)
     )
     batch = [accepted("c-2", "s-2"), overridden("c-3", None), overridden("c-1", "patient-declined")]
-    assert store.record_feedback("gc-order-sign", batch, T0) == FeedbackResult(3, 0, 0)
-    assert store.record_feedback("gc-order-sign", batch + batch, T0) == FeedbackResult(0, 6, 0)
+    assert store.record_feedback("gc-order-sign", ANONYMOUS, batch, T0) == FeedbackResult(3, 0, 0)
+    assert store.record_feedback("gc-order-sign", ANONYMOUS, batch + batch, T0) == FeedbackResult(
+        0, 6, 0
+    )
     with raw(db_url) as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(feedback)) == 4
 
 
 def test_duplicates_within_one_batch_are_stored_once(store: SQLFeedbackStore):
     store.record_cards([card("c-1")])
-    result = store.record_feedback("gc-order-sign", [accepted("c-1", "s-1", "s-2")] * 3, T0)
+    result = store.record_feedback(
+        "gc-order-sign", ANONYMOUS, [accepted("c-1", "s-1", "s-2")] * 3, T0
+    )
     assert result == FeedbackResult(1, 2, 0)
     # Suggestion order and repetition don't make it different feedback.
-    again = store.record_feedback("gc-order-sign", [accepted("c-1", "s-2", "s-1", "s-2")], T0)
+    again = store.record_feedback(
+        "gc-order-sign", ANONYMOUS, [accepted("c-1", "s-2", "s-1", "s-2")], T0
+    )
     assert again == FeedbackResult(0, 1, 0)
 
 
 def test_unknown_card_is_stored_and_flagged(store: SQLFeedbackStore, db_url: str):
     store.record_cards([card("c-known")])
     result = store.record_feedback(
-        "gc-order-sign", [overridden("c-unknown"), overridden("c-known")], T0
+        "gc-order-sign", ANONYMOUS, [overridden("c-unknown"), overridden("c-known")], T0
     )
     assert result == FeedbackResult(stored=2, duplicates=0, unknown_cards=1)
     with raw(db_url) as conn:
@@ -184,31 +197,37 @@ def test_feedback_before_its_card_is_matched_once_the_card_is_written(
 ):
     """Feedback stored while its card was still queued (another replica, an outage) is flagged
     unknown, then counted and snoozing once the card arrives."""
-    result = store.record_feedback("gc-order-sign", [overridden("c-late", "already-done")], T0)
+    result = store.record_feedback(
+        "gc-order-sign", ANONYMOUS, [overridden("c-late", "already-done")], T0
+    )
     assert result.unknown_cards == 1
-    assert store.silenced_topics(PATIENT_A, T0, SNOOZE) == frozenset()
+    assert store.silenced_topics(anon(PATIENT_A), T0, SNOOZE) == frozenset()
     store.record_cards([card("c-late"), card("c-other")])
     with raw(db_url) as conn:
         flags = dict(conn.execute(sa.select(feedback.c.card_uuid, feedback.c.unknown_card)).all())
     assert flags == {"c-late": False}
-    assert store.silenced_topics(PATIENT_A, T0, SNOOZE) == {"bone-health"}
+    assert store.silenced_topics(anon(PATIENT_A), T0, SNOOZE) == {"bone-health"}
     (row,) = store.stats(None)
     assert (row.issued, row.overridden) == (2, 1)
 
 
 def test_accepted_without_suggestions_does_not_crash(store: SQLFeedbackStore):
     store.record_cards([card("c-1")])
-    assert store.record_feedback("gc-order-sign", [accepted("c-1")], T0) == FeedbackResult(1, 0, 0)
-    assert store.silenced_suggestions(PATIENT_A, T0, {"dxa": 365}) == frozenset()
+    assert store.record_feedback(
+        "gc-order-sign", ANONYMOUS, [accepted("c-1")], T0
+    ) == FeedbackResult(1, 0, 0)
+    assert store.silenced_suggestions(anon(PATIENT_A), T0, {"dxa": 365}) == frozenset()
     assert store.stats(None)[0].accepted == 1
 
 
 def test_user_comment_is_dropped_unless_enabled(store: SQLFeedbackStore, db_url: str):
     store.record_cards([card("c-1"), card("c-2")])
-    store.record_feedback("gc-order-sign", [overridden("c-1", comment="free text")], T0)
+    store.record_feedback("gc-order-sign", ANONYMOUS, [overridden("c-1", comment="free text")], T0)
     with_comments = SQLFeedbackStore(db_url, store_user_comments=True)
     try:
-        with_comments.record_feedback("gc-order-sign", [overridden("c-2", comment="kept")], T0)
+        with_comments.record_feedback(
+            "gc-order-sign", ANONYMOUS, [overridden("c-2", comment="kept")], T0
+        )
     finally:
         with_comments.close()
     with raw(db_url) as conn:
@@ -226,29 +245,31 @@ def test_override_snoozes_that_topic_for_that_patient_only(store: SQLFeedbackSto
             card("b-bone", patient=PATIENT_B),
         ]
     )
-    store.record_feedback("gc-order-sign", [overridden("a-bone", "already-done")], T0)
-    store.record_feedback("gc-order-sign", [overridden("a-infection", "not-relevant")], T0)
+    store.record_feedback("gc-order-sign", ANONYMOUS, [overridden("a-bone", "already-done")], T0)
+    store.record_feedback(
+        "gc-order-sign", ANONYMOUS, [overridden("a-infection", "not-relevant")], T0
+    )
 
-    assert store.silenced_topics(PATIENT_A, T0 + timedelta(days=1), SNOOZE) == {"bone-health"}
-    assert store.silenced_topics(PATIENT_B, T0 + timedelta(days=1), SNOOZE) == frozenset()
-    assert store.silenced_topics(PATIENT_A, T0 + timedelta(days=29, hours=23), SNOOZE) == {
+    assert store.silenced_topics(anon(PATIENT_A), T0 + timedelta(days=1), SNOOZE) == {"bone-health"}
+    assert store.silenced_topics(anon(PATIENT_B), T0 + timedelta(days=1), SNOOZE) == frozenset()
+    assert store.silenced_topics(anon(PATIENT_A), T0 + timedelta(days=29, hours=23), SNOOZE) == {
         "bone-health"
     }
-    assert store.silenced_topics(PATIENT_A, T0 + timedelta(days=30), SNOOZE) == frozenset()
-    assert store.silenced_topics(PATIENT_A, T0, {}) == frozenset()
+    assert store.silenced_topics(anon(PATIENT_A), T0 + timedelta(days=30), SNOOZE) == frozenset()
+    assert store.silenced_topics(anon(PATIENT_A), T0, {}) == frozenset()
 
 
 def test_each_reason_has_its_own_snooze_period(store: SQLFeedbackStore):
     store.record_cards([card("c-1"), card("c-2", topic="infection-prevention")])
-    store.record_feedback("gc-order-sign", [overridden("c-1", "already-done")], T0)
-    store.record_feedback("gc-order-sign", [overridden("c-2", "patient-declined")], T0)
-    assert store.silenced_topics(PATIENT_A, T0 + timedelta(days=60), SNOOZE) == {
+    store.record_feedback("gc-order-sign", ANONYMOUS, [overridden("c-1", "already-done")], T0)
+    store.record_feedback("gc-order-sign", ANONYMOUS, [overridden("c-2", "patient-declined")], T0)
+    assert store.silenced_topics(anon(PATIENT_A), T0 + timedelta(days=60), SNOOZE) == {
         "infection-prevention"
     }
     # An accepted card does not silence its topic.
     store.record_cards([card("c-3", topic="osteonecrosis")])
-    store.record_feedback("gc-order-sign", [accepted("c-3", "s-3")], T0)
-    assert "osteonecrosis" not in store.silenced_topics(PATIENT_A, T0, SNOOZE)
+    store.record_feedback("gc-order-sign", ANONYMOUS, [accepted("c-3", "s-3")], T0)
+    assert "osteonecrosis" not in store.silenced_topics(anon(PATIENT_A), T0, SNOOZE)
 
 
 def test_accepted_suggestion_is_silenced_for_its_interval(store: SQLFeedbackStore):
@@ -259,26 +280,29 @@ def test_accepted_suggestion_is_silenced_for_its_interval(store: SQLFeedbackStor
             card("b-1", patient=PATIENT_B, suggestions=(IssuedSuggestion("s-b", "dxa"),)),
         ]
     )
-    store.record_feedback("gc-order-sign", [accepted("a-1", "s-dxa")], T0)
+    store.record_feedback("gc-order-sign", ANONYMOUS, [accepted("a-1", "s-dxa")], T0)
     intervals = {"dxa": 730, "vitamin-d": 365}
 
-    assert store.silenced_suggestions(PATIENT_A, T0 + timedelta(days=1), intervals) == {"dxa"}
-    assert store.silenced_suggestions(PATIENT_B, T0 + timedelta(days=1), intervals) == frozenset()
-    assert store.silenced_suggestions(PATIENT_A, T0 + timedelta(days=731), intervals) == (
+    assert store.silenced_suggestions(anon(PATIENT_A), T0 + timedelta(days=1), intervals) == {"dxa"}
+    assert (
+        store.silenced_suggestions(anon(PATIENT_B), T0 + timedelta(days=1), intervals)
+        == frozenset()
+    )
+    assert store.silenced_suggestions(anon(PATIENT_A), T0 + timedelta(days=731), intervals) == (
         frozenset()
     )
     # A suggestion uuid that belongs to another card silences nothing.
-    store.record_feedback("gc-order-sign", [accepted("a-1", "s-b")], T0)
-    assert store.silenced_suggestions(PATIENT_B, T0, intervals) == frozenset()
+    store.record_feedback("gc-order-sign", ANONYMOUS, [accepted("a-1", "s-b")], T0)
+    assert store.silenced_suggestions(anon(PATIENT_B), T0, intervals) == frozenset()
 
 
 def test_recent_cards(store: SQLFeedbackStore):
     store.record_cards([card("c-1", draft_key="draft-1"), card("c-2")])
     recent = {("bone-health", "draft-1")}
-    assert store.recent_cards(PATIENT_A, T0 - timedelta(minutes=10)) == recent
-    assert store.recent_cards(PATIENT_A, T0) == recent  # issued at T0: included
-    assert store.recent_cards(PATIENT_A, T0 + timedelta(seconds=1)) == frozenset()
-    assert store.recent_cards(PATIENT_B, T0 - timedelta(hours=1)) == frozenset()
+    assert store.recent_cards(anon(PATIENT_A), T0 - timedelta(minutes=10)) == recent
+    assert store.recent_cards(anon(PATIENT_A), T0) == recent  # issued at T0: included
+    assert store.recent_cards(anon(PATIENT_A), T0 + timedelta(seconds=1)) == frozenset()
+    assert store.recent_cards(anon(PATIENT_B), T0 - timedelta(hours=1)) == frozenset()
 
 
 def test_stats_counts_outcomes_and_reasons(store: SQLFeedbackStore):
@@ -297,6 +321,7 @@ def test_stats_counts_outcomes_and_reasons(store: SQLFeedbackStore):
     )
     store.record_feedback(
         "gc-order-sign",
+        ANONYMOUS,
         [
             accepted("acc", "s-1"),
             overridden("ovr-done", "already-done"),
@@ -338,10 +363,10 @@ def test_purge_removes_old_cards_and_feedback(store: SQLFeedbackStore, db_url: s
     store.record_cards(
         [card("old", issued_at=old, suggestions=(IssuedSuggestion("s-old", "dxa"),)), card("new")]
     )
-    store.record_feedback("gc-order-sign", [accepted("old", "s-old", at=old)], old)
-    store.record_feedback("gc-order-sign", [overridden("new")], new)
+    store.record_feedback("gc-order-sign", ANONYMOUS, [accepted("old", "s-old", at=old)], old)
+    store.record_feedback("gc-order-sign", ANONYMOUS, [overridden("new")], new)
     # Feedback received recently on an old card goes with its card.
-    store.record_feedback("gc-order-sign", [overridden("old")], new)
+    store.record_feedback("gc-order-sign", ANONYMOUS, [overridden("old")], new)
 
     assert store.purge(T0 - timedelta(days=365)) == 3  # 1 card + 2 feedback items
     assert [r.issued for r in store.stats(None)] == [1]
@@ -361,7 +386,7 @@ def test_migrate_twice_is_a_no_op(store: SQLFeedbackStore, db_url: str):
     migrate(db_url)
     migrate(db_url)
     with raw(db_url) as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [("0001",)]
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [("0002",)]
     assert store.stats(None)[0].issued == 1
 
 
@@ -369,22 +394,22 @@ def test_concurrent_migrations_upgrade_once(db_url: str):
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(migrate, [db_url] * 4))
     with raw(db_url) as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [("0001",)]
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [("0002",)]
 
 
 def test_restart_loses_nothing(store: SQLFeedbackStore, db_url: str):
     store.record_cards([card("c-1", suggestions=(IssuedSuggestion("s-1", "dxa"),))])
-    store.record_feedback("gc-order-sign", [accepted("c-1", "s-1")], T0)
+    store.record_feedback("gc-order-sign", ANONYMOUS, [accepted("c-1", "s-1")], T0)
     store.close()
 
     migrate(db_url)
     restarted = SQLFeedbackStore(db_url)
     try:
         assert restarted.stats(None)[0].accepted == 1
-        assert restarted.silenced_suggestions(PATIENT_A, T0, {"dxa": 10}) == {"dxa"}
-        assert restarted.record_feedback("gc-order-sign", [accepted("c-1", "s-1")], T0) == (
-            FeedbackResult(0, 1, 0)
-        )
+        assert restarted.silenced_suggestions(anon(PATIENT_A), T0, {"dxa": 10}) == {"dxa"}
+        assert restarted.record_feedback(
+            "gc-order-sign", ANONYMOUS, [accepted("c-1", "s-1")], T0
+        ) == (FeedbackResult(0, 1, 0))
     finally:
         restarted.close()
 
@@ -405,7 +430,7 @@ def test_concurrent_feedback_is_stored_exactly_once(store: SQLFeedbackStore, db_
             i = (worker * posts_per_thread + n) % distinct
             # Two items per post, in varying order across threads (lock ordering on PostgreSQL).
             batch = [items[i], items[(i * 7 + worker) % distinct]]
-            results.append(store.record_feedback("gc-order-sign", batch, T0))
+            results.append(store.record_feedback("gc-order-sign", ANONYMOUS, batch, T0))
             if n % 5 == 0:
                 store.record_cards([card(f"late-{worker}-{n}"), card("c-0")])
         return results
@@ -426,7 +451,7 @@ def test_naive_datetimes_are_refused(store: SQLFeedbackStore):
     with pytest.raises(ValueError, match="naive"):
         store.record_cards([card("c-1", issued_at=datetime(2026, 1, 1))])  # noqa: DTZ001
     with pytest.raises(ValueError, match="naive"):
-        store.silenced_topics(PATIENT_A, datetime(2026, 1, 1), SNOOZE)  # noqa: DTZ001
+        store.silenced_topics(anon(PATIENT_A), datetime(2026, 1, 1), SNOOZE)  # noqa: DTZ001
 
 
 def test_ping(store: SQLFeedbackStore):
@@ -438,7 +463,7 @@ def test_database_errors_become_store_errors_without_data(db_url: str):
     try:
         with pytest.raises(StoreError) as caught:
             unmigrated.record_feedback(
-                "gc-order-sign", [overridden("c-1", comment="PHI-CANARY-COMMENT")], T0
+                "gc-order-sign", ANONYMOUS, [overridden("c-1", comment="PHI-CANARY-COMMENT")], T0
             )
     finally:
         unmigrated.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -128,6 +129,8 @@ def test_render_report_json():
         "no_feedback": 1,
         "acceptance_rate": 0.25,
         "override_reasons": {"patient-declined": 1, "already-done": 1},
+        "client_iss": "",
+        "client_tenant": "",
     }
     assert data[1]["acceptance_rate"] is None
     assert json.loads(render_report([], "json")) == []
@@ -142,6 +145,17 @@ def test_render_report_table():
     assert " n/a " in lines[2]  # no feedback yet: the rate is not 0%
     assert len(lines) == 3
     assert render_report([], "table").startswith("service")
+
+
+def test_render_report_table_names_verified_clients():
+    clients = [
+        replace(ROWS[0], client_iss="https://ehr-a.example/fhir", client_tenant="east"),
+        ROWS[1],
+    ]
+    lines = render_report(clients, "table").splitlines()
+    assert lines[0].endswith("override reasons                    client")
+    assert lines[1].endswith("  https://ehr-a.example/fhir tenant=east")
+    assert lines[2].endswith("  anonymous")
 
 
 def test_render_report_refuses_other_formats():

@@ -246,13 +246,13 @@ def test_indeterminate_hbv_marker_is_rechecked() -> None:
 @pytest.mark.parametrize(
     ("case", "egfr", "detail", "suggestions", "recommended"),
     [
-        ("eGFR 45: full dose", kidney(45), None, ("tmp-smx", "dapsone", "atovaquone"), ("tmp-smx",)),
-        ("eGFR 30: half dose (15-30 inclusive)", kidney(30), "pjp-renal-half", ("tmp-smx-renal", "dapsone", "atovaquone"), ("tmp-smx-renal",)),
-        ("eGFR 22: half dose", kidney(22), "pjp-renal-half", ("tmp-smx-renal", "dapsone", "atovaquone"), ("tmp-smx-renal",)),
-        ("eGFR 15: half dose", kidney(15), "pjp-renal-half", ("tmp-smx-renal", "dapsone", "atovaquone"), ("tmp-smx-renal",)),
-        ("eGFR 12: no TMP-SMX", kidney(12), "pjp-renal-avoid", ("dapsone", "atovaquone"), ()),
-        ("eGFR 22 but 400 days old", kidney(22, ago=400), None, ("tmp-smx", "dapsone", "atovaquone"), ("tmp-smx",)),
-        ("value in another unit", kidney(22, unit="mL/s"), None, ("tmp-smx", "dapsone", "atovaquone"), ("tmp-smx",)),
+        ("eGFR 45: full dose", kidney(45), None, ("tmp-smx",), ("tmp-smx",)),
+        ("eGFR 30: half dose (15-30 inclusive)", kidney(30), "pjp-renal-half", ("tmp-smx-renal",), ("tmp-smx-renal",)),
+        ("eGFR 22: half dose", kidney(22), "pjp-renal-half", ("tmp-smx-renal",), ("tmp-smx-renal",)),
+        ("eGFR 15: half dose", kidney(15), "pjp-renal-half", ("tmp-smx-renal",), ("tmp-smx-renal",)),
+        ("eGFR 12: no TMP-SMX", kidney(12), "pjp-renal-avoid", ("atovaquone",), ("atovaquone",)),
+        ("eGFR 22 but 400 days old", kidney(22, ago=400), None, ("tmp-smx",), ("tmp-smx",)),
+        ("value in another unit", kidney(22, unit="mL/s"), None, ("tmp-smx",), ("tmp-smx",)),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )  # fmt: skip

@@ -40,9 +40,11 @@ from cds_service.errors import Unauthorized
 logger = logging.getLogger(__name__)
 
 
-# Sandbox tokens live 5 min, Epic's 15 min. A longer lifetime would make the replay cache hold
-# entries for that long, so such tokens are refused rather than remembered indefinitely.
-MAX_TOKEN_LIFETIME_S = 3600
+# CDS Hooks 2.0, "Trusting CDS Clients": exp "SHALL be set to no more than five minutes in the
+# future" (plus the configured leeway for clock skew). This also bounds how long the replay cache
+# must remember a jti. Epic's documented example token lives 15 minutes: a deployment that must
+# accept such tokens raises CDS_JWT_MAX_EXP_AHEAD_S knowingly.
+MAX_EXP_AHEAD_S = 300
 MAX_TOKEN_CHARS = 8192
 MAX_JWKS_BYTES = 256 * 1024
 JWKS_TIMEOUT_S = 2.0
@@ -227,6 +229,7 @@ class JWTVerifier:
         http: httpx.AsyncClient,
         *,
         leeway_s: int = 60,
+        max_exp_ahead_s: int = MAX_EXP_AHEAD_S,
         jwks_ttl_s: int = 3600,
         min_refetch_interval_s: float = 30.0,
         replay_cache: ReplayCache | None = None,
@@ -241,6 +244,7 @@ class JWTVerifier:
         }
         self._http = http
         self._leeway_s = leeway_s
+        self._max_exp_ahead_s = max_exp_ahead_s
         self._jwks_ttl_s = jwks_ttl_s
         self._min_refetch_s = min_refetch_interval_s
         if replay_cache is None:  # not `or`: an empty cache is falsy (__len__)
@@ -274,7 +278,7 @@ class JWTVerifier:
         client = self._client_for(claims, header, alg)
         key = await self._key(client, kid)
         _check_signature(obj, key, alg, client.iss)
-        return self._check_claims(client, claims, audience_url)
+        return await self._check_claims(client, claims, audience_url)
 
     def _client_for(
         self, claims: dict[str, Any], header: dict[str, Any], alg: str
@@ -291,20 +295,23 @@ class JWTVerifier:
             raise _Rejected("jku not registered", client.iss)
         return client
 
-    def _check_claims(
+    async def _check_claims(
         self, client: TrustedClient, claims: dict[str, Any], audience_url: str
     ) -> VerifiedClient:
         iss = client.iss
         _check_audience(claims, (audience_url, *client.audience), iss)
         exp = self._check_times(claims, iss)
         jti, tenant, sub = _identity(claims, client)
-        if self._replay.seen(iss, jti, math.ceil(exp)):
+        # Last, once everything else holds: only valid tokens take room in the cache. Raises
+        # ReplayCacheUnavailable (503, not a 401) when the shared cache does not answer.
+        if await self._replay.seen(iss, jti, math.ceil(exp)):
             raise _Rejected("jti replayed", iss, jti)
         logger.debug("jwt accepted", extra={"iss": iss, "jti": jti})
         return VerifiedClient(iss=iss, sub=sub, tenant=tenant, jti=jti)
 
     def _check_times(self, claims: dict[str, Any], iss: str) -> float:
-        """``exp``, ``iat`` and optional ``nbf`` against now, within the leeway; returns exp."""
+        """``exp`` (at most 5 minutes ahead), ``iat`` (required, not ahead) and optional ``nbf``
+        against now, within the leeway; returns exp."""
         now = self._clock()
         exp = _number(claims, "exp", iss)
         iat = _number(claims, "iat", iss)
@@ -315,8 +322,8 @@ class JWTVerifier:
             raise _Rejected("iat in the future", iss)
         if nbf is not None and nbf > now + self._leeway_s:
             raise _Rejected("jwt not yet valid", iss)
-        if exp - iat > MAX_TOKEN_LIFETIME_S:
-            raise _Rejected("jwt lifetime too long", iss)
+        if exp > now + self._max_exp_ahead_s + self._leeway_s:
+            raise _Rejected("exp too far ahead", iss)
         return exp
 
     async def _key(self, client: TrustedClient, kid: str) -> Key:

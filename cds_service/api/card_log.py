@@ -24,7 +24,9 @@ Hook calls must not wait for the database, and a storage outage must not fail th
   ``Retry-After``) meanwhile. The background task makes the attempts: the queued cards, or a
   ping when nothing is queued.
 * snooze lookups (topics and suggestions silenced for a patient) take one thread hop and are
-  cached for a few seconds per patient key; feedback received by this process clears the cache.
+  cached for a few seconds per scope (client, tenant and patient key: tenancy.SnoozeScope) and
+  service; feedback received by this process drops the entries of the scopes it touched
+  (``invalidate_scope``, which is also the entry point for invalidations from other replicas).
   Past that time a cached answer is still served once more while the background task reads it
   again (stale-while-revalidate), and concurrent misses for one patient share one read: a call
   that holds a large parsed prefetch never waits on the database just because the cache aged,
@@ -37,7 +39,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -52,12 +54,13 @@ from cds_service.store.base import (
     FeedbackStore,
     StoreError,
 )
+from cds_service.tenancy import ClientIdentity, SnoozeScope
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Silenced = tuple[frozenset[str], frozenset[str]]
-SnoozeKey = tuple[str, str]  # (service id, patient key)
+SnoozeKey = tuple[SnoozeScope, str]  # (scope, service id)
 Lookup = tuple[datetime, Mapping[str, int], Mapping[str, int]]  # now, snooze days, intervals
 NOTHING_SILENCED: Silenced = (frozenset(), frozenset())
 
@@ -78,6 +81,7 @@ class CardLog:
         snooze_ttl_s: float = 5.0,
         max_cached: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        publish: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self._metrics = metrics
@@ -87,10 +91,12 @@ class CardLog:
         self._ttl = snooze_ttl_s
         self._max_cached = max_cached
         self._clock = clock
+        self._publish = publish  # tells the other replicas (api/snooze_bus.py), when shared
         self._pending: list[CardIssued] = []
-        self._cache: dict[SnoozeKey, tuple[float, Silenced]] = {}
+        # scope -> service id -> (fresh until, answer): a scope's entries are dropped together.
+        self._cache: dict[SnoozeScope, dict[str, tuple[float, Silenced]]] = {}
         self._reading: dict[SnoozeKey, anyio.Event] = {}
-        self._generation = 0  # bumped by invalidate(): a read begun before it is not cached
+        self._generation = 0  # bumped by each invalidation: a read begun before it is not cached
         self._stale: dict[SnoozeKey, Lookup] = {}  # served past the TTL: read again in background
         self._flush_lock = anyio.Lock()
         # Storage state: consecutive failures, when the next attempt is due, since when down.
@@ -237,8 +243,9 @@ class CardLog:
                 batch = self._pending[:BATCH]
                 del self._pending[:BATCH]
                 done = written = False
+                adopted: frozenset[SnoozeScope] = frozenset()
                 try:
-                    await anyio.to_thread.run_sync(self.store.record_cards, batch)
+                    adopted = await anyio.to_thread.run_sync(self.store.record_cards, batch)
                     done = written = True
                 except StoreError as error:
                     self._failed(
@@ -259,6 +266,9 @@ class CardLog:
                         self._trim()
                 if written:
                     self._succeeded()
+                # Feedback that reached a replica before these cards were written counts now:
+                # the snoozes it sets show here and on the other replicas at once.
+                await self._scopes_changed(adopted)
             return True
 
     async def close(self) -> None:
@@ -297,35 +307,66 @@ class CardLog:
     # -- feedback ------------------------------------------------------------------------------
 
     async def record_feedback(
-        self, service_id: str, items: Sequence[FeedbackItem], received_at: datetime
+        self,
+        service_id: str,
+        client: ClientIdentity,
+        items: Sequence[FeedbackItem],
+        received_at: datetime,
     ) -> FeedbackResult:
-        """Store feedback once the cards queued here are written, so that feedback on them is
-        matched. Raises StorageUnavailable when they cannot be written or the feedback cannot
-        be stored."""
+        """Store ``client``'s feedback once the cards queued here are written, so that feedback
+        on them is matched, and drop the snooze cache of the scopes it touched. Raises
+        StorageUnavailable when they cannot be written or the feedback cannot be stored."""
         if not await self.flush():
             raise StorageUnavailable(self.retry_after_s())
         store = self.store
-        result = await self.call(lambda: store.record_feedback(service_id, items, received_at))
-        self.invalidate()  # snooze decisions change with this feedback
+        result = await self.call(
+            lambda: store.record_feedback(service_id, client, items, received_at)
+        )
+        # Snooze decisions change in the scopes of the cards this feedback is about (none when
+        # they are unknown or another client's).
+        await self._scopes_changed(result.scopes)
         return result
+
+    async def _scopes_changed(self, scopes: Iterable[SnoozeScope]) -> None:
+        """Feedback now counts in ``scopes``: drop their cached snooze answers here and, when
+        shared, on every replica."""
+        for scope in sorted(scopes, key=SnoozeScope.encode):
+            self.invalidate_scope(scope)
+            if self._publish is not None:
+                await self._publish(scope.encode())
 
     # -- snooze --------------------------------------------------------------------------------
 
-    def invalidate(self) -> None:
+    def invalidate(self, scope: str | None = None) -> None:
+        """Forget cached snooze lookups after feedback in ``scope`` (``SnoozeScope.encode``, as
+        published by a replica that stored feedback; api/snooze_bus.py), or all of them when
+        ``scope`` is None (after a gap in the invalidation messages) or cannot be read."""
+        decoded = None if scope is None else SnoozeScope.decode(scope)
+        if decoded is not None:
+            self.invalidate_scope(decoded)
+            return
         self._generation += 1
         self._cache.clear()
+
+    def invalidate_scope(self, scope: SnoozeScope) -> None:
+        """Drop the cached snooze answers of one scope (client, tenant, fhirServer and patient,
+        as ``scope.patient_key``), for every service: the next lookup reads the store. Cheap,
+        synchronous, never raises: call it on the event loop whenever feedback for ``scope``
+        was stored, here or by another replica."""
+        self._generation += 1
+        self._cache.pop(scope, None)
 
     async def silenced(
         self,
         service_id: str,
-        patient_key: str,
+        scope: SnoozeScope,
         now: datetime,
         snooze_days: Mapping[str, int],
         intervals: Mapping[str, int],
     ) -> Silenced:
-        """Topics and suggestion keys silenced for this patient; empty when storage is down."""
-        cache_key = (service_id, patient_key)
-        cached = self._cache.get(cache_key)
+        """Topics and suggestion keys silenced in this scope; empty when storage is down."""
+        cache_key = (scope, service_id)
+        cached = self._cache.get(scope, {}).get(service_id)
         if cached is not None:
             if cached[0] <= self._clock():
                 self._stale[cache_key] = (now, snooze_days, intervals)
@@ -337,20 +378,20 @@ class CardLog:
         Nothing is read while storage is down (the background task finds out when it is back)."""
         if self.storage_down:
             return NOTHING_SILENCED
-        patient_key = cache_key[1]
+        scope, service_id = cache_key
         now, snooze_days, intervals = lookup
         under_way = self._reading.get(cache_key)
         if under_way is not None:
             await under_way.wait()
-            shared = self._cache.get(cache_key)
+            shared = self._cache.get(scope, {}).get(service_id)
             return shared[1] if shared is not None else NOTHING_SILENCED
         done = self._reading[cache_key] = anyio.Event()
         generation, store = self._generation, self.store
 
         def read() -> Silenced:
             return (
-                store.silenced_topics(patient_key, now, snooze_days),
-                store.silenced_suggestions(patient_key, now, intervals),
+                store.silenced_topics(scope, now, snooze_days),
+                store.silenced_suggestions(scope, now, intervals),
             )
 
         try:
@@ -365,28 +406,26 @@ class CardLog:
         self._succeeded()
         if generation != self._generation:
             return result  # feedback arrived meanwhile: the next call reads again
-        if len(self._cache) >= self._max_cached:
+        if scope not in self._cache and len(self._cache) >= self._max_cached:
             self._cache.clear()
-        self._cache[cache_key] = (self._clock() + self._ttl, result)
+        self._cache.setdefault(scope, {})[service_id] = (self._clock() + self._ttl, result)
         return result
 
-    async def recent_cards(self, patient_key: str, since: datetime) -> frozenset[tuple[str, str]]:
-        """(topic, draft key) of the cards issued for the patient at or after ``since`` (the
+    async def recent_cards(self, scope: SnoozeScope, since: datetime) -> frozenset[tuple[str, str]]:
+        """(topic, draft key) of the cards issued in the scope at or after ``since`` (the
         order-sign repeat check), queued ones included. When storage is down only the queued
         cards are seen: a card is shown again rather than the call failing."""
         await self.flush()
         queued = frozenset(
             (card.topic, card.draft_key)
             for card in self._pending
-            if card.patient_key == patient_key
-            and card.draft_key is not None
-            and card.issued_at >= since
+            if card.scope == scope and card.draft_key is not None and card.issued_at >= since
         )
         if self.storage_down:
             return queued
         store = self.store
         try:
-            stored = await anyio.to_thread.run_sync(store.recent_cards, patient_key, since)
+            stored = await anyio.to_thread.run_sync(store.recent_cards, scope, since)
         # An outage must not fail the hook call; _failed logs the error with its traceback.
         except Exception as error:  # noqa: BLE001
             self._failed(

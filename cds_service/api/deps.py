@@ -10,9 +10,11 @@ from typing import Annotated
 
 import httpx
 from fastapi import Depends, Request
+from redis.asyncio import Redis
 
 from cds_service.api.auth import JWTVerifier
 from cds_service.api.card_log import CardLog
+from cds_service.api.snooze_bus import SnoozeBus
 from cds_service.catalog import Catalog
 from cds_service.engine import Engine
 from cds_service.fhir.client import FHIRClient
@@ -33,6 +35,8 @@ class Runtime:
     clock: Callable[[], datetime]
     engine: Engine
     card_log: CardLog | None = None
+    redis: Redis | None = None  # shared replay cache and snooze invalidation (CDS_REDIS_URL)
+    snooze_bus: SnoozeBus | None = None
 
 
 async def get_runtime(request: Request) -> Runtime:

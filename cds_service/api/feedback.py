@@ -46,7 +46,7 @@ def _timestamp(value: str, where: str) -> datetime:
     openapi_extra=request_body(FeedbackRequest),
 )
 async def feedback(service_id: str, request: Request, runtime: RuntimeDep) -> Response:
-    await authenticate(request, runtime)
+    client = await authenticate(request, runtime)
     service = find_service(runtime, service_id)
     parsed = await read_model(request, FeedbackRequest, max_bytes=runtime.settings.max_body_bytes)
     items = []
@@ -68,8 +68,10 @@ async def feedback(service_id: str, request: Request, runtime: RuntimeDep) -> Re
     if runtime.store is None or runtime.card_log is None:
         raise CDSError("feedback storage is not configured")
     # The cards queued here are written first, so feedback on them is matched; 503 with
-    # Retry-After when they or the feedback cannot be written (storage down).
-    result = await runtime.card_log.record_feedback(service.id, items, runtime.clock())
+    # Retry-After when they or the feedback cannot be written (storage down). Feedback acts on
+    # the cards issued to this client only; on any other card the answer is the same as on an
+    # unknown card (docs/tenancy.md).
+    result = await runtime.card_log.record_feedback(service.id, client, items, runtime.clock())
     for item in items:
         runtime.metrics.observe_feedback(item.outcome)
     logger.info(
@@ -113,6 +115,8 @@ async def admin_stats(request: Request, runtime: RuntimeDep, since: str | None =
                     "no_feedback": r.no_feedback,
                     "acceptance_rate": r.acceptance_rate,
                     "override_reasons": dict(r.override_reasons),
+                    "client_iss": r.client_iss,
+                    "client_tenant": r.client_tenant,
                 }
                 for r in rows
             ]

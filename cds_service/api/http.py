@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any, TypeVar
 
 import orjson
@@ -14,6 +15,7 @@ from cds_service.api.deps import Runtime
 from cds_service.catalog import Service
 from cds_service.cdshooks import OperationOutcome, validation_paths
 from cds_service.errors import InvalidRequest, Unauthorized, UnknownService
+from cds_service.tenancy import ANONYMOUS, ClientIdentity
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -68,20 +70,29 @@ async def read_model(request: Request, model: type[M], *, max_bytes: int) -> M:
         raise InvalidRequest(validation_paths(exc)) from None
 
 
-async def authenticate(request: Request, runtime: Runtime) -> None:
-    """Verify the EHR's JWT per CDS_AUTH (off | optional | required)."""
+async def authenticate(request: Request, runtime: Runtime) -> ClientIdentity:
+    """Verify the EHR's JWT per CDS_AUTH (off | optional | required): who called, the scope of
+    what it stores and reads (docs/tenancy.md). ANONYMOUS when no token is checked."""
     mode = runtime.settings.auth
     header = request.headers.get("authorization")
     if mode == "off" or (mode == "optional" and header is None):
-        return
+        return ANONYMOUS
     if runtime.verifier is None:
         raise Unauthorized()
     audience = audience_for(runtime.settings.public_url, str(request.url))
     try:
-        await runtime.verifier.verify(header, audience)
+        verified = await runtime.verifier.verify(header, audience)
     except Unauthorized:
         runtime.metrics.observe_jwt_rejection("invalid")
         raise
+    return ClientIdentity(iss=verified.iss, tenant=verified.tenant or "")
+
+
+def bearer_matches(authorization_header: str | None, token: str) -> bool:
+    """Whether the header is ``Bearer <token>``, compared in constant time (an operator token
+    such as ``CDS_METRICS_TOKEN``, not a JWT)."""
+    expected = f"Bearer {token}".encode()
+    return hmac.compare_digest((authorization_header or "").encode(), expected)
 
 
 def find_service(runtime: Runtime, service_id: str) -> Service:

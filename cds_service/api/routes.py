@@ -12,11 +12,13 @@ from cds_service.api.deps import Runtime, RuntimeDep
 from cds_service.api.http import (
     ERRORS,
     authenticate,
+    bearer_matches,
     find_service,
     json_response,
     read_model,
     request_body,
 )
+from cds_service.api.redis_link import ping as ping_redis
 from cds_service.cdshooks import (
     CDSRequest,
     CDSResponse,
@@ -25,9 +27,10 @@ from cds_service.cdshooks import (
     dump,
 )
 from cds_service.engine import Evaluation, HookCall
-from cds_service.errors import CDSError
+from cds_service.errors import CDSError, Unauthorized
 from cds_service.store.base import CardIssued, IssuedSuggestion
 from cds_service.store.patient_key import patient_key
+from cds_service.tenancy import ClientIdentity, SnoozeScope
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -52,15 +55,17 @@ async def discovery(request: Request, runtime: RuntimeDep) -> Response:
     return json_response(dump(Discovery(services=services)))
 
 
-def _patient_key(runtime: Runtime, request: CDSRequest) -> str:
-    return patient_key(
+def request_scope(runtime: Runtime, request: CDSRequest, client: ClientIdentity) -> SnoozeScope:
+    """Snoozes and repeats are the calling client's, for this fhirServer and patient only."""
+    key = patient_key(
         runtime.settings.patient_key_secret.get_secret_value(),
         request.fhirServer,
         str(request.context.get("patientId")),
     )
+    return SnoozeScope(client, key)
 
 
-def _issued(call: HookCall, evaluation: Evaluation) -> list[CardIssued]:
+def _issued(call: HookCall, scope: SnoozeScope, evaluation: Evaluation) -> list[CardIssued]:
     request = call.request
     return [
         CardIssued(
@@ -73,7 +78,8 @@ def _issued(call: HookCall, evaluation: Evaluation) -> list[CardIssued]:
             topic=r.rule.definition.topic,
             indicator=r.indicator,
             issued_at=call.now,
-            patient_key=call.patient_key or "",
+            patient_key=scope.patient_key,
+            client=scope.client,
             suggestions=tuple(IssuedSuggestion(uuid=u, key=k) for u, k in r.suggestion_keys),
             draft_key=evaluation.draft_key,
         )
@@ -91,7 +97,7 @@ async def call_service(service_id: str, request: Request, runtime: RuntimeDep) -
     hook = "unknown"
     status = 500
     try:
-        await authenticate(request, runtime)
+        client = await authenticate(request, runtime)
         service = find_service(runtime, service_id)
         cds_request = await read_model(
             request, CDSRequest, max_bytes=runtime.settings.max_body_bytes
@@ -102,13 +108,12 @@ async def call_service(service_id: str, request: Request, runtime: RuntimeDep) -
         ):
             check_depth(value, runtime.settings.max_json_depth, where)
         hook = cds_request.hook if cds_request.hook in service.definition.hooks else "other"
-        call = HookCall.of(
-            cds_request, service, runtime.clock(), _patient_key(runtime, cds_request)
-        )
+        scope = request_scope(runtime, cds_request, client)
+        call = HookCall.of(cds_request, service, runtime.clock(), scope)
         evaluation = await runtime.engine.evaluate(call)
         _observe(runtime, evaluation)
         if runtime.card_log is not None and evaluation.rendered:
-            runtime.card_log.submit(_issued(call, evaluation))
+            runtime.card_log.submit(_issued(call, scope, evaluation))
         status = 200
         # The edge middleware writes one log line per request; these fields go into it.
         request.state.log_fields = {
@@ -160,18 +165,32 @@ async def healthz() -> Response:
 
 @router.get("/readyz")
 async def readyz(runtime: RuntimeDep) -> Response:
-    """Ready to serve hook calls: the content is loaded (503 otherwise).
+    """Ready to serve hook calls: the content is loaded, and the shared replay cache answers
+    when tokens are checked against it (503 otherwise, with the reason).
 
     Hook calls do not need the database (issued cards are queued, snoozes are skipped), so a
     storage outage is reported here (``"status": "degraded"``) but never fails readiness: the
     readiness probe would otherwise take every replica out of service at once while hook calls
-    still work. ``GET /healthz/storage`` is the storage check.
+    still work. ``GET /healthz/storage`` is the storage check. Authenticated calls do need the
+    replay cache (they get 503 without it), so an unreachable Redis fails readiness when JWTs
+    are verified; with ``CDS_AUTH=off`` it only degrades snooze propagation.
     """
-    ready = bool(runtime.catalog.services)
     storage = await _storage(runtime)
-    status = "unavailable" if not ready else "degraded" if storage["storage"] != "ok" else "ready"
-    body = {"status": status, "services": len(runtime.catalog.services), **storage}
-    return json_response(body, 200 if ready else 503)
+    body: dict[str, object] = {"services": len(runtime.catalog.services), **storage}
+    reason = None if runtime.catalog.services else "content not loaded"
+    if runtime.redis is not None:
+        redis_up = await ping_redis(runtime.redis)
+        body["redis"] = "ok" if redis_up else "unreachable"
+        bus = runtime.snooze_bus
+        body["snooze_subscriber"] = "connected" if bus and bus.connected else "disconnected"
+        if not redis_up and runtime.verifier is not None and reason is None:
+            reason = "replay cache unavailable"
+    degraded = storage["storage"] != "ok" or body.get("redis", "ok") != "ok"
+    degraded = degraded or body.get("snooze_subscriber", "connected") != "connected"
+    body["status"] = "unavailable" if reason else "degraded" if degraded else "ready"
+    if reason:
+        body["reason"] = reason
+    return json_response(body, 503 if reason else 200)
 
 
 @router.get("/healthz/storage")
@@ -198,6 +217,12 @@ async def _storage(runtime: Runtime) -> dict[str, str | int]:
 
 
 @router.get("/metrics")
-async def metrics(runtime: RuntimeDep) -> Response:
+async def metrics(request: Request, runtime: RuntimeDep) -> Response:
+    """Prometheus metrics; behind ``Authorization: Bearer $CDS_METRICS_TOKEN`` when it is set."""
+    expected = runtime.settings.metrics_token
+    if expected is not None and not bearer_matches(
+        request.headers.get("authorization"), expected.get_secret_value()
+    ):
+        raise Unauthorized()
     payload, content_type = runtime.metrics.render()
     return Response(payload, media_type=content_type)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
+from cds_service.tenancy import ClientIdentity, SnoozeScope
+
 Outcome = Literal["accepted", "overridden"]
 
 
@@ -24,7 +26,8 @@ class IssuedSuggestion:
 
 @dataclass(frozen=True)
 class CardIssued:
-    """One card returned to the EHR. ``patient_key`` comes from ``patient_key()``, never a raw id.
+    """One card returned to the EHR. ``patient_key`` comes from ``patient_key()``, never a raw id;
+    ``client`` is the verified client it was returned to (tenancy.ANONYMOUS without a token).
 
     ``issued_at`` must be timezone-aware; it is stored in UTC. ``draft_key`` is a hash of the
     draft order(s) on order hooks, used to skip repeating a card from order-select at order-sign.
@@ -40,8 +43,13 @@ class CardIssued:
     indicator: str
     issued_at: datetime
     patient_key: str
+    client: ClientIdentity
     suggestions: tuple[IssuedSuggestion, ...] = ()
     draft_key: str | None = None
+
+    @property
+    def scope(self) -> SnoozeScope:
+        return SnoozeScope(self.client, self.patient_key)
 
 
 @dataclass(frozen=True)
@@ -67,17 +75,21 @@ class FeedbackResult:
     """What one ``record_feedback`` call did.
 
     ``stored + duplicates`` is the number of items; ``unknown_cards`` counts the items (stored or
-    not) whose card uuid was never recorded by this service.
+    not) whose card uuid was never recorded by this service for the sending client (another
+    client's card counts as unknown). ``scopes`` are the snooze scopes of the known cards: the
+    snooze caches to drop.
     """
 
     stored: int
     duplicates: int
     unknown_cards: int
+    scopes: frozenset[SnoozeScope] = field(default=frozenset(), compare=False)
 
 
 @dataclass(frozen=True)
 class StatRow:
-    """Outcomes of the cards issued by one (service, rule, topic).
+    """Outcomes of the cards issued by one (service, rule, topic) to one client (``client_iss``
+    and ``client_tenant``: "" and "" for the anonymous client).
 
     Each card is counted once, by its latest feedback (outcome time, then arrival): ``accepted``,
     ``overridden``, or ``no_feedback`` without any; so the three add up to ``issued``.
@@ -97,6 +109,8 @@ class StatRow:
     no_feedback: int
     acceptance_rate: float | None
     override_reasons: Mapping[str, int] = field(default_factory=dict)
+    client_iss: str = ""
+    client_tenant: str = ""
 
 
 class FeedbackStore(Protocol):
@@ -106,45 +120,51 @@ class FeedbackStore(Protocol):
     ``StoreError`` when the database fails.
     """
 
-    def record_cards(self, cards: Sequence[CardIssued]) -> None:
+    def record_cards(self, cards: Sequence[CardIssued]) -> frozenset[SnoozeScope]:
         """Store issued cards; recording a card uuid again is a no-op (so a batch can be
         retried after a failure that may have committed). Feedback already stored for these
-        card uuids stops being flagged unknown."""
+        card uuids by their own client stops being flagged unknown; returns the scopes of the
+        cards it adopted feedback for (their snoozes may have changed)."""
         ...
 
     def record_feedback(
-        self, service_id: str, items: Sequence[FeedbackItem], received_at: datetime
+        self,
+        service_id: str,
+        client: ClientIdentity,
+        items: Sequence[FeedbackItem],
+        received_at: datetime,
     ) -> FeedbackResult:
-        """Store feedback idempotently.
+        """Store feedback from ``client`` idempotently.
 
-        The same (card, outcome, outcome_timestamp, accepted suggestions, reason coding) is
-        stored once, however often or concurrently it arrives. Items for unknown card uuids are
-        stored and flagged.
+        The same (client, card, outcome, outcome_timestamp, accepted suggestions, reason coding)
+        is stored once, however often or concurrently it arrives. Items for card uuids not
+        issued to ``client`` (unknown, or another client's) are stored, flagged unknown and
+        never act on any card: the same work and the same result whichever it is.
         """
         ...
 
     def silenced_topics(
-        self, patient_key: str, now: datetime, snooze_days: Mapping[str, int]
+        self, scope: SnoozeScope, now: datetime, snooze_days: Mapping[str, int]
     ) -> frozenset[str]:
-        """Topics of this patient's cards overridden with a reason code in ``snooze_days``
-        whose ``outcome_timestamp`` is less than that many days before ``now``."""
+        """Topics of the scope's cards overridden by the scope's client with a reason code in
+        ``snooze_days`` whose ``outcome_timestamp`` is less than that many days before ``now``."""
         ...
 
     def silenced_suggestions(
-        self, patient_key: str, now: datetime, intervals_days: Mapping[str, int]
+        self, scope: SnoozeScope, now: datetime, intervals_days: Mapping[str, int]
     ) -> frozenset[str]:
-        """Suggestion keys in ``intervals_days`` accepted for this patient less than that many
-        days before ``now``."""
+        """Suggestion keys in ``intervals_days`` accepted by the scope's client on the scope's
+        cards less than that many days before ``now``."""
         ...
 
-    def recent_cards(self, patient_key: str, since: datetime) -> frozenset[tuple[str, str]]:
-        """(topic, draft key) of the cards issued for the patient at or after ``since`` that
-        were recorded with a draft key (the order hooks)."""
+    def recent_cards(self, scope: SnoozeScope, since: datetime) -> frozenset[tuple[str, str]]:
+        """(topic, draft key) of the cards issued in ``scope`` at or after ``since`` that were
+        recorded with a draft key (the order hooks)."""
         ...
 
     def stats(self, since: datetime | None) -> list[StatRow]:
-        """Per (service, rule, topic) outcomes of cards issued at or after ``since`` (all when
-        None), sorted by service, rule and topic."""
+        """Per (service, rule, topic, client) outcomes of cards issued at or after ``since``
+        (all when None), sorted by service, rule, topic and client."""
         ...
 
     def purge(self, before: datetime) -> int:

@@ -104,8 +104,9 @@ def create_store_engine(url: str) -> Engine:
 _MIGRATE_LOCK_ID = 0x0CD5_5107
 
 
-def migrate(url: str) -> None:
-    """Upgrade the schema at ``url`` to the newest revision; a no-op when it is current.
+def migrate(url: str, revision: str = "head") -> None:
+    """Upgrade the schema at ``url`` to ``revision`` (the newest by default; the tests upgrade
+    from an older one); a no-op when it is current.
 
     Safe to run from several processes at once (an advisory lock on PostgreSQL, the write lock
     on SQLite) and independent of the working directory. Raises StoreError when the database
@@ -120,7 +121,7 @@ def migrate(url: str) -> None:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATE_LOCK_ID)))
             config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
     except SQLAlchemyError as exc:
         raise StoreError(f"schema migration failed: {type(exc).__name__}") from exc
     finally:

@@ -31,9 +31,16 @@ def _reasons(row: StatRow) -> str:
     return ", ".join(f"{code}={count}" for code, count in ranked) or "-"
 
 
+def _client(row: StatRow) -> str:
+    if not row.client_iss:
+        return "anonymous"
+    return f"{row.client_iss} tenant={row.client_tenant}" if row.client_tenant else row.client_iss
+
+
 def render_report(rows: Sequence[StatRow], fmt: Literal["json", "table"]) -> str:
     """``json``: a list of objects with the StatRow field names (rate as a float or null).
-    ``table``: aligned columns with a header, one line per row, the rate as a percentage.
+    ``table``: aligned columns with a header, one line per row, the rate as a percentage, and
+    a last ``client`` column when any row is a verified client's (docs/tenancy.md).
     The result has no trailing newline. Raises ValueError on another ``fmt``."""
     if fmt == "json":
         return json.dumps(
@@ -42,7 +49,9 @@ def render_report(rows: Sequence[StatRow], fmt: Literal["json", "table"]) -> str
         )
     if fmt != "table":
         raise ValueError("report format must be 'json' or 'table'")
-    lines = [_COLUMNS] + [
+    with_client = any(row.client_iss for row in rows)
+    header = (*_COLUMNS, "client") if with_client else _COLUMNS
+    lines = [header] + [
         (
             row.service_id,
             row.rule_id,
@@ -53,10 +62,11 @@ def render_report(rows: Sequence[StatRow], fmt: Literal["json", "table"]) -> str
             str(row.no_feedback),
             _rate(row.acceptance_rate),
             _reasons(row),
+            *((_client(row),) if with_client else ()),
         )
         for row in rows
     ]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(_COLUMNS))]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     numeric = range(3, 8)  # right-aligned columns
 
     def render(line: Sequence[str]) -> str:

@@ -23,6 +23,7 @@ from cds_service.store.base import (
 )
 from cds_service.store.connect import READ_ONLY, create_store_engine, migrate
 from cds_service.store.tables import feedback, feedback_suggestion, issued_card, issued_suggestion
+from cds_service.tenancy import ANONYMOUS, ClientIdentity, SnoozeScope
 
 __all__ = ["SQLFeedbackStore", "feedback_key", "migrate"]
 
@@ -36,9 +37,15 @@ def feedback_key(
     accepted_suggestions: Sequence[str],
     override_system: str | None,
     override_code: str | None,
+    client: ClientIdentity = ANONYMOUS,
 ) -> str:
-    """SHA-256 hex of what makes two feedback items the same; user comments don't count."""
-    identity = [
+    """SHA-256 hex of what makes two feedback items the same; user comments don't count.
+
+    The sending client is part of it, so that one client's feedback can never take the place
+    of another's (stored first, it would make the other's a duplicate). The anonymous client
+    adds nothing: its keys are those stored before tenancy, and stay idempotent with them.
+    """
+    identity: list[object] = [
         card_uuid,
         outcome,
         outcome_timestamp.astimezone(UTC).isoformat(timespec="microseconds"),
@@ -46,7 +53,26 @@ def feedback_key(
         override_system,
         override_code,
     ]
+    if client != ANONYMOUS:
+        identity += [client.iss, client.tenant]
     return hashlib.sha256(json.dumps(identity, separators=(",", ":")).encode()).hexdigest()
+
+
+def _card_of(scope: SnoozeScope) -> list[sa.ColumnElement[bool]]:
+    """Conditions on issued_card: issued in ``scope``."""
+    return [
+        issued_card.c.patient_key == scope.patient_key,
+        issued_card.c.client_iss == scope.client.iss,
+        issued_card.c.client_tenant == scope.client.tenant,
+    ]
+
+
+# Feedback acts on a card only when the client that sent it is the client the card went to.
+_SAME_CLIENT = sa.and_(
+    feedback.c.card_uuid == issued_card.c.card_uuid,
+    feedback.c.client_iss == issued_card.c.client_iss,
+    feedback.c.client_tenant == issued_card.c.client_tenant,
+)
 
 
 def _utc(value: datetime) -> datetime:
@@ -86,12 +112,12 @@ class SQLFeedbackStore(FeedbackStore):
             return postgresql.insert(table).on_conflict_do_nothing()
         return sqlite.insert(table).on_conflict_do_nothing()
 
-    def record_cards(self, cards: Sequence[CardIssued]) -> None:
+    def record_cards(self, cards: Sequence[CardIssued]) -> frozenset[SnoozeScope]:
         """Insert-or-ignore on the card uuid (and on card and suggestion uuid): a batch written
         again after an ambiguous failure (committed, but the client saw an error) or after a
         partial success adds nothing and raises nothing."""
         if not cards:
-            return
+            return frozenset()
         # Sorted so that concurrent transactions take row locks in the same order (no deadlock).
         card_rows = sorted(
             (
@@ -107,6 +133,8 @@ class SQLFeedbackStore(FeedbackStore):
                     "issued_at": _utc(card.issued_at),
                     "patient_key": card.patient_key,
                     "draft_key": card.draft_key,
+                    "client_iss": card.client.iss,
+                    "client_tenant": card.client.tenant,
                 }
                 for card in cards
             ),
@@ -131,19 +159,32 @@ class SQLFeedbackStore(FeedbackStore):
                     ],
                 )
             # Feedback that arrived before its card (the card was queued during an outage, or
-            # issued by another replica) is about a known card now.
+            # issued by another replica) is about a known card now, if its client sent it.
+            adopted: set[str] = set()
             for start in range(0, len(uuids), _IN_LIST_SIZE):
-                conn.execute(
+                result = conn.execute(
                     sa.update(feedback)
                     .where(
                         feedback.c.card_uuid.in_(uuids[start : start + _IN_LIST_SIZE]),
                         feedback.c.unknown_card == sa.true(),
+                        sa.exists().where(_SAME_CLIENT),
                     )
                     .values(unknown_card=False)
+                    .returning(feedback.c.card_uuid)
                 )
+                adopted.update(str(uuid) for (uuid,) in result)
+        return frozenset(
+            SnoozeScope(card.client, card.patient_key)
+            for card in cards
+            if str(card.card_uuid) in adopted
+        )
 
     def record_feedback(
-        self, service_id: str, items: Sequence[FeedbackItem], received_at: datetime
+        self,
+        service_id: str,
+        client: ClientIdentity,
+        items: Sequence[FeedbackItem],
+        received_at: datetime,
     ) -> FeedbackResult:
         received = _utc(received_at)
         rows: list[tuple[dict[str, Any], tuple[str, ...]]] = []
@@ -156,6 +197,7 @@ class SQLFeedbackStore(FeedbackStore):
                 suggestions,
                 item.override_system,
                 item.override_code,
+                client,
             )
             row = {
                 "feedback_key": key,
@@ -167,6 +209,8 @@ class SQLFeedbackStore(FeedbackStore):
                 "override_system": item.override_system,
                 "override_code": item.override_code,
                 "user_comment": item.user_comment if self._store_user_comments else None,
+                "client_iss": client.iss,
+                "client_tenant": client.tenant,
             }
             rows.append((row, suggestions))
         if not rows:
@@ -175,10 +219,16 @@ class SQLFeedbackStore(FeedbackStore):
         stored = 0
         with _store_errors(), self._engine.begin() as conn:
             uuids = {str(row["card_uuid"]) for row, _ in rows}
-            known = set(
-                conn.scalars(
-                    sa.select(issued_card.c.card_uuid).where(issued_card.c.card_uuid.in_(uuids))
-                )
+            # One query, whoever the cards belong to: another client's card is not told apart
+            # from an unknown one, by the answer or by the work done.
+            known: dict[str, str] = dict(
+                conn.execute(
+                    sa.select(issued_card.c.card_uuid, issued_card.c.patient_key).where(
+                        issued_card.c.card_uuid.in_(uuids),
+                        issued_card.c.client_iss == client.iss,
+                        issued_card.c.client_tenant == client.tenant,
+                    )
+                ).all()
             )
             # RETURNING, not rowcount: SQLAlchemy leaves rowcount at -1 for a PostgreSQL INSERT.
             insert_feedback = self._insert_ignore(feedback).returning(feedback.c.feedback_key)
@@ -200,10 +250,15 @@ class SQLFeedbackStore(FeedbackStore):
                         ],
                     )
         unknown = sum(1 for row, _ in rows if row["unknown_card"])
-        return FeedbackResult(stored=stored, duplicates=len(rows) - stored, unknown_cards=unknown)
+        return FeedbackResult(
+            stored=stored,
+            duplicates=len(rows) - stored,
+            unknown_cards=unknown,
+            scopes=frozenset(SnoozeScope(client, patient) for patient in known.values()),
+        )
 
     def silenced_topics(
-        self, patient_key: str, now: datetime, snooze_days: Mapping[str, int]
+        self, scope: SnoozeScope, now: datetime, snooze_days: Mapping[str, int]
     ) -> frozenset[str]:
         days = {code: n for code, n in snooze_days.items() if n > 0}
         if not days:
@@ -215,11 +270,9 @@ class SQLFeedbackStore(FeedbackStore):
                 feedback.c.override_code,
                 sa.func.max(feedback.c.outcome_timestamp),
             )
-            .select_from(
-                feedback.join(issued_card, feedback.c.card_uuid == issued_card.c.card_uuid)
-            )
+            .select_from(feedback.join(issued_card, _SAME_CLIENT))
             .where(
-                issued_card.c.patient_key == patient_key,
+                *_card_of(scope),
                 feedback.c.outcome == "overridden",
                 feedback.c.override_code.in_(sorted(days)),
                 feedback.c.outcome_timestamp > now - timedelta(days=max(days.values())),
@@ -233,7 +286,7 @@ class SQLFeedbackStore(FeedbackStore):
         )
 
     def silenced_suggestions(
-        self, patient_key: str, now: datetime, intervals_days: Mapping[str, int]
+        self, scope: SnoozeScope, now: datetime, intervals_days: Mapping[str, int]
     ) -> frozenset[str]:
         days = {key: n for key, n in intervals_days.items() if n > 0}
         if not days:
@@ -250,13 +303,16 @@ class SQLFeedbackStore(FeedbackStore):
                     issued_suggestion.c.suggestion_uuid == feedback_suggestion.c.suggestion_uuid,
                 ),
             )
-            .join(issued_card, issued_card.c.card_uuid == issued_suggestion.c.card_uuid)
+            .join(
+                issued_card,
+                sa.and_(issued_card.c.card_uuid == issued_suggestion.c.card_uuid, _SAME_CLIENT),
+            )
         )
         query = (
             sa.select(issued_suggestion.c.suggestion_key, sa.func.max(feedback.c.outcome_timestamp))
             .select_from(joined)
             .where(
-                issued_card.c.patient_key == patient_key,
+                *_card_of(scope),
                 feedback.c.outcome == "accepted",
                 issued_suggestion.c.suggestion_key.in_(sorted(days)),
                 feedback.c.outcome_timestamp > now - timedelta(days=max(days.values())),
@@ -267,11 +323,11 @@ class SQLFeedbackStore(FeedbackStore):
             found = conn.execute(query).all()
         return frozenset(key for key, latest in found if latest + timedelta(days=days[key]) > now)
 
-    def recent_cards(self, patient_key: str, since: datetime) -> frozenset[tuple[str, str]]:
+    def recent_cards(self, scope: SnoozeScope, since: datetime) -> frozenset[tuple[str, str]]:
         query = (
             sa.select(issued_card.c.topic, issued_card.c.draft_key)
             .where(
-                issued_card.c.patient_key == patient_key,
+                *_card_of(scope),
                 issued_card.c.draft_key.is_not(None),
                 issued_card.c.issued_at >= _utc(since),
             )
@@ -281,25 +337,36 @@ class SQLFeedbackStore(FeedbackStore):
             return frozenset((row.topic, row.draft_key) for row in conn.execute(query))
 
     def stats(self, since: datetime | None) -> list[StatRow]:
-        group = (issued_card.c.service_id, issued_card.c.rule_id, issued_card.c.topic)
+        group = (
+            issued_card.c.service_id,
+            issued_card.c.rule_id,
+            issued_card.c.topic,
+            issued_card.c.client_iss,
+            issued_card.c.client_tenant,
+        )
         window = [] if since is None else [issued_card.c.issued_at >= _utc(since)]
         # One outcome per card: its latest feedback (by the clinician's outcome time, then by
-        # arrival), so a card accepted and then dismissed counts once, as overridden.
-        ranked = sa.select(
-            feedback.c.card_uuid,
-            feedback.c.outcome,
-            feedback.c.override_code,
-            sa.func.row_number()
-            .over(
-                partition_by=feedback.c.card_uuid,
-                order_by=(
-                    feedback.c.outcome_timestamp.desc(),
-                    feedback.c.received_at.desc(),
-                    feedback.c.feedback_key.desc(),
-                ),
+        # arrival), so a card accepted and then dismissed counts once, as overridden. Only
+        # feedback from the card's own client counts.
+        ranked = (
+            sa.select(
+                feedback.c.card_uuid,
+                feedback.c.outcome,
+                feedback.c.override_code,
+                sa.func.row_number()
+                .over(
+                    partition_by=feedback.c.card_uuid,
+                    order_by=(
+                        feedback.c.outcome_timestamp.desc(),
+                        feedback.c.received_at.desc(),
+                        feedback.c.feedback_key.desc(),
+                    ),
+                )
+                .label("rank"),
             )
-            .label("rank"),
-        ).subquery()
+            .select_from(feedback.join(issued_card, _SAME_CLIENT))
+            .subquery()
+        )
         latest = (
             sa.select(ranked.c.card_uuid, ranked.c.outcome, ranked.c.override_code)
             .where(ranked.c.rank == 1)
@@ -329,13 +396,14 @@ class SQLFeedbackStore(FeedbackStore):
         with _store_errors(), self._reader.connect() as conn:
             count_rows = conn.execute(counts).all()
             reason_rows = conn.execute(reasons).all()
-        by_group: dict[tuple[str, str, str], dict[str, int]] = {}
-        for service_id, rule_id, topic, code, n in reason_rows:
-            tally = by_group.setdefault((service_id, rule_id, topic), {})
+        by_group: dict[tuple[str, ...], dict[str, int]] = {}
+        for *key, code, n in reason_rows:
+            tally = by_group.setdefault(tuple(key), {})
             name = code if code is not None else "unspecified"
             tally[name] = tally.get(name, 0) + int(n)
         result = []
-        for service_id, rule_id, topic, n_issued, n_accepted, n_overridden in count_rows:
+        for *key, n_issued, n_accepted, n_overridden in count_rows:
+            service_id, rule_id, topic, client_iss, client_tenant = key
             issued, acc, ovr = int(n_issued), int(n_accepted or 0), int(n_overridden or 0)
             result.append(
                 StatRow(
@@ -348,12 +416,12 @@ class SQLFeedbackStore(FeedbackStore):
                     no_feedback=issued - acc - ovr,
                     # Of the cards with feedback: none yet is not a 0% acceptance.
                     acceptance_rate=acc / (acc + ovr) if acc + ovr else None,
-                    override_reasons=dict(
-                        sorted(by_group.get((service_id, rule_id, topic), {}).items())
-                    ),
+                    override_reasons=dict(sorted(by_group.get(tuple(key), {}).items())),
+                    client_iss=client_iss,
+                    client_tenant=client_tenant,
                 )
             )
-        result.sort(key=lambda row: (row.service_id, row.rule_id, row.topic))
+        result.sort(key=lambda r: (r.service_id, r.rule_id, r.topic, r.client_iss, r.client_tenant))
         return result
 
     def purge(self, before: datetime) -> int:

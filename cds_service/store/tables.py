@@ -34,7 +34,9 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 
 metadata = sa.MetaData()
 
-# One row per card returned to an EHR. patient_key is an HMAC, never a patient id.
+# One row per card returned to an EHR. patient_key is an HMAC, never a patient id. client_iss
+# and client_tenant name the verified client it was returned to ("" and "" without a token; rows
+# from before tenancy were given that anonymous identity by migration 0002).
 issued_card = sa.Table(
     "issued_card",
     metadata,
@@ -49,6 +51,8 @@ issued_card = sa.Table(
     sa.Column("issued_at", UTCDateTime(), nullable=False),
     sa.Column("patient_key", sa.String(64), nullable=False),
     sa.Column("draft_key", sa.String(), nullable=True),
+    sa.Column("client_iss", sa.String(), nullable=False),
+    sa.Column("client_tenant", sa.String(), nullable=False),
 )
 
 issued_suggestion = sa.Table(
@@ -61,6 +65,7 @@ issued_suggestion = sa.Table(
 
 # feedback_key is a hash of what makes two feedback items "the same" (see sql.feedback_key):
 # the primary key makes a repeated POST an insert-or-ignore, even from concurrent requests.
+# client_iss and client_tenant name the client that sent it: it acts only on that client's cards.
 feedback = sa.Table(
     "feedback",
     metadata,
@@ -74,6 +79,8 @@ feedback = sa.Table(
     sa.Column("override_code", sa.String(), nullable=True),
     sa.Column("user_comment", sa.Text(), nullable=True),
     sa.Column("unknown_card", sa.Boolean(), nullable=False),
+    sa.Column("client_iss", sa.String(), nullable=False),
+    sa.Column("client_tenant", sa.String(), nullable=False),
 )
 
 feedback_suggestion = sa.Table(

@@ -189,9 +189,9 @@ def live_vaccine_line(facts: ClinicalFacts, t: Thresholds) -> tuple[float, str]:
         )
     line = weight.kg * per_kg
     if weight.kg >= t.value("children.live_vaccine_fixed_line_min_kg"):
-        line = min(line, fixed)
+        line = min(line, fixed)  # ACIP: 20 mg/day for those of 10 kg or more
+    capped = weight.kg >= t.value("children.live_vaccine_fixed_line_min_kg")
     return line, (
-        f"{fmt_number(round(line, 1))} mg/day ({fmt_number(per_kg)} mg/kg/day, at most "
-        f"{fmt_number(fixed)} mg/day from {fmt_number(t.value('children.live_vaccine_fixed_line_min_kg'))} kg; "
-        f"weight {fmt_number(weight.kg)} kg)"
+        f"{fmt_number(round(line, 1))} mg/day ({fmt_number(per_kg)} mg/kg/day for "
+        f"{fmt_number(weight.kg)} kg" + (f", at most {fmt_number(fixed)})" if capped else ")")
     )

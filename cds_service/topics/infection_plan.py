@@ -46,6 +46,8 @@ THRESHOLDS = (
 PJP_DETAILS = (
     "pjp",
     "pjp-weight-based",
+    "pjp-default",
+    "pjp-child-no-tmp-smx",
     "pjp-stronger",
     "pjp-sulfa",
     "pjp-renal-half",
@@ -170,18 +172,18 @@ class InfectionPlan:
             self._pjp_child_notes(
                 t, sulfa=bool(sulfa), kidney_value=kidney.value if kidney else None
             )
+        # One button, the safest default; the alternatives are named in the detail text
+        # (a card offers at most 5 buttons, and screening orders must keep theirs).
         elif sulfa:
-            self._pjp_choice("pjp-sulfa", ["dapsone", "atovaquone"], "atovaquone")
+            self._pjp_choice("pjp-sulfa", "atovaquone")
         elif renal_avoid:
-            self._pjp_choice("pjp-renal-avoid", ["dapsone", "atovaquone"], None)
+            self._pjp_choice("pjp-renal-avoid", "atovaquone")
         elif kidney is not None and kidney.value <= t.value(
             "kidney.tmp_smx_full_dose_above_ml_min"
         ):
-            self._pjp_choice(
-                "pjp-renal-half", ["tmp-smx-renal", "dapsone", "atovaquone"], "tmp-smx-renal"
-            )
+            self._pjp_choice("pjp-renal-half", "tmp-smx-renal")
         else:
-            self._pjp_choice(None, ["tmp-smx", "dapsone", "atovaquone"], "tmp-smx")
+            self._pjp_choice("pjp-default", "tmp-smx")
         if sulfa:
             self.evidence += sulfa
         if kidney is not None and not sulfa:
@@ -209,13 +211,10 @@ class InfectionPlan:
             return
         self.evidence.append(weight.ref)
         self.values.update(doses)
-        self.details.append("pjp-child")
         if avoid_tmp_smx:
-            self._pjp_choice(None, ["dapsone-child", "atovaquone-child"], "atovaquone-child")
+            self._pjp_choice("pjp-child-no-tmp-smx", "atovaquone-child")
         else:
-            self._pjp_choice(
-                None, ["tmp-smx-child", "dapsone-child", "atovaquone-child"], "tmp-smx-child"
-            )
+            self._pjp_choice("pjp-child", "tmp-smx-child")
 
     def _pjp_child_notes(self, t: Thresholds, *, sulfa: bool, kidney_value: float | None) -> None:
         """Why TMP-SMX is left out for a child, or that its weight-based dose needs adjusting for
@@ -230,12 +229,10 @@ class InfectionPlan:
         ):
             self.details.append("pjp-child-renal")
 
-    def _pjp_choice(self, detail: str | None, suggestions: list[str], best: str | None) -> None:
-        if detail:
-            self.details.append(detail)
-        self.suggestions += suggestions
-        if best:
-            self.recommended.append(best)
+    def _pjp_choice(self, detail: str, best: str) -> None:
+        self.details.append(detail)
+        self.suggestions.append(best)
+        self.recommended.append(best)
 
     def add_methotrexate(self, facts: ClinicalFacts) -> None:
         """Methotrexate with TMP-SMX (suggested or taken): myelosuppression warning."""

@@ -170,7 +170,11 @@ def influenza_need(facts: ClinicalFacts, t: Thresholds) -> Need | None:
         if str(h.properties.get("group", "")).startswith("influenza")
         and h.properties.get("live") is not True
     ]
-    return None if recent else Need("influenza", "influenza", deferrable=False)
+    return (
+        None
+        if recent
+        else Need("influenza", "influenza (high-dose or adjuvanted)", deferrable=False)
+    )
 
 
 def defer_until(exposure: ExposureSummary, mg: float) -> date | None:
@@ -199,7 +203,7 @@ def _for_age(
         label = "pneumococcal (child and adolescent schedule)" if young else "pneumococcal"
         pneumococcal = Need(None, label, "pneumococcal-child" if young else "vaccines-age-unknown")
     if influenza is not None:  # a child, or an unknown age: no adult high-dose product
-        influenza = Need("influenza-child", influenza.label, deferrable=False)
+        influenza = Need("influenza-child", "inactivated influenza", deferrable=False)
     return None, pneumococcal, influenza
 
 
