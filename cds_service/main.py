@@ -26,6 +26,7 @@ from cds_service.api.auth import JWTVerifier
 from cds_service.api.card_log import CardLog
 from cds_service.api.deps import Runtime
 from cds_service.api.http import json_response
+from cds_service.api.large_bodies import LargeBodyGate
 from cds_service.api.redis_link import connect as connect_redis
 from cds_service.api.redis_replay import RedisReplayCache
 from cds_service.api.replay import MemoryReplayCache, ReplayCache
@@ -364,6 +365,9 @@ def create_app(
     }
     for exc_type, handler in handlers.items():
         app.add_exception_handler(exc_type, handler)
+    app.add_middleware(
+        LargeBodyGate, min_bytes=settings.large_body_bytes, slots=settings.large_body_slots
+    )
     # CORS answers preflights before any route (and so before auth) runs.
     app.add_middleware(
         CORSMiddleware,
