@@ -524,7 +524,8 @@ This file is generated; rerun the command to refresh it.
   patient-view request whose prefetch fills every key the service declares ({keys}): the
   Patient, and a searchset Bundle of the key's resource type for each other key. The type's other
   search parameters (the observations key's code filter) are not applied, so every Observation is
-  sent: the worst case of an EHR that prefetches the whole record. `wendell-1116` and
+  sent, under every key that asks for Observations: the worst case of an EHR that prefetches
+  the whole record. `wendell-1116` and
   `ebony-5712` are the whole 1,116- and 5,712-entry bundles (types no key asks for, such as Claim
   or Encounter, are left out; the resources column counts what is sent), `slice-100` and
   `slice-1000` the first 100 and 1,000 of those resources from the 5,712-entry bundle.
@@ -540,7 +541,7 @@ This file is generated; rerun the command to refresh it.
   server processes, `{SAME}` first, so the two have the same history before each body.
 - The service caches no request data (no validation cache, no evaluation cache); the one thing
   it keeps per patient is the snooze lookup (5 s), which the `{SAME}` rows hit.
-- wall-clock numbers on a shared machine move with other jobs; `python -m benchmarks.cpu`
+- Wall-clock numbers on a shared machine move with other jobs; `python -m benchmarks.cpu`
   measures CPU time per call in process (same two ways, repeatable under load) and, with
   `--profile seed`, prints a cProfile summary of the seed call.
 
