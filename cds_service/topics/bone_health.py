@@ -259,17 +259,16 @@ def evaluate_bone_health(
     }
     evidence = set(status.evidence) | set(risk_refs) | work.evidence(facts)
     context = TherapyContext.of(facts, t)  # kidney function, pregnancy: therapy choice
-    details += context.details
-    values |= context.values
-    evidence |= set(context.evidence)
-    return Finding(
-        summary=summary,
-        details=tuple(details),
-        indicator=indicator,
-        facts=values,
-        evidence=tuple(sorted(evidence)),
-        suggestions=tuple(suggestions),
-        recommended=tuple(suggestions[:1]),
+    return context.apply(
+        Finding(
+            summary=summary,
+            details=tuple(details),
+            indicator=indicator,
+            facts=values,
+            evidence=tuple(sorted(evidence)),
+            suggestions=tuple(suggestions),
+            recommended=tuple(suggestions[:1]),
+        )
     )
 
 
@@ -307,6 +306,7 @@ BONE_HEALTH = RuleKind(
         "child-fracture",
         "child-dxa",
         "child-supplements",
+        "pregnancy",
     ),
     details=(
         "denosumab-overdue",
@@ -324,6 +324,7 @@ BONE_HEALTH = RuleKind(
         "hips-replaced",
         "risk",
         "treatment",
+        "treatment-kidney",
         "calcium-vitamin-d",
         "kidney",
         "pregnancy",
@@ -401,17 +402,16 @@ def evaluate_order_bone_health(
     }
     evidence = set(ordered.refs) | set(status.evidence) | work.evidence(facts) | set(work.therapy)
     context = TherapyContext.of(facts, t)  # kidney function, pregnancy: therapy choice
-    details += context.details
-    values |= context.values
-    evidence |= set(context.evidence)
-    return Finding(
-        summary=summary,
-        details=tuple(details),
-        indicator="warning" if not (work.dxa_current or status.replacement) else "info",
-        facts=values,
-        evidence=tuple(sorted(evidence)),
-        suggestions=tuple(suggestions),
-        recommended=tuple(suggestions[:1]),
+    return context.apply(
+        Finding(
+            summary=summary,
+            details=tuple(details),
+            indicator="warning" if not (work.dxa_current or status.replacement) else "info",
+            facts=values,
+            evidence=tuple(sorted(evidence)),
+            suggestions=tuple(suggestions),
+            recommended=tuple(suggestions[:1]),
+        )
     )
 
 
@@ -437,7 +437,14 @@ ORDER_BONE_HEALTH = RuleKind(
         *bone_therapy.THRESHOLDS,
         *THERAPY_CONTEXT_THRESHOLDS,
     ),
-    summaries=("dxa-baseline", "dxa-due", "supplements", "child-fracture", "child-supplements"),
+    summaries=(
+        "dxa-baseline",
+        "dxa-due",
+        "supplements",
+        "child-fracture",
+        "child-supplements",
+        "pregnancy",
+    ),
     details=(
         "exposure",
         "replacement",
