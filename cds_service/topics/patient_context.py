@@ -331,6 +331,7 @@ PREGNANCY_DEFERS = frozenset(
         "dxa-baseline",
         "hips-replaced",
         "frax",
+        "frax-high-dose",
         "under-40",
         "treatment",
         "treatment-kidney",
