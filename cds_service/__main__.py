@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from cds_service.logs import configure_logging
-from cds_service.settings import Settings, get_settings
+from cds_service.settings import Settings, get_settings, is_placeholder_secret
 from cds_service.store.base import StoreError
 
 if TYPE_CHECKING:
@@ -24,13 +24,37 @@ if TYPE_CHECKING:
     from cds_service.cdshooks import CDSRequest
 
 
+def _startup_problem(settings: Settings) -> str | None:
+    """A setting that must stop `serve` before anything starts, said in one line: the preview
+    beside authenticated hooks, a repository placeholder as the patient-key secret, a missing or
+    unusable clients file. None when the settings can serve."""
+    from cds_service.api.trusted_clients import ClientsFileError, load_clients
+    from cds_service.main import PREVIEW_NEEDS_AUTH_OFF
+
+    if settings.auth == "off":
+        return None
+    if settings.preview:
+        return PREVIEW_NEEDS_AUTH_OFF
+    if is_placeholder_secret(settings.patient_key_secret.get_secret_value()):
+        return (
+            "CDS_PATIENT_KEY_SECRET is a placeholder from this repository: set a secret of your "
+            f"own (e.g. 32 random bytes) before serving with CDS_AUTH={settings.auth}"
+        )
+    if settings.clients_file is None:
+        return f"CDS_AUTH={settings.auth} needs CDS_CLIENTS_FILE (the trusted EHR clients)"
+    try:
+        load_clients(settings.clients_file)
+    except ClientsFileError as error:  # names the file and the entry, never a key
+        return f"CDS_CLIENTS_FILE: {error}"
+    return None
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from cds_service.main import PREVIEW_NEEDS_AUTH_OFF
-
-    if settings.preview and settings.auth != "off":
-        return _fail(PREVIEW_NEEDS_AUTH_OFF)
+    problem = _startup_problem(settings)
+    if problem is not None:
+        return _fail(problem)
     workers = args.workers or settings.workers
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker keeps its own counters; /metrics merges them from this directory.

@@ -38,7 +38,7 @@ class HookCall:
         (draft orders of another patient included)."""
         hook = HOOKS.get(request.hook)
         if hook is None or request.hook not in service.definition.hooks:
-            raise InvalidRequest(f"service does not serve hook {request.hook!r}")
+            raise InvalidRequest("service does not serve this hook (see the discovery document)")
         hook.check_context(request.context)
         prefetch = request.prefetch or {}
         patients = {key: patient_entries(value) for key, value in prefetch.items()}

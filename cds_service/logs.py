@@ -77,8 +77,10 @@ class SafeJSONFormatter(logging.Formatter):
 
 
 def quiet_noisy_loggers() -> None:
-    """httpx logs every request URL (which holds patient ids) at INFO: keep it at WARNING."""
-    for noisy in ("httpx", "httpcore", "uvicorn.access"):
+    """httpx logs every request URL (which holds patient ids) at INFO: keep it at WARNING.
+    uvicorn's and alembic's INFO lines are templates whose arguments this formatter drops
+    ("Uvicorn running on %s://%s:%d"): the service logs its own `serving` line instead."""
+    for noisy in ("httpx", "httpcore", "uvicorn.access", "uvicorn.error", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -18,6 +18,16 @@ def _split_commas(value: object) -> object:
     return value
 
 
+# Secrets shipped in this repository (settings default, docker-compose, deploy/k8s placeholder):
+# fine for a local trial with CDS_AUTH=off, refused by `cds-service serve` beside real callers.
+PLACEHOLDER_SECRETS = frozenset({"dev-only-change-me", "local-only-not-a-secret"})
+
+
+def is_placeholder_secret(value: str) -> bool:
+    """A secret anyone can read in this repository, or one still asking to be changed."""
+    return value in PLACEHOLDER_SECRETS or "change-me" in value.lower()
+
+
 class Settings(BaseSettings):
     """Every setting of the service. Only main.py, __main__.py and api/ read this object."""
 
@@ -91,6 +101,21 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1)
 
     _split = field_validator("cors_origins", "fhir_servers", mode="before")(_split_commas)
+
+    @field_validator(
+        "public_url",
+        "clients_file",
+        "admin_token",
+        "redis_url",
+        "metrics_token",
+        "lookback_days",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """`CDS_REDIS_URL=` (an empty value, as templates and compose files leave them) means
+        unset, not an address or a file named ""."""
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 @lru_cache

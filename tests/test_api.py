@@ -120,6 +120,12 @@ async def test_spec_patient_view_example_is_412_when_its_server_is_not_allowed(
 async def test_order_hook_sent_to_patient_view_service_is_400(client: httpx.AsyncClient) -> None:
     body = json.loads((SPEC / "request-order-sign-r4.COMPOSED.json").read_text())
     assert_outcome(await client.post(SERVICE, json=body), 400)
+    # The caller's hook name is not echoed (it is free text a client controls).
+    body["hook"] = "Jane-Doe-1970-<script>"
+    response = await client.post(SERVICE, json=body)
+    assert_outcome(response, 400)
+    assert "Jane" not in response.text
+    assert "script" not in response.text
 
 
 @pytest.mark.parametrize(
@@ -139,7 +145,7 @@ async def test_order_hook_sent_to_patient_view_service_is_400(client: httpx.Asyn
                     "subject": "c",
                 },
             },
-            ["body"],
+            ["body (fhirServer is required when fhirAuthorization is present)"],
         ),
         (
             {"hook": "patient-view", "hookInstance": "x", "context": {"userId": "Practitioner/1"}},
@@ -174,6 +180,15 @@ async def test_malformed_requests_are_400_with_paths_never_values(
     for field in fields:
         if field != "body":
             assert field in diagnostics
+
+
+async def test_too_much_feedback_says_the_limit(client: httpx.AsyncClient) -> None:
+    item = {"card": "c", "outcome": "accepted", "outcomeTimestamp": "2026-11-24T05:00:00Z"}
+    response = await client.post(f"{SERVICE}/feedback", json={"feedback": [item] * 1001})
+    outcome = assert_outcome(response, 400)
+    assert outcome["issue"][0]["diagnostics"] == (
+        "invalid or missing fields: feedback (at most 1000 items)"
+    )
 
 
 async def test_bearer_token_type_is_case_insensitive() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,11 +43,12 @@ class FakeStore:
         self.pings = 0
         self.fail = False
 
-    def record_cards(self, cards: Sequence[CardIssued]) -> None:
+    def record_cards(self, cards: Sequence[CardIssued]) -> frozenset[SnoozeScope]:
         self.writes += 1
         if self.fail:
             raise StoreError("feedback store failed: OperationalError")
         self.recorded.extend(cards)
+        return frozenset()
 
     def record_feedback(
         self,
@@ -210,9 +212,9 @@ async def test_flush_writes_in_batches_and_keeps_what_failed(
 
     original = store.record_cards
 
-    def second_batch_fails(cards: Sequence[CardIssued]) -> None:
+    def second_batch_fails(cards: Sequence[CardIssued]) -> frozenset[SnoozeScope]:
         store.fail = store.writes == 1
-        original(cards)
+        return original(cards)
 
     monkeypatch.setattr(store, "record_cards", second_batch_fails)
     assert not await log.flush()
@@ -228,7 +230,7 @@ async def test_flush_writes_in_batches_and_keeps_what_failed(
 async def test_a_batch_the_store_refuses_is_lost_not_retried_forever() -> None:
     store, metrics = FakeStore(), Metrics()
 
-    def refuse(cards: Sequence[CardIssued]) -> None:
+    def refuse(cards: Sequence[CardIssued]) -> frozenset[SnoozeScope]:
         raise ValueError("naive datetime: the store needs timezone-aware datetimes")
 
     store.record_cards = refuse  # type: ignore[method-assign]
@@ -447,11 +449,12 @@ class CommitThenFail:
         self.inner = inner
         self.ambiguous = 1
 
-    def record_cards(self, cards: Sequence[CardIssued]) -> None:
-        self.inner.record_cards(cards)
+    def record_cards(self, cards: Sequence[CardIssued]) -> frozenset[SnoozeScope]:
+        adopted = self.inner.record_cards(cards)
         if self.ambiguous:
             self.ambiguous -= 1
             raise StoreError("feedback store failed: OperationalError")
+        return adopted
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -474,3 +477,51 @@ async def test_a_batch_retried_after_an_ambiguous_commit_is_written_once(
     assert row.issued == 3
     result = await log.record_feedback("svc", ANONYMOUS, [overridden("a")], NOW)
     assert result.unknown_cards == 0
+
+
+async def test_feedback_stored_before_its_card_counts_at_once_when_the_card_is_written(
+    store: SQLFeedbackStore,
+) -> None:
+    """Replica one issued the card but has not written it yet; the EHR's override reaches
+    replica two (stored as about an unknown card). When one writes the card the feedback is
+    adopted: one drops its cached snooze answer and publishes the scope for the others, so the
+    snooze shows at once rather than after the cache window."""
+    published: list[str] = []
+
+    async def publish(message: str) -> None:
+        published.append(message)
+
+    one = CardLog(store, Metrics(), publish=publish)
+    two = CardLog(store, Metrics(), publish=publish)
+    snooze = {"already-done": 90}
+    one.submit([card("late")])  # issued by one, still queued there
+    assert (await one.silenced("svc", scope(), NOW, snooze, {}))[0] == frozenset()  # cached
+    item = replace(overridden("late"), override_code="already-done")
+    stored = await two.record_feedback("svc", ANONYMOUS, [item], NOW)
+    assert stored.unknown_cards == 1
+    assert published == []  # nothing known to invalidate yet
+    assert await one.flush()
+    assert published == [scope().encode()]
+    assert (await one.silenced("svc", scope(), NOW, snooze, {}))[0] == {"bone-health"}
+    # Written again (a retry after an ambiguous commit): nothing adopted, nothing published.
+    assert store.record_cards([card("late")]) == frozenset()
+
+
+async def test_feedback_from_another_client_is_not_adopted_when_the_card_is_written(
+    store: SQLFeedbackStore,
+) -> None:
+    published: list[str] = []
+
+    async def publish(message: str) -> None:
+        published.append(message)
+
+    one = CardLog(store, Metrics(), publish=publish)
+    two = CardLog(store, Metrics(), publish=publish)
+    one.submit([card("theirs")])  # issued by one to the anonymous client, still queued
+    other = ClientIdentity("https://other-ehr.example", "")
+    item = replace(overridden("theirs"), override_code="already-done")
+    await two.record_feedback("svc", other, [item], NOW)
+    assert await one.flush()
+    assert published == []
+    snooze = {"already-done": 90}
+    assert (await one.silenced("svc", scope(), NOW, snooze, {}))[0] == frozenset()

@@ -156,6 +156,8 @@ def test_serve_logs_one_line_with_its_address(tmp_path: Path) -> None:
                 break
         serving = [entry for entry in lines if entry.get("msg") == "serving"]
         assert serving, lines
+        # No template whose arguments the PHI-safe formatter dropped ("Uvicorn running on %s").
+        assert not [entry for entry in lines if "%" in str(entry.get("msg"))], lines
         assert serving[0]["address"] == f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
@@ -187,3 +189,47 @@ def test_explain_refuses_a_file_that_is_not_a_request(tmp_path: Path) -> None:
     result = run("explain", str(bad))
     assert result.returncode == 2
     assert "not a CDS Hooks request" in result.stderr
+
+
+def test_serve_refuses_settings_that_must_not_serve_in_one_line(tmp_path: Path) -> None:
+    """Before anything starts (no migration, no port): a repository placeholder as the
+    patient-key secret beside real callers, a missing or unusable clients file."""
+    bad_json = tmp_path / "clients.json"
+    bad_json.write_text('{"clients": [{"iss": "https://ehr.example", "jwks": {"keys": []}}]}')
+    base = {"CDS_AUTH": "required", "CDS_DATABASE_URL": f"sqlite:///{tmp_path}/never.db"}
+    cases = [
+        ({"CDS_PATIENT_KEY_SECRET": "dev-only-change-me"}, "placeholder"),
+        ({"CDS_PATIENT_KEY_SECRET": "CHANGE-ME-to-32-random-bytes"}, "placeholder"),
+        ({"CDS_PATIENT_KEY_SECRET": "a-real-secret-of-our-own-0123456789"}, "CDS_CLIENTS_FILE"),
+        (
+            {
+                "CDS_PATIENT_KEY_SECRET": "a-real-secret-of-our-own-0123456789",
+                "CDS_CLIENTS_FILE": str(bad_json),
+            },
+            "CDS_CLIENTS_FILE: clients[0].jwks: expected",
+        ),
+    ]
+    for env, says in cases:
+        result = run("serve", "--port", "1", env={**base, **env})
+        assert result.returncode == 2, (env, result.stderr)
+        assert result.stderr.startswith("error: "), result.stderr
+        assert says in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "never.db").exists()
+
+
+def test_empty_optional_settings_mean_unset(monkeypatch: object) -> None:
+    """`CDS_REDIS_URL=` as templates leave it: unset, not a crash or an address."""
+    import pytest
+
+    from cds_service.settings import Settings
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    for name in ("CDS_REDIS_URL", "CDS_CLIENTS_FILE", "CDS_METRICS_TOKEN", "CDS_PUBLIC_URL"):
+        monkeypatch.setenv(name, "")
+    settings = Settings()
+    assert settings.redis_url is None
+    assert settings.clients_file is None
+    assert settings.metrics_token is None
+    assert settings.public_url is None

@@ -39,7 +39,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -243,8 +243,9 @@ class CardLog:
                 batch = self._pending[:BATCH]
                 del self._pending[:BATCH]
                 done = written = False
+                adopted: frozenset[SnoozeScope] = frozenset()
                 try:
-                    await anyio.to_thread.run_sync(self.store.record_cards, batch)
+                    adopted = await anyio.to_thread.run_sync(self.store.record_cards, batch)
                     done = written = True
                 except StoreError as error:
                     self._failed(
@@ -265,6 +266,9 @@ class CardLog:
                         self._trim()
                 if written:
                     self._succeeded()
+                # Feedback that reached a replica before these cards were written counts now:
+                # the snoozes it sets show here and on the other replicas at once.
+                await self._scopes_changed(adopted)
             return True
 
     async def close(self) -> None:
@@ -319,12 +323,17 @@ class CardLog:
             lambda: store.record_feedback(service_id, client, items, received_at)
         )
         # Snooze decisions change in the scopes of the cards this feedback is about (none when
-        # they are unknown or another client's): here and, when shared, on every replica.
-        for scope in sorted(result.scopes, key=SnoozeScope.encode):
+        # they are unknown or another client's).
+        await self._scopes_changed(result.scopes)
+        return result
+
+    async def _scopes_changed(self, scopes: Iterable[SnoozeScope]) -> None:
+        """Feedback now counts in ``scopes``: drop their cached snooze answers here and, when
+        shared, on every replica."""
+        for scope in sorted(scopes, key=SnoozeScope.encode):
             self.invalidate_scope(scope)
             if self._publish is not None:
                 await self._publish(scope.encode())
-        return result
 
     # -- snooze --------------------------------------------------------------------------------
 

@@ -120,10 +120,11 @@ class FeedbackStore(Protocol):
     ``StoreError`` when the database fails.
     """
 
-    def record_cards(self, cards: Sequence[CardIssued]) -> None:
+    def record_cards(self, cards: Sequence[CardIssued]) -> frozenset[SnoozeScope]:
         """Store issued cards; recording a card uuid again is a no-op (so a batch can be
         retried after a failure that may have committed). Feedback already stored for these
-        card uuids stops being flagged unknown."""
+        card uuids by their own client stops being flagged unknown; returns the scopes of the
+        cards it adopted feedback for (their snoozes may have changed)."""
         ...
 
     def record_feedback(

@@ -112,12 +112,12 @@ class SQLFeedbackStore(FeedbackStore):
             return postgresql.insert(table).on_conflict_do_nothing()
         return sqlite.insert(table).on_conflict_do_nothing()
 
-    def record_cards(self, cards: Sequence[CardIssued]) -> None:
+    def record_cards(self, cards: Sequence[CardIssued]) -> frozenset[SnoozeScope]:
         """Insert-or-ignore on the card uuid (and on card and suggestion uuid): a batch written
         again after an ambiguous failure (committed, but the client saw an error) or after a
         partial success adds nothing and raises nothing."""
         if not cards:
-            return
+            return frozenset()
         # Sorted so that concurrent transactions take row locks in the same order (no deadlock).
         card_rows = sorted(
             (
@@ -160,8 +160,9 @@ class SQLFeedbackStore(FeedbackStore):
                 )
             # Feedback that arrived before its card (the card was queued during an outage, or
             # issued by another replica) is about a known card now, if its client sent it.
+            adopted: set[str] = set()
             for start in range(0, len(uuids), _IN_LIST_SIZE):
-                conn.execute(
+                result = conn.execute(
                     sa.update(feedback)
                     .where(
                         feedback.c.card_uuid.in_(uuids[start : start + _IN_LIST_SIZE]),
@@ -169,7 +170,14 @@ class SQLFeedbackStore(FeedbackStore):
                         sa.exists().where(_SAME_CLIENT),
                     )
                     .values(unknown_card=False)
+                    .returning(feedback.c.card_uuid)
                 )
+                adopted.update(str(uuid) for (uuid,) in result)
+        return frozenset(
+            SnoozeScope(card.client, card.patient_key)
+            for card in cards
+            if str(card.card_uuid) in adopted
+        )
 
     def record_feedback(
         self,
