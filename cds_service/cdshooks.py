@@ -9,6 +9,7 @@ never set (``Card`` fields default to None), so the JSON has no null or empty va
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import (
@@ -195,8 +196,32 @@ class Discovery(_Outbound):
 
 def validation_paths(exc: ValidationError) -> str:
     """Field paths only: pydantic's messages would echo the input (tokens included)."""
-    paths = sorted({".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()})
-    return "invalid or missing fields: " + ", ".join(paths)
+    return describe_errors(exc.errors())
+
+
+def describe_errors(errors: Sequence[Mapping[str, Any]]) -> str:
+    """``invalid or missing fields: PATH[ (what)]...``: the path of each error, with what is wrong
+    only where that cannot echo the input: a length limit (numbers from the model) or a rule of
+    a whole-object validator of ours (its constant message, e.g. fhirServer needed with
+    fhirAuthorization)."""
+    parts = sorted({_describe(error) for error in errors})
+    return "invalid or missing fields: " + ", ".join(parts)
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    path = ".".join(str(p) for p in error["loc"]) or "body"
+    ctx = error.get("ctx") or {}
+    if error["type"] == "too_long" and "max_length" in ctx:
+        return f"{path} (at most {ctx['max_length']} items)"
+    if error["type"] == "too_short" and "min_length" in ctx:
+        return f"{path} (at least {ctx['min_length']} items)"
+    if (
+        error["type"] == "value_error"
+        and path == "body"
+        and isinstance(ctx.get("error"), ValueError)
+    ):
+        return f"{path} ({ctx['error']})"
+    return path
 
 
 def dump(model: BaseModel) -> dict[str, Any]:

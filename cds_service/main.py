@@ -34,6 +34,7 @@ from cds_service.api.routes import router
 from cds_service.api.snooze_bus import SnoozeBus
 from cds_service.api.trusted_clients import load_clients
 from cds_service.catalog import load_catalog
+from cds_service.cdshooks import describe_errors
 from cds_service.decide import DecideOptions
 from cds_service.engine import Engine
 from cds_service.errors import (
@@ -164,8 +165,7 @@ async def _http_error(_: Request, exc: Exception) -> Response:
 async def _validation_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)  # noqa: S101
     # FastAPI's default 422 body echoes the input (tokens included): report field paths only.
-    paths = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
-    return _error_response(InvalidRequest("invalid or missing fields: " + ", ".join(paths)))
+    return _error_response(InvalidRequest(describe_errors(exc.errors())))
 
 
 async def _unexpected(_: Request, exc: Exception) -> Response:

@@ -145,7 +145,7 @@ async def test_order_hook_sent_to_patient_view_service_is_400(client: httpx.Asyn
                     "subject": "c",
                 },
             },
-            ["body"],
+            ["body (fhirServer is required when fhirAuthorization is present)"],
         ),
         (
             {"hook": "patient-view", "hookInstance": "x", "context": {"userId": "Practitioner/1"}},
@@ -180,6 +180,15 @@ async def test_malformed_requests_are_400_with_paths_never_values(
     for field in fields:
         if field != "body":
             assert field in diagnostics
+
+
+async def test_too_much_feedback_says_the_limit(client: httpx.AsyncClient) -> None:
+    item = {"card": "c", "outcome": "accepted", "outcomeTimestamp": "2026-11-24T05:00:00Z"}
+    response = await client.post(f"{SERVICE}/feedback", json={"feedback": [item] * 1001})
+    outcome = assert_outcome(response, 400)
+    assert outcome["issue"][0]["diagnostics"] == (
+        "invalid or missing fields: feedback (at most 1000 items)"
+    )
 
 
 async def test_bearer_token_type_is_case_insensitive() -> None:

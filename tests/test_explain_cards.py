@@ -119,7 +119,11 @@ def test_word_count_and_action_lead(text: str, words: int, action: bool) -> None
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ('tb = "**Screen for latent TB** with', 'tb = "**Latent TB:** screen with', "action verb"),
+        (
+            'tb = "**Screen for latent TB** (IGRA)',
+            'tb = "**Latent TB:** screen (IGRA)',
+            "action verb",
+        ),
         ('hbv-known = ""', 'hbv-known = "Watch ' + "it " * 70 + '"', "over 65 words"),
         ('\nhbv-known = "**Hepatitis B is on', '\nx-hbv = "**Hepatitis B is on', "explanation"),
         ('overflow_detail = "Add these', 'overflow_detail = "These', "overflow_detail"),

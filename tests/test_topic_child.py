@@ -79,9 +79,17 @@ def test_patient_view_child(case, f, summary, details_in, suggestion):
     assert (suggestion in finding.suggestions) if suggestion else not finding.suggestions
 
 
-@pytest.mark.parametrize(("age", "detail"), [(18, "under-40"), (45, "frax"), (None, "age-unknown")])
-def test_adult_and_unknown_age(age, detail):
-    finding = run(BONE_HEALTH, facts(age=age, taken=LONG_TERM))
+@pytest.mark.parametrize(
+    ("age", "mg", "detail"),
+    [
+        (18, 40, "under-40"),
+        (45, 40, "frax-high-dose"),  # FRAX underestimates risk at 30 mg/day or more (KB1 A3)
+        (45, 29, "frax"),
+        (None, 40, "age-unknown"),
+    ],
+)
+def test_adult_and_unknown_age(age, mg, detail):
+    finding = run(BONE_HEALTH, facts(age=age, taken=[Taken(ago=200, days=201, mg=mg)]))
     assert finding is not None
     assert detail in finding.details
     assert not set(CHILD_DETAILS) & set(finding.details)

@@ -235,3 +235,18 @@ def test_pregnancy_offers_no_zoster_vaccine_instead_of_the_live_one() -> None:
     assert "pregnancy" in finding.details
     assert "zoster-alternative" not in finding.details
     assert "Condition/preg" in finding.evidence
+
+
+@pytest.mark.parametrize(
+    ("mg", "detail"),
+    [(30, "remove-defer"), (20, "remove-defer")],
+)
+def test_live_vaccine_card_defers_non_live_vaccines_at_20_mg(mg: float, detail: str) -> None:
+    """ACR 2022 (clinical-knowledge-2.md 6.4): at 20 mg/day or more only influenza of the
+    non-live vaccines is given now; the order card says what the infection card says."""
+    f = facts(MMR, taken=[Taken(40, 41, mg)], focus=["Immunization/mmr"])
+    finding = run(LIVE_VACCINE, f)
+    assert finding is not None
+    assert detail in finding.details
+    assert {"remove", "remove-defer"} - {detail} & set(finding.details) == set()
+    assert finding.facts["defer_mg"] == "20"

@@ -318,12 +318,46 @@ def test_methotrexate_with_tmp_smx_taken_is_said_when_the_card_shows() -> None:
     assert run(INFECTION, facts(*done("pjp"), tmp, mtx, taken=AT_40)) is None  # nothing else due
 
 
-def test_pregnancy_notes_tmp_smx_at_term() -> None:
-    f = facts(*done("pjp"), hit("pregnancy", "Condition/preg", ago=100), taken=AT_40)
-    finding = run(INFECTION, f)
+@pytest.mark.parametrize(
+    ("case", "extra"),
+    [
+        ("normal kidney function", ()),
+        ("eGFR 22: half dose", (kidney(22),)),
+    ],
+)
+def test_pregnancy_holds_tmp_smx_for_obstetrics(case: str, extra: tuple[Hit, ...]) -> None:
+    """TMP-SMX is contraindicated at term (clinical-knowledge-2.md 5.1) and the course may run
+    past it: no ready-to-sign TMP-SMX, and the pregnancy paragraph leads the card."""
+    kinds = ((INFECTION, AT_40), (ORDER_INFECTION, None))
+    for kind, taken in kinds:
+        preg = hit("pregnancy", "Condition/preg", ago=100)
+        f = (
+            facts(*done("pjp"), preg, *extra, taken=taken)
+            if taken
+            else facts(*done("pjp"), preg, *extra, planned=[Planned(60, 40)])
+        )
+        finding = run(kind, f)
+        assert finding is not None, case
+        assert finding.details[0] == "pjp-pregnancy", case
+        assert "pjp-default" not in finding.details, case
+        assert not {"tmp-smx", "tmp-smx-renal"} & set(finding.suggestions), case
+        assert not {"tmp-smx", "tmp-smx-renal"} & set(finding.recommended), case
+        assert "Condition/preg" in finding.evidence, case
+
+
+def test_not_pregnant_keeps_the_tmp_smx_button() -> None:
+    finding = run(INFECTION, facts(*done("pjp"), taken=AT_40))
     assert finding is not None
-    assert "pjp-pregnancy" in finding.details
-    assert "Condition/preg" in finding.evidence
+    assert "tmp-smx" in finding.suggestions
+    assert "pjp-pregnancy" not in finding.details
+
+
+def test_hbv_dna_and_alt_come_before_the_risk_tier() -> None:
+    """clinical-knowledge-2.md 3.2 workflow: HBV DNA and ALT, then the risk tier (review 1g)."""
+    finding = run(INFECTION, facts(*done("pjp", "anti-hbc"), ANTI_HBC_POS, RITUXIMAB, taken=AT_40))
+    assert finding is not None
+    assert finding.details.index("hbv-dna") < finding.details.index("hbv-risk-high")
+    assert "hbv-b-cell" in finding.details
 
 
 def test_rituximab_months_ago_is_a_second_immunosuppressant() -> None:

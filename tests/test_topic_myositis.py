@@ -359,3 +359,51 @@ def test_local_codes_are_matched_by_text(valueset: str, text: str, matches: bool
     """Results and entries under local codes (myositis antibodies often are) match by text."""
     local = Coding(system="urn:example:local-lab", code="X1", display=None)
     assert (VALUESETS[valueset].match([local], text) is not None) is matches
+
+
+PREGNANT = hit("pregnancy", "Condition/preg", ago=60)
+
+
+@pytest.mark.parametrize(
+    ("case", "f", "suggestions"),
+    [
+        (
+            "recent DM, nothing done: PFT and enzymes kept, HRCT and enhanced CT panel held",
+            facts(DM_NEW, PREGNANT, age=35),
+            ("pft", "muscle-enzymes"),
+        ),
+        (
+            "only the HRCT missing: the card still speaks, with no order",
+            facts(DM_OLD, PFT_RECENT, CK_RECENT, PREGNANT, age=50),
+            (),
+        ),
+    ],
+)
+def test_pregnancy_holds_ct_based_orders(
+    case: str, f: ClinicalFacts, suggestions: tuple[str, ...]
+) -> None:
+    """Pregnancy changes the advice (clinical-knowledge-2.md 2.6): no HRCT or CT-based enhanced
+    cancer screening button, and the card asks to agree imaging with obstetrics first."""
+    finding = run(MYOSITIS, f)
+    assert finding is not None, case
+    assert finding.suggestions == suggestions, case
+    assert finding.details[:2] == ("myositis", "pregnancy"), case
+    assert "hrct-screen" not in finding.details, case
+    assert "Condition/preg" in finding.evidence, case
+
+
+def test_not_pregnant_keeps_the_ct_orders_and_says_hrct_once() -> None:
+    finding = run(MYOSITIS, facts(DM_NEW, age=35))
+    assert finding is not None
+    assert {"hrct", "cancer-screening-enhanced"} <= set(finding.suggestions)
+    assert "pregnancy" not in finding.details
+    # lung-screen already asks for the HRCT: no second paragraph (clinical review 2f)
+    assert "lung-screen" in finding.details
+    assert "hrct-screen" not in finding.details
+
+
+def test_enzymes_never_measured_read_none_on_record() -> None:
+    finding = run(MYOSITIS, facts(DM_OLD, PFT_RECENT, HRCT, age=50))
+    assert finding is not None
+    assert "enzymes-none" in finding.details
+    assert "enzymes-due" not in finding.details

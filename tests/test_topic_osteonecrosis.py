@@ -76,8 +76,19 @@ def test_prior_hip_necrosis_with_prosthesis_is_multifocal() -> None:
     )
     finding = run(OSTEONECROSIS, f)
     assert finding is not None
-    assert {"prior", "multifocal", "hips-replaced"} <= set(finding.details)
+    # multifocal says what prior would (other sites), with MRI to consider without symptoms
+    assert {"multifocal", "hips-replaced"} <= set(finding.details)
+    assert "prior" not in finding.details
+    assert "mri-knee" in finding.suggestions
     assert {"Condition/avn", "Procedure/thr"} <= set(finding.evidence)
+
+
+def test_prior_necrosis_elsewhere_keeps_the_prior_paragraph() -> None:
+    f = facts(hit("osteonecrosis", "Condition/avn", site="shoulder"), taken=[Taken(30, 10, 5)])
+    finding = run(OSTEONECROSIS, f)
+    assert finding is not None
+    assert "prior" in finding.details
+    assert "multifocal" not in finding.details
 
 
 @pytest.mark.parametrize(

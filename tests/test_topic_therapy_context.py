@@ -92,3 +92,34 @@ def test_no_context_no_details() -> None:
     context = TherapyContext.of(facts(), THRESHOLDS)
     assert context.details == ()
     assert context.values["kidney_value"] == "unknown"
+
+
+def test_pregnancy_leads_and_holds_the_dxa_order() -> None:
+    """Pregnancy: one 'plan after delivery' paragraph first, no DXA order, no treatment prompt
+    and an info card (clinical review 1d; clinical-knowledge-2.md 2.6, 4)."""
+    preg = hit("pregnancy", "Condition/preg", ago=70)
+    patient_view = run(BONE_HEALTH, facts(preg, age=45, taken=LONG_TERM))
+    order = run(ORDER_BONE_HEALTH, facts(preg, age=45, planned=[Planned(180, 10)]))
+    for finding in (patient_view, order):
+        assert finding is not None
+        assert finding.details[0] == "pregnancy"
+        assert not {"dxa-none", "dxa-baseline", "frax", "treatment", "risk-assessment"} & set(
+            finding.details
+        )
+        assert not {"dxa", "dxa-spine-forearm"} & set(finding.suggestions)
+        assert finding.summary == "pregnancy"
+        assert finding.indicator == "info"
+
+
+def test_low_kidney_function_replaces_the_bisphosphonate_first_line_prompt() -> None:
+    """Very high risk (fracture on record) with a clearance of 22: the treatment prompt names
+    the kidney limit instead of 'oral bisphosphonate first line' (clinical review 1f)."""
+    fracture = hit("fragility_fracture", "Condition/fx", ago=300)
+    finding = run(BONE_HEALTH, facts(fracture, clearance(22), age=70, taken=LONG_TERM))
+    assert finding is not None
+    assert "treatment-kidney" in finding.details
+    assert not {"treatment", "kidney"} & set(finding.details)
+    assert finding.facts["risk"] == "very high"
+    untreated_normal = run(BONE_HEALTH, facts(fracture, clearance(60), age=70, taken=LONG_TERM))
+    assert untreated_normal is not None
+    assert "treatment" in untreated_normal.details

@@ -152,8 +152,12 @@ def test_pregnant_on_20_mg_gets_no_zoster_vaccine() -> None:
     )
     finding = run(INFECTION, f)
     assert finding is not None
-    assert finding.suggestions == ("influenza",)
-    assert "vaccines-pregnancy" in finding.details
+    # inactivated influenza without the high-dose or adjuvanted preference (clinical review 3f)
+    assert finding.suggestions == ("influenza-pregnancy",)
+    assert finding.facts["vaccines_due"] == "inactivated influenza"
+    # one live-vaccine paragraph for pregnancy and the dose (clinical review 2d)
+    assert "live-vaccines-pregnancy" in finding.details
+    assert not {"vaccines-pregnancy", "live-vaccines"} & set(finding.details)
     assert "recombinant zoster" not in finding.facts["vaccines_later"]
 
 

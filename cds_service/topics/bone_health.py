@@ -207,6 +207,16 @@ def _lead(work: BoneWork, treat: bool) -> str:
     return "supplements"
 
 
+def _age_detail(facts: ClinicalFacts, status: SteroidStatus, t: Thresholds) -> str:
+    if facts.age is None:
+        return "age-unknown"
+    if facts.age < t.value("bone.frax_min_age"):
+        return "under-40"
+    # FRAX underestimates risk at very high doses (ACR 2022 key points; KB1 A3).
+    high = status.current_mg >= t.value("exposure.very_high_daily_mg")
+    return "frax-high-dose" if high else "frax"
+
+
 def evaluate_bone_health(
     facts: ClinicalFacts, status: SteroidStatus, t: Thresholds
 ) -> Finding | None:
@@ -223,13 +233,12 @@ def evaluate_bone_health(
             work,
             status.current_mg,
             status.evidence,
-            supplement_facts(t) | {"risk": "not assessed (child)", "frax_adjust_mg": "n/a"},
+            supplement_facts(t)
+            | {"risk": "not assessed (child)", "frax_adjust_mg": "n/a", "very_high_mg": "n/a"},
         )
     risk, risk_refs = fracture_risk(facts, t, status)
-    adult_frax = facts.age is not None and facts.age >= t.value("bone.frax_min_age")
     dmab_details, dmab_suggestions = work.denosumab_advice()
-    age_detail = "frax" if adult_frax else "under-40" if facts.age is not None else "age-unknown"
-    details = [*dmab_details, "exposure", age_detail]
+    details = [*dmab_details, "exposure", _age_detail(facts, status, t)]
     if work.known_disease:
         details.append("known-bone-disease")
     details += work.drugs.details()
@@ -253,23 +262,23 @@ def evaluate_bone_health(
         "dxa_interval_months": fmt_months(t.value("bone.dxa_interval_days")),
         **supplement_facts(t),
         "frax_adjust_mg": fmt_number(t.value("bone.frax_gc_adjust_above_mg")),
+        "very_high_mg": fmt_number(t.value("exposure.very_high_daily_mg")),
         "dxa_baseline_months": fmt_months(t.value("bone.dxa_baseline_within_days")),
         **child_facts(facts, t, status.current_mg),
         **work.drugs.facts(t),
     }
     evidence = set(status.evidence) | set(risk_refs) | work.evidence(facts)
     context = TherapyContext.of(facts, t)  # kidney function, pregnancy: therapy choice
-    details += context.details
-    values |= context.values
-    evidence |= set(context.evidence)
-    return Finding(
-        summary=summary,
-        details=tuple(details),
-        indicator=indicator,
-        facts=values,
-        evidence=tuple(sorted(evidence)),
-        suggestions=tuple(suggestions),
-        recommended=tuple(suggestions[:1]),
+    return context.apply(
+        Finding(
+            summary=summary,
+            details=tuple(details),
+            indicator=indicator,
+            facts=values,
+            evidence=tuple(sorted(evidence)),
+            suggestions=tuple(suggestions),
+            recommended=tuple(suggestions[:1]),
+        )
     )
 
 
@@ -307,6 +316,7 @@ BONE_HEALTH = RuleKind(
         "child-fracture",
         "child-dxa",
         "child-supplements",
+        "pregnancy",
     ),
     details=(
         "denosumab-overdue",
@@ -314,6 +324,7 @@ BONE_HEALTH = RuleKind(
         "exposure",
         "replacement",
         "frax",
+        "frax-high-dose",
         "under-40",
         "age-unknown",
         *bone_child.DETAILS,
@@ -324,6 +335,7 @@ BONE_HEALTH = RuleKind(
         "hips-replaced",
         "risk",
         "treatment",
+        "treatment-kidney",
         "calcium-vitamin-d",
         "kidney",
         "pregnancy",
@@ -337,6 +349,7 @@ BONE_HEALTH = RuleKind(
     | {
         "age": "120",
         "last_dxa": "unknown date",
+        "very_high_mg": "30",
         "risk": "low unless BMD shows otherwise",
         "dxa_interval_months": "24",
         "dxa_baseline_months": "6",
@@ -401,17 +414,16 @@ def evaluate_order_bone_health(
     }
     evidence = set(ordered.refs) | set(status.evidence) | work.evidence(facts) | set(work.therapy)
     context = TherapyContext.of(facts, t)  # kidney function, pregnancy: therapy choice
-    details += context.details
-    values |= context.values
-    evidence |= set(context.evidence)
-    return Finding(
-        summary=summary,
-        details=tuple(details),
-        indicator="warning" if not (work.dxa_current or status.replacement) else "info",
-        facts=values,
-        evidence=tuple(sorted(evidence)),
-        suggestions=tuple(suggestions),
-        recommended=tuple(suggestions[:1]),
+    return context.apply(
+        Finding(
+            summary=summary,
+            details=tuple(details),
+            indicator="warning" if not (work.dxa_current or status.replacement) else "info",
+            facts=values,
+            evidence=tuple(sorted(evidence)),
+            suggestions=tuple(suggestions),
+            recommended=tuple(suggestions[:1]),
+        )
     )
 
 
@@ -437,7 +449,14 @@ ORDER_BONE_HEALTH = RuleKind(
         *bone_therapy.THRESHOLDS,
         *THERAPY_CONTEXT_THRESHOLDS,
     ),
-    summaries=("dxa-baseline", "dxa-due", "supplements", "child-fracture", "child-supplements"),
+    summaries=(
+        "dxa-baseline",
+        "dxa-due",
+        "supplements",
+        "child-fracture",
+        "child-supplements",
+        "pregnancy",
+    ),
     details=(
         "exposure",
         "replacement",

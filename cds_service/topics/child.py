@@ -66,7 +66,7 @@ PJP_SAMPLE = {
     "atovaquone_mg_per_kg": "45",
     "atovaquone_max_mg": "1500",
 }
-LIVE_SAMPLE = {"live_line": "20 mg/day"}
+LIVE_SAMPLE = {"live_line": "20 mg/day", "live_short": "20 mg/day"}
 
 
 def is_child(facts: ClinicalFacts, t: Thresholds) -> bool:
@@ -195,3 +195,16 @@ def live_vaccine_line(facts: ClinicalFacts, t: Thresholds) -> tuple[float, str]:
         f"{fmt_number(round(line, 1))} mg/day ({fmt_number(per_kg)} mg/kg/day for "
         f"{fmt_number(weight.kg)} kg" + (f", at most {fmt_number(fixed)})" if capped else ")")
     )
+
+
+def live_vaccine_card_line(facts: ClinicalFacts, t: Thresholds) -> dict[str, str]:
+    """The live-vaccine line for card text: the dose alone ("16 mg/day"), except for a child
+    without a recent weight, whose line keeps its caveat (2 mg/kg/day not checked). The full
+    line (``live_line``) is in the explanation."""
+    mg, line = live_vaccine_line(facts, t)
+    no_weight = is_child(facts, t) and latest_weight(facts, t) is None
+    return {
+        "live_min_mg": fmt_number(round(mg, 1)),
+        "live_line": line,
+        "live_short": line if no_weight else f"{fmt_number(round(mg, 1))} mg/day",
+    }

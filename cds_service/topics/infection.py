@@ -9,7 +9,6 @@ to do for both; silent when everything is on file.
 
 from __future__ import annotations
 
-from cds_service.card_text import fmt_number
 from cds_service.facts import ClinicalFacts
 from cds_service.rule_kind import Finding, RuleKind
 from cds_service.steroid_status import (
@@ -100,11 +99,11 @@ def evaluate_infection(
     plan.add_hbv(facts, t)
     dose = max(exp.current_daily_peq_mg(), exp.planned_daily.get(exp.today, 0.0))
     plan.add_vaccines(vaccination.plan_vaccines(facts, t, dose_mg=dose, pregnant=bool(pregnant)))
-    live_mg, live_line = child.live_vaccine_line(facts, t)
+    live_mg, _ = child.live_vaccine_line(facts, t)
     live_run = exp.current_run_at_or_above(live_mg, include_planned=False)
     if live_run >= t.value("infection.live_vaccine_min_days"):
         plan.details.append("live-vaccines")
-        plan.values |= {"live_min_mg": fmt_number(round(live_mg, 1)), "live_line": live_line}
+        plan.values |= child.live_vaccine_card_line(facts, t)
     if not plan.todo:
         return None  # screening, prophylaxis and vaccines are all on file
     if high_dose or second_agent or ild:
@@ -128,7 +127,7 @@ INFECTION = RuleKind(
         "infection.tb_min_days",
     ),
     summaries=SUMMARIES,
-    details=(*DETAILS, "live-vaccines", "lung-vigilance"),
+    details=(*DETAILS, "live-vaccines", "live-vaccines-pregnancy", "lung-vigilance"),
     suggestions=SUGGESTIONS,
     sample_facts=COMMON_SAMPLE | SAMPLE | {"pjp_run_days": "365"},
     evaluate=evaluate_infection,
@@ -164,11 +163,11 @@ def evaluate_order_infection(
     plan.add_hbv(facts, t)
     dose = max(exp.current_daily_peq_mg(), ordered.planned_mg)
     plan.add_vaccines(vaccination.plan_vaccines(facts, t, dose_mg=dose, pregnant=bool(pregnant)))
-    live_mg, live_line = child.live_vaccine_line(facts, t)
+    live_mg, _ = child.live_vaccine_line(facts, t)
     live_run = run_with_plan(exp, live_mg)
     if live_run >= t.value("infection.live_vaccine_min_days"):
         plan.details.append("live-vaccines")
-        plan.values |= {"live_min_mg": fmt_number(round(live_mg, 1)), "live_line": live_line}
+        plan.values |= child.live_vaccine_card_line(facts, t)
     if not plan.todo:
         return None  # prophylaxis covered, screening and vaccines on file
     return plan.finding(
@@ -184,7 +183,7 @@ ORDER_INFECTION = RuleKind(
     roles=ROLES,
     thresholds=(*REPLACEMENT_THRESHOLDS, *THRESHOLDS),
     summaries=SUMMARIES,
-    details=(*DETAILS, "live-vaccines"),
+    details=(*DETAILS, "live-vaccines", "live-vaccines-pregnancy"),
     suggestions=SUGGESTIONS,
     sample_facts=ORDER_SAMPLE | SAMPLE | {"pjp_run_days": "730"},
     evaluate=evaluate_order_infection,

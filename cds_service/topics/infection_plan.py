@@ -137,6 +137,7 @@ SAMPLE = (
         "b_cell_months": "12",
     }
 )
+TMP_SMX_ORDERS = frozenset({"tmp-smx", "tmp-smx-renal", "tmp-smx-child"})
 HBV_MARKERS = ("hbsag", "anti-hbc", "anti-hbs", "hbv-dna")
 HBV_INFECTION_MARKERS = ("hbsag", "anti-hbc", "hbv-dna")  # positive anti-HBs is immunity
 
@@ -161,7 +162,9 @@ class InfectionPlan:
         """Prophylaxis: TMP-SMX first, at half dose for a clearance of 15-30 mL/min and not
         below 15 or with a sulfonamide-antibiotic allergy (then atovaquone or dapsone)."""
         young = child.may_be_child(facts, t)
-        self.details.append("pjp-weight-based" if young else "pjp")
+        # Age unknown: no weight-based wording for a probable adult; pjp-age-unknown says why
+        # no dose is ordered.
+        self.details.append("pjp-weight-based" if young and facts.age is not None else "pjp")
         if stronger:
             self.details.append("pjp-stronger")
         sulfa = facts.refs("sulfa_allergy", active_only=True)
@@ -169,6 +172,8 @@ class InfectionPlan:
         renal_avoid = kidney is not None and kidney.value < t.value("kidney.tmp_smx_min_ml_min")
         if young:
             self._pjp_child(facts, t, avoid_tmp_smx=bool(sulfa) or renal_avoid)
+            if {"pjp-child", "pjp-child-no-tmp-smx"} & set(self.details):
+                self.details.remove("pjp-weight-based")  # the dose paragraph says it
             self._pjp_child_notes(
                 t, sulfa=bool(sulfa), kidney_value=kidney.value if kidney else None
             )
@@ -189,10 +194,10 @@ class InfectionPlan:
         if kidney is not None and not sulfa:
             self.evidence.append(kidney.ref)
             self.values.update(kidney.facts())
-        if {"tmp-smx", "tmp-smx-renal", "tmp-smx-child"} & set(self.suggestions):
+        if TMP_SMX_ORDERS & set(self.suggestions):
             self.add_methotrexate(facts)
             if pregnant:
-                self.details.append("pjp-pregnancy")
+                self._hold_tmp_smx_in_pregnancy()
         self.todo.append("pjp")
         self.warning = True
 
@@ -228,6 +233,14 @@ class InfectionPlan:
             "kidney.tmp_smx_full_dose_above_ml_min"
         ):
             self.details.append("pjp-child-renal")
+
+    def _hold_tmp_smx_in_pregnancy(self) -> None:
+        """TMP-SMX is contraindicated at term (clinical-knowledge-2.md 5.1) and the record does
+        not say when term is: no ready-to-sign TMP-SMX, and the pregnancy paragraph leads (agree
+        the drug for the whole course with obstetrics first)."""
+        self.suggestions = [s for s in self.suggestions if s not in TMP_SMX_ORDERS]
+        self.recommended = [s for s in self.recommended if s not in TMP_SMX_ORDERS]
+        self.details = ["pjp-pregnancy"] + [d for d in self.details if d != "pjp-default"]
 
     def _pjp_choice(self, detail: str, best: str) -> None:
         self.details.append(detail)
@@ -322,13 +335,14 @@ class InfectionPlan:
             return
         b_cell = b_cell_depletion(facts)
         tier = hbv_risk(facts, t, states, hbsag=bool(known) or "hbsag" in positives, b_cell=b_cell)
+        # The workflow (clinical-knowledge-2.md 3.2): HBV DNA and ALT first, then the risk tier.
+        if states["hbv-dna"].state not in ("negative", "positive", "pending"):
+            self.details.append("hbv-dna")
+            self.suggestions.append("hbv-dna")
         self._todo("hbv-positive", f"hbv-risk-{tier}", [], warning=tier != "low")
         if b_cell:
             self.details.append("hbv-b-cell")
             self.evidence += b_cell
-        if states["hbv-dna"].state not in ("negative", "positive", "pending"):
-            self.details.append("hbv-dna")
-            self.suggestions.append("hbv-dna")
         if tier != "low":
             self.suggestions.append("hbv-referral")
 
@@ -373,10 +387,15 @@ class InfectionPlan:
         """The card: the most consequential item leads the summary."""
         todo = set(self.todo)
         summary = next(name for name, items in SUMMARY_ORDER if items & todo)
+        details = list(dict.fromkeys(self.details))
+        if "vaccines-pregnancy" in details and "live-vaccines" in details:
+            # one live-vaccine paragraph for both reasons
+            details.remove("vaccines-pregnancy")
+            details[details.index("live-vaccines")] = "live-vaccines-pregnancy"
         indicator: Indicator = "warning" if self.warning else "info"
         return Finding(
             summary=summary,
-            details=tuple(dict.fromkeys(self.details)),
+            details=tuple(details),
             indicator=indicator,
             facts={**default_values(t), **self.values, **values, "pjp_run_days": str(pjp_run)},
             evidence=tuple(sorted({*evidence, *self.evidence})),
@@ -416,6 +435,7 @@ def default_values(t: Thresholds) -> dict[str, str]:
         **dict.fromkeys((*child.SAMPLE, *child.PJP_SAMPLE), "unknown"),
         "weight_window_days": fmt_number(t.value("children.weight_max_age_days")),
         "live_line": f"{fmt_number(t.value('infection.live_vaccine_min_daily_mg'))} mg/day",
+        "live_short": f"{fmt_number(t.value('infection.live_vaccine_min_daily_mg'))} mg/day",
         "pjp_min_mg": fmt_number(t.value("infection.pjp_min_daily_mg")),
         "pjp_min_days": fmt_number(t.value("infection.pjp_min_days")),
         "live_min_mg": fmt_number(t.value("infection.live_vaccine_min_daily_mg")),

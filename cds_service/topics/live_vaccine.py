@@ -45,9 +45,12 @@ def evaluate_live_vaccine(
         return None
     targets = tuple(sorted({h.ref for h in live}))
     names = sorted({facts.draft_names.get(ref, "live vaccine") for ref in targets})
-    details = (
-        ["contraindication", "child-line", "remove"] if young else ["contraindication", "remove"]
-    )
+    dose = max(exp.current_daily_peq_mg(), exp.planned_daily.get(exp.today, 0.0))
+    # ACR 2022: at 20 mg/day or more only influenza of the non-live vaccines is given now
+    # (clinical-knowledge.md A5.4, clinical-knowledge-2.md 6.4), as the infection card says.
+    defer_mg = t.value("infection.nonlive_vaccine_defer_daily_mg")
+    remove = "remove-defer" if dose >= defer_mg else "remove"
+    details = ["contraindication", "child-line", remove] if young else ["contraindication", remove]
     suggestions = ["remove"]
     pregnant = pregnancy(facts, t)
     if pregnant:
@@ -58,9 +61,8 @@ def evaluate_live_vaccine(
     values = {
         "vaccines": ", ".join(names),
         "exposure_days": str(max(run, stopped)),
-        "planned_mg": fmt_number(
-            max(exp.current_daily_peq_mg(), exp.planned_daily.get(exp.today, 0.0))
-        ),
+        "planned_mg": fmt_number(dose),
+        "defer_mg": fmt_number(defer_mg),
         "live_min_mg": fmt_number(round(mg, 1)),
         "live_line": line,
         "age": str(facts.age) if facts.age is not None else "unknown",
@@ -91,15 +93,24 @@ LIVE_VACCINE = RuleKind(
         "children.weight_max_age_days",
         "infection.live_vaccine_min_days",
         "infection.live_vaccine_wait_days",
+        "infection.nonlive_vaccine_defer_daily_mg",
         "pregnancy.max_days",
     ),
     summaries=("live-vaccine",),
-    details=("contraindication", "child-line", "remove", "zoster-alternative", "pregnancy"),
+    details=(
+        "contraindication",
+        "child-line",
+        "remove",
+        "remove-defer",
+        "zoster-alternative",
+        "pregnancy",
+    ),
     suggestions=("remove", "zoster-recombinant"),
     sample_facts={
         "vaccines": "Measles, mumps and rubella virus vaccine live, varicella virus vaccine live",
         "exposure_days": "730",
         "planned_mg": "1250",
+        "defer_mg": "20",
         "live_min_mg": "20",
         "live_min_days": "14",
         "live_wait_days": "30",

@@ -19,7 +19,7 @@ from cds_service.facts import ClinicalFacts, Hit
 from cds_service.rule_kind import Finding, Indicator, RuleKind
 from cds_service.steroid_status import SteroidStatus
 from cds_service.thresholds import Thresholds
-from cds_service.topics.patient_context import interstitial_lung_disease
+from cds_service.topics.patient_context import interstitial_lung_disease, pregnancy
 
 ROLES = (
     "myositis",
@@ -33,7 +33,12 @@ ROLES = (
     "dysphagia",
     "cutaneous_ulceration",
     "muscle_weakness",
+    "pregnancy",
+    "pregnancy_status",
 )
+# CT-based orders (HRCT chest, the enhanced panel's CT neck to pelvis): not offered in pregnancy
+# (clinical-knowledge-2.md 2.6, 8.2); the card asks to agree imaging with obstetrics instead.
+CT_SUGGESTIONS = frozenset({"hrct", "cancer-screening-enhanced"})
 THRESHOLDS = (
     "myositis.pft_interval_days",
     "myositis.pft_first_year_days",
@@ -46,6 +51,7 @@ THRESHOLDS = (
     "myositis.ild_guideline_min_age",
     "myositis.cancer_enhanced_age",
     "exposure.high_dose_min_daily_mg",
+    "pregnancy.max_days",
 )
 SUBTYPE_WORDS = {
     "dm": "dermatomyositis",
@@ -166,7 +172,8 @@ class Lung:
                 details.append("lung-screen")
                 suggestions.append("pft")
             if self.hrct is None:
-                details.append("hrct-screen")
+                # the lung-screen paragraph already asks for the HRCT
+                details += [] if last is None else ["hrct-screen"]
                 suggestions.append("hrct")
             return details, suggestions
         due = last is None or (facts.today - last).days > self.interval(facts, t)
@@ -185,7 +192,7 @@ class Lung:
         )
         return {
             "ild_since": fmt_date(self.onset),
-            "ild_phase": "first year after onset" if first_year else "after the first year",
+            "ild_phase": "first year after onset" if first_year else "past its first year",
             "pft_interval_months": fmt_months(self.interval(facts, t)),
             "pft_first_months": fmt_months(t.value("myositis.pft_interval_days")),
             "pft_stable_months": fmt_months(t.value("myositis.pft_stable_interval_days")),
@@ -332,6 +339,24 @@ def _cancer_detail(cancer: Cancer) -> list[str]:
     return []
 
 
+def _hold_ct_in_pregnancy(
+    facts: ClinicalFacts, t: Thresholds, suggestions: list[str], lung_details: list[str]
+) -> tuple[tuple[str, ...], list[str], list[str]]:
+    """In pregnancy, the CT-based orders and the HRCT paragraph leave the card: (pregnancy
+    evidence when an order was held, else empty; suggestions; lung details)."""
+    held = pregnancy(facts, t) if CT_SUGGESTIONS & set(suggestions) else ()
+    if not held:
+        return held, suggestions, lung_details
+    kept = [s for s in suggestions if s not in CT_SUGGESTIONS]
+    return held, kept, [d for d in lung_details if d != "hrct-screen"]
+
+
+def _enzymes_detail(enzymes: Enzymes, due: bool) -> str:
+    if enzymes.last_any is None:
+        return "enzymes-none"
+    return "enzymes-due" if due else "enzymes"
+
+
 def _steroid_myopathy(
     facts: ClinicalFacts, status: SteroidStatus, t: Thresholds, enzymes: Enzymes
 ) -> tuple[str, ...]:
@@ -360,10 +385,12 @@ def evaluate_myositis(facts: ClinicalFacts, status: SteroidStatus, t: Thresholds
         )
     if enzymes_due:
         suggestions.append("muscle-enzymes")
-    if not suggestions:
+    held, suggestions, lung_details = _hold_ct_in_pregnancy(facts, t, suggestions, lung_details)
+    if not (suggestions or held):
         return None
-    details = ["myositis", *lung_details, *(["pft-values"] if lung.last_pft else [])]
-    details += [*_cancer_detail(cancer), "enzymes-due" if enzymes_due else "enzymes"]
+    details = ["myositis", *(["pregnancy"] if held else []), *lung_details]
+    details += ["pft-values"] if lung.last_pft else []
+    details += [*_cancer_detail(cancer), _enzymes_detail(enzymes, enzymes_due)]
     myopathy = _steroid_myopathy(facts, status, t, enzymes)
     if myopathy:
         details.append("steroid-myopathy")
@@ -390,6 +417,7 @@ def evaluate_myositis(facts: ClinicalFacts, status: SteroidStatus, t: Thresholds
         | set(cancer.screened)
         | set(cancer.feature_refs if cancer.due else ())
         | set(myopathy)
+        | set(held)
     )
     return Finding(
         summary=summary,
@@ -421,8 +449,10 @@ MYOSITIS = RuleKind(
         "cancer-juvenile",
         "cancer-past-window",
         "enzymes-due",
+        "enzymes-none",
         "enzymes",
         "steroid-myopathy",
+        "pregnancy",
     ),
     suggestions=(
         "pft",

@@ -188,10 +188,13 @@ def _joint_plan(facts: ClinicalFacts) -> JointPlan:
 def _details(facts: ClinicalFacts, plan: JointPlan, pain: bool) -> list[str]:
     prior = facts.of("osteonecrosis")
     details = ["exposure", *(plan.pain_details if plan.located else ["pain"] if pain else [])]
-    details += ["prior"] if prior else []
-    details += plan.joint_details
     prior_sites = {str(h.properties.get("site")) for h in prior}
-    if prior_sites & {"hip", "knee"} or (prior and hips_replaced(facts)):
+    multifocal = bool(prior_sites & {"hip", "knee"} or (prior and hips_replaced(facts)))
+    # The multifocal paragraph says what the prior one would (other sites), with the MRI to
+    # consider without symptoms (KB1 A4, A7: Mod Rheumatol 2020).
+    details += ["prior"] if prior and not multifocal else []
+    details += plan.joint_details
+    if multifocal:
         details.append("multifocal")
     details += ["prostheses"] if plan.prostheses else []
     return [*details, "minimise"]

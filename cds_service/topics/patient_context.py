@@ -13,12 +13,13 @@ words). clinical-knowledge-2.md 9.2: the code first, then the qualifier codes, t
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Literal, NamedTuple
 
 from cds_service.card_text import fmt_date, fmt_number
 from cds_service.facts import ClinicalFacts, Hit
+from cds_service.rule_kind import Finding
 from cds_service.thresholds import Thresholds
 
 JOINTS = ("hip", "knee", "shoulder", "ankle", "elbow")
@@ -294,7 +295,52 @@ class TherapyContext:
             evidence += pregnant
         return TherapyContext(tuple(details), values, tuple(evidence))
 
+    def apply(self, finding: Finding) -> Finding:
+        """The bone card with this context: in pregnancy, no DXA order or treatment prompt and
+        the pregnancy paragraph first (clinical-knowledge-2.md 2.6, 4); with kidney function
+        below the bisphosphonate line, the treatment prompt names it instead of offering an
+        oral bisphosphonate first line (clinical-knowledge-2.md 4)."""
+        details = [*finding.details, *self.details]
+        suggestions = list(finding.suggestions)
+        summary, indicator = finding.summary, finding.indicator
+        if "kidney" in details and "treatment" in details:
+            details[details.index("treatment")] = "treatment-kidney"
+            details.remove("kidney")
+        if "pregnancy" in details:
+            details = ["pregnancy", *(d for d in details if d not in PREGNANCY_DEFERS)]
+            suggestions = [s for s in suggestions if s not in DXA_ORDERS]
+            if summary in PREGNANCY_SUMMARIES:
+                summary, indicator = "pregnancy", "info"
+        return replace(
+            finding,
+            summary=summary,
+            indicator=indicator,
+            details=tuple(details),
+            suggestions=tuple(suggestions),
+            recommended=tuple(s for s in finding.recommended if s in suggestions),
+            facts={**finding.facts, **self.values},
+            evidence=tuple(sorted({*finding.evidence, *self.evidence})),
+        )
 
+
+# What waits for delivery on a bone card (details, orders, summaries that lead with them).
+PREGNANCY_DEFERS = frozenset(
+    {
+        "dxa-none",
+        "dxa-due",
+        "dxa-baseline",
+        "hips-replaced",
+        "frax",
+        "frax-high-dose",
+        "under-40",
+        "treatment",
+        "treatment-kidney",
+        "risk-assessment",
+        "pregnancy",
+    }
+)
+DXA_ORDERS = frozenset({"dxa", "dxa-spine-forearm", "dxa-child"})
+PREGNANCY_SUMMARIES = frozenset({"dxa-none", "dxa-due", "dxa-baseline", "treat", "supplements"})
 THERAPY_CONTEXT_ROLES = ("kidney_function", "pregnancy", "pregnancy_status")
 THERAPY_CONTEXT_THRESHOLDS = (
     "kidney.max_age_days",

@@ -47,6 +47,7 @@ SUGGESTIONS = (
     "pneumococcal-ppsv23",
     "influenza",
     "influenza-child",
+    "influenza-pregnancy",
 )
 SAMPLE = {
     "vaccines_due": "recombinant zoster dose 2, PPSV23 after PCV15, influenza",
@@ -221,6 +222,10 @@ def plan_vaccines(
     if pregnant:
         zoster = None  # no recombinant zoster vaccine during pregnancy; live ones never
         plan.details.append("vaccines-pregnancy")
+        if influenza is not None and influenza.suggestion == "influenza":
+            # The high-dose or adjuvanted preference (ACR 2022) is for 65 and over and 18-64 on
+            # immunosuppression; the knowledge base has nothing on pregnancy, so no preference.
+            influenza = Need("influenza-pregnancy", "inactivated influenza", deferrable=False)
     line = t.value("infection.nonlive_vaccine_defer_daily_mg")
     defer = dose_mg >= line - EPS
     for need in (zoster, pneumococcal, influenza):
