@@ -117,7 +117,10 @@ async def measure(args: argparse.Namespace, bodies: list[Body]) -> None:
                 await _rounds(app, [body.data] * calls if args.same else fresh[:calls], 1)
                 profile.disable()
                 out = io.StringIO()
-                pstats.Stats(profile, stream=out).sort_stats(args.sort).print_stats(45)
+                stats = pstats.Stats(profile, stream=out).sort_stats(args.sort)
+                stats.print_stats(45)
+                if os.environ.get("CPU_CALLERS"):
+                    stats.print_callers(os.environ["CPU_CALLERS"])
                 print(out.getvalue())
                 continue
             different = min(

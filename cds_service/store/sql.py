@@ -125,6 +125,19 @@ _RECENT_CARDS = (
 )
 
 
+# Feedback that arrived before its card, from the card's own client, is about a known card now.
+_ADOPT_FEEDBACK = (
+    sa.update(feedback)
+    .where(
+        feedback.c.card_uuid.in_(sa.bindparam("uuids", expanding=True)),
+        feedback.c.unknown_card == sa.true(),
+        sa.exists().where(_SAME_CLIENT),
+    )
+    .values(unknown_card=False)
+    .returning(feedback.c.card_uuid)
+)
+
+
 def _scope_params(scope: SnoozeScope) -> dict[str, str]:
     """The bind parameters of ``_CARD_IN_SCOPE``: cards issued in ``scope``."""
     return {
@@ -161,6 +174,9 @@ class SQLFeedbackStore(FeedbackStore):
         self._reader = self._engine.execution_options(**{READ_ONLY: True})
         self._dialect = self._engine.dialect.name
         self._store_user_comments = store_user_comments
+        # Built once (see _SILENCED_TOPICS): every issued card goes through these.
+        self._insert_cards = self._insert_ignore(issued_card)
+        self._insert_suggestions = self._insert_ignore(issued_suggestion)
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -208,10 +224,10 @@ class SQLFeedbackStore(FeedbackStore):
         )
         uuids = sorted({card.card_uuid for card in cards})
         with _store_errors(), self._engine.begin() as conn:
-            conn.execute(self._insert_ignore(issued_card), card_rows)
+            conn.execute(self._insert_cards, card_rows)
             if suggestion_rows:
                 conn.execute(
-                    self._insert_ignore(issued_suggestion),
+                    self._insert_suggestions,
                     [
                         {"card_uuid": card_uuid, "suggestion_uuid": uuid, "suggestion_key": key}
                         for (card_uuid, uuid), key in suggestion_rows
@@ -222,14 +238,7 @@ class SQLFeedbackStore(FeedbackStore):
             adopted: set[str] = set()
             for start in range(0, len(uuids), _IN_LIST_SIZE):
                 result = conn.execute(
-                    sa.update(feedback)
-                    .where(
-                        feedback.c.card_uuid.in_(uuids[start : start + _IN_LIST_SIZE]),
-                        feedback.c.unknown_card == sa.true(),
-                        sa.exists().where(_SAME_CLIENT),
-                    )
-                    .values(unknown_card=False)
-                    .returning(feedback.c.card_uuid)
+                    _ADOPT_FEEDBACK, {"uuids": uuids[start : start + _IN_LIST_SIZE]}
                 )
                 adopted.update(str(uuid) for (uuid,) in result)
         return frozenset(
