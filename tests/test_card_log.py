@@ -36,6 +36,8 @@ def scope(patient_key: str = "pk", client: ClientIdentity = ANONYMOUS) -> Snooze
 
 
 class FakeStore:
+    local_reads = False  # reads in a thread, as for PostgreSQL
+
     def __init__(self) -> None:
         self.recorded: list[CardIssued] = []
         self.reads = 0
@@ -525,3 +527,24 @@ async def test_feedback_from_another_client_is_not_adopted_when_the_card_is_writ
     assert published == []
     snooze = {"already-done": 90}
     assert (await one.silenced("svc", scope(), NOW, snooze, {}))[0] == frozenset()
+
+
+async def test_reads_of_a_local_sqlite_file_run_inline_and_others_in_a_thread(
+    store: SQLFeedbackStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite in WAL mode answers a read without waiting for a writer: the per-call reads run
+    on the event loop (a thread hop costs more than the read). PostgreSQL's go to a thread."""
+    hops: list[str] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counted(func: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(func, "__name__", "?"))
+        return await run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    log = CardLog(store, Metrics())
+    await log.silenced("svc", scope(), NOW, {"already-done": 90}, {"dxa": 30})
+    await log.recent_cards(scope(), NOW)
+    local = store._dialect == "sqlite"
+    assert store.local_reads is local
+    assert hops == ([] if local else ["read", "recent_cards"])

@@ -395,7 +395,7 @@ class CardLog:
             )
 
         try:
-            result = await anyio.to_thread.run_sync(read)
+            result = read() if store.local_reads else await anyio.to_thread.run_sync(read)
         # An outage must not fail the hook call; _failed logs the error with its traceback.
         except Exception as error:  # noqa: BLE001
             self._failed("feedback store unavailable: snooze not applied", error=error)
@@ -425,7 +425,11 @@ class CardLog:
             return queued
         store = self.store
         try:
-            stored = await anyio.to_thread.run_sync(store.recent_cards, scope, since)
+            stored = (
+                store.recent_cards(scope, since)
+                if store.local_reads
+                else await anyio.to_thread.run_sync(store.recent_cards, scope, since)
+            )
         # An outage must not fail the hook call; _failed logs the error with its traceback.
         except Exception as error:  # noqa: BLE001
             self._failed(

@@ -114,11 +114,19 @@ class StatRow:
 
 
 class FeedbackStore(Protocol):
-    """Persistence for cards and feedback. Methods are synchronous: run them in a thread.
+    """Persistence for cards and feedback. Methods are synchronous: run them in a thread,
+    except the per-call reads when ``local_reads`` says they may run on the event loop.
 
     Every datetime argument must be timezone-aware. Every method except ``ping`` raises
     ``StoreError`` when the database fails.
     """
+
+    # True when the reads of every hook call (silenced_topics, silenced_suggestions,
+    # recent_cards) answer from a local file in well under a millisecond and never wait for a
+    # lock (SQLite in WAL mode: readers do not wait for writers). A thread hop then costs more
+    # than the read (GIL hand-offs under load), so callers may run them inline. Writes always
+    # go to a thread: they can wait for another process's lock.
+    local_reads: bool
 
     def record_cards(self, cards: Sequence[CardIssued]) -> frozenset[SnoozeScope]:
         """Store issued cards; recording a card uuid again is a no-op (so a batch can be

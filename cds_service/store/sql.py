@@ -173,6 +173,7 @@ class SQLFeedbackStore(FeedbackStore):
         self._engine = create_store_engine(url)
         self._reader = self._engine.execution_options(**{READ_ONLY: True})
         self._dialect = self._engine.dialect.name
+        self.local_reads = self._dialect == "sqlite"  # WAL: see FeedbackStore.local_reads
         self._store_user_comments = store_user_comments
         # Built once (see _SILENCED_TOPICS): every issued card goes through these.
         self._insert_cards = self._insert_ignore(issued_card)
