@@ -292,20 +292,7 @@ def evaluate_order_bone_health(
         elif finding.summary not in ("child-fracture", "dxa-baseline", "dxa-due"):
             finding = replace(finding, summary="child-supplements")
         return replace(finding, facts={**finding.facts, **_order_values(ordered, t, run, low)})
-    details = ["exposure", "replacement"] if status.replacement else ["exposure"]
-    dmab_details, dmab_suggestions = work.denosumab_advice()
-    # What to do about treatment: the lapsed yearly zoledronic acid, else a risk assessment
-    # when nothing counts as therapy; known bone disease only when neither applies.
-    untreated = not work.therapy and not dmab_details
-    zoledronate = ["zoledronate-overdue"] if work.drugs.zoledronate else []
-    treatment = zoledronate or (["risk-assessment"] if untreated else [])
-    if work.known_disease and not (treatment or work.therapy or dmab_details):
-        details.append("known-bone-disease")
-    details += work.drugs.details()
-    dxa_details, suggestions = work.dxa_advice(never_done="dxa-baseline")
-    details += [*dxa_details, *dmab_details, *treatment, "calcium-vitamin-d"]
-    suggestions = dmab_suggestions + suggestions
-    summary = dxa_details[0].removesuffix("-hips") if dxa_details else "supplements"
+    details, suggestions, summary = _order_details(status, work)
     values = _order_values(ordered, t, run, low) | {
         "last_dxa": fmt_date(work.last_dxa),
         "dxa_interval_months": fmt_months(t.value("bone.dxa_interval_days")),
@@ -326,6 +313,24 @@ def evaluate_order_bone_health(
             recommended=tuple(suggestions[:1]),
         )
     )
+
+
+def _order_details(status: SteroidStatus, work: BoneWork) -> tuple[list[str], list[str], str]:
+    """(detail ids, suggestion ids, summary) of an adult's order card. What to do about
+    treatment: the lapsed yearly zoledronic acid, else a risk assessment when nothing counts
+    as therapy; known bone disease only when neither applies."""
+    details = ["exposure", "replacement"] if status.replacement else ["exposure"]
+    dmab_details, dmab_suggestions = work.denosumab_advice()
+    untreated = not work.therapy and not dmab_details
+    zoledronate = ["zoledronate-overdue"] if work.drugs.zoledronate else []
+    treatment = zoledronate or (["risk-assessment"] if untreated else [])
+    if work.known_disease and not (treatment or work.therapy or dmab_details):
+        details.append("known-bone-disease")
+    details += work.drugs.details()
+    dxa_details, suggestions = work.dxa_advice(never_done="dxa-baseline")
+    details += [*dxa_details, *dmab_details, *treatment, "calcium-vitamin-d"]
+    summary = dxa_details[0].removesuffix("-hips") if dxa_details else "supplements"
+    return details, dmab_suggestions + suggestions, summary
 
 
 def _order_values(ordered: OrderedSteroid, t: Thresholds, run: int, low: float) -> dict[str, str]:
