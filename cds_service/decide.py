@@ -28,7 +28,6 @@ from cds_service.record import (
     MEDICATION_USE_TYPES,
     PatientRecord,
     RawMatcher,
-    ValidationCache,
     build_record,
 )
 from cds_service.rule_kind import Finding
@@ -46,7 +45,6 @@ class ResponseCheckFailed(Exception):
 class DecideOptions:
     lookback_days: int | None = None  # overrides exposure.lookback_days (CDS_LOOKBACK_DAYS)
     strict: bool = False  # raise on a card that breaks the card rules or the wire model
-    validation_cache: ValidationCache | None = None
     on_rule_error: Callable[[str], None] | None = None
 
 
@@ -72,7 +70,7 @@ def exposure_params(t: Thresholds, lookback_days: int | None) -> ExposureParams:
     return ExposureParams.from_thresholds(t, lookback_days)
 
 
-def _record(call: HookCall, gathered: Gathered, options: DecideOptions) -> PatientRecord:
+def _record(call: HookCall, gathered: Gathered) -> PatientRecord:
     """The context patient's record; everything left out is counted in it: entries of other
     patients (and prefetch keys set aside for holding another Patient), unreadable entries,
     unreadable draft orders (under ``context.draftOrders``)."""
@@ -84,7 +82,6 @@ def _record(call: HookCall, gathered: Gathered, options: DecideOptions) -> Patie
     record = build_record(
         gathered.prefetch.entries,
         service.selector,
-        options.validation_cache,
         binding=call.binding,
         steroid=steroid,
     )
@@ -102,7 +99,7 @@ def clinical_facts(
     call: HookCall, gathered: Gathered, options: DecideOptions
 ) -> tuple[ClinicalFacts, PatientRecord]:
     """The patient's facts from the gathered data, and the record they were read from."""
-    record = _record(call, gathered, options)
+    record = _record(call, gathered)
     return _facts(call, record, options), record
 
 
@@ -144,7 +141,7 @@ def decide_showing_facts(
 ) -> tuple[Evaluation, ClinicalFacts, SteroidStatus]:
     """decide(), with the facts and the glucocorticoid status the rules judged from (for the
     explanation: computed once, so it cannot drift from the cards)."""
-    record = _record(call, gathered, options)
+    record = _record(call, gathered)
     facts = _facts(call, record, options)
     t = call.service.thresholds
     status = SteroidStatus.of(facts, t, call.service.valuesets.get("replacement_glucocorticoids"))

@@ -19,8 +19,8 @@ from pydantic import ValidationError
 
 from cds_service.errors import InvalidRequest
 from cds_service.fhir.extract import CODE_FIELDS, raw_codings
-from cds_service.fhir.models import MedicationRequest
 from cds_service.fhir.quirks import repair_draft_medication_request
+from cds_service.fhir.views import MedicationRequest
 from cds_service.patient_binding import FOREIGN, PatientBinding
 from cds_service.valuesets import Coding
 

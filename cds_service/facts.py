@@ -15,11 +15,11 @@ from typing import Any, NamedTuple
 from cds_service.drafts import DraftEntry, DraftOrders
 from cds_service.exposure import ExposureSummary
 from cds_service.fhir.extract import age_on, all_codings, codings, reference_of, to_date
-from cds_service.fhir.models import (
+from cds_service.fhir.references import relative_reference
+from cds_service.fhir.views import (
     AllergyIntolerance,
     Condition,
     DiagnosticReport,
-    FHIRResourceModel,
     Immunization,
     Medication,
     MedicationAdministration,
@@ -28,9 +28,9 @@ from cds_service.fhir.models import (
     MedicationStatement,
     Observation,
     Procedure,
+    Resource,
     ServiceRequest,
 )
-from cds_service.fhir.references import relative_reference
 from cds_service.lab_results import Result, ResultRules, quantity_of, read_result
 from cds_service.medications.units import duration_days
 from cds_service.memo import Memo
@@ -296,7 +296,7 @@ def _observation(r: Observation, _: ReadContext) -> Reading:
     return Reading(r.status not in EXCLUDED_STATUS, True, day, [])
 
 
-def read(resource: FHIRResourceModel, ctx: ReadContext) -> Reading:
+def read(resource: Resource, ctx: ReadContext) -> Reading:
     """Status, activity, date and concepts of a resource, by its type (typed per model)."""
     match resource:
         case Condition():
@@ -353,9 +353,7 @@ def _active_for(role: str, reading: Reading, ctx: ReadContext) -> bool:
     return recent if reading.by_date else reading.active or recent
 
 
-def _resource_hits(
-    resource: FHIRResourceModel, role_map: RoleMap, ctx: ReadContext
-) -> Iterable[Hit]:
+def _resource_hits(resource: Resource, role_map: RoleMap, ctx: ReadContext) -> Iterable[Hit]:
     reading = read(resource, ctx)
     if not reading.usable:
         return
@@ -429,7 +427,7 @@ def collect_facts(
     ctx = ReadContext(
         today, recent_medication_days, record.medications, role_days or {}, results or ResultRules()
     )
-    resources: list[FHIRResourceModel] = [r for rs in record.by_type.values() for r in rs]
+    resources: list[Resource] = [r for rs in record.by_type.values() for r in rs]
     resources.extend(drafts.medication_requests)
     for resource in resources:
         for hit in _resource_hits(resource, role_map, ctx):

@@ -26,6 +26,7 @@ from cds_service.api.auth import JWTVerifier
 from cds_service.api.card_log import CardLog
 from cds_service.api.deps import Runtime
 from cds_service.api.http import json_response
+from cds_service.api.large_bodies import LargeBodyGate
 from cds_service.api.redis_link import connect as connect_redis
 from cds_service.api.redis_replay import RedisReplayCache
 from cds_service.api.replay import MemoryReplayCache, ReplayCache
@@ -50,7 +51,6 @@ from cds_service.gather import GatherOptions
 from cds_service.logs import quiet_noisy_loggers
 from cds_service.metrics import Metrics
 from cds_service.preview.routes import preview_router
-from cds_service.record import ValidationCache
 from cds_service.settings import Settings, get_settings
 from cds_service.store.base import FeedbackStore, StoreError
 from cds_service.store.connect import migrate
@@ -312,11 +312,6 @@ def create_app(
                     DecideOptions(
                         lookback_days=settings.lookback_days,
                         strict=settings.strict_response_check,
-                        validation_cache=ValidationCache(
-                            settings.validation_cache_size, settings.validation_cache_ttl_s
-                        )
-                        if settings.validation_cache_size
-                        else None,
                         on_rule_error=app_metrics.observe_rule_error,
                     ),
                 ),
@@ -370,6 +365,9 @@ def create_app(
     }
     for exc_type, handler in handlers.items():
         app.add_exception_handler(exc_type, handler)
+    app.add_middleware(
+        LargeBodyGate, min_bytes=settings.large_body_bytes, slots=settings.large_body_slots
+    )
     # CORS answers preflights before any route (and so before auth) runs.
     app.add_middleware(
         CORSMiddleware,

@@ -148,14 +148,17 @@ def _bundle_resources(bundle: Mapping[str, Any]) -> tuple[list[dict[str, Any]], 
     resources: list[dict[str, Any]] = []
     outcomes = 0
     for entry in bundle.get("entry") or ():
+        # _is_resource and _is_error_outcome inlined: this runs on every entry of a record.
         resource = entry.get("resource") if isinstance(entry, dict) else None
-        if not _is_resource(resource):
+        if not isinstance(resource, dict):
             continue
-        if _is_error_outcome(resource):
+        rtype = resource.get("resourceType")
+        if not isinstance(rtype, str):
+            continue
+        if rtype == "OperationOutcome":
             outcomes += 1
             continue
-        # Read-only from here on: JSON dicts are kept as they are, not copied.
-        resources.append(resource if isinstance(resource, dict) else dict(resource))
+        resources.append(resource)  # read-only from here on: kept as it is, not copied
     return resources, outcomes
 
 

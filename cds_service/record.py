@@ -1,41 +1,36 @@
-"""The patient record the rules read: relevant prefetch entries, each validated as R4B on its own.
+"""The patient record the rules read: relevant prefetch entries, each read on its own.
 
 Selection happens on the raw JSON first (resource type, then codes against the value sets the
-rules use), so a 5,000-entry record costs a dictionary walk, and only the few resources the rules
-read are built as fhir.resources models (about 0.1-0.25 ms each).
+rules use), so a 5,000-entry record costs a dictionary walk, and only the resources the rules
+read are parsed, into read views of the fields they read (:mod:`cds_service.fhir.views`, about
+10-20 µs each; a full fhir.resources R4B model costs ten times that). Nothing is cached between
+calls: a chart never seen before costs what a reopened one does.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
-import threading
-import time
-from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, TypeVar
 
-import orjson
 from pydantic import ValidationError
 
-from cds_service.fhir.extract import CODE_FIELDS, nesting_exceeds
-from cds_service.fhir.models import MODEL_BY_TYPE, FHIRResourceModel, Medication, Patient
+from cds_service.fhir.extract import CODE_FIELDS
 from cds_service.fhir.quirks import repair_resource
 from cds_service.fhir.references import relative_reference
+from cds_service.fhir.views import VIEW_BY_TYPE, Medication, Patient, Resource
 from cds_service.memo import Memo
 from cds_service.patient_binding import FOREIGN, OWN, UNBOUND, PatientBinding
 from cds_service.valuesets import ValueSet, normalize_code
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T", bound=FHIRResourceModel)
+T = TypeVar("T", bound=Resource)
 TEXT_MEMO_SIZE = 50_000
-# Deeper than any R4 resource the rules read (about 12 levels with extensions in contained
-# resources); deeper is skipped as invalid before it is serialised or validated.
-RESOURCE_MAX_DEPTH = 48
 
 INVALID_R4 = "invalid-r4"
 NOT_R4_TYPE = "not-r4-type"
@@ -222,7 +217,7 @@ class PatientRecord:
     """
 
     patient: Patient | None = None
-    by_type: dict[str, list[FHIRResourceModel]] = field(default_factory=dict)
+    by_type: dict[str, list[Resource]] = field(default_factory=dict)
     medications: dict[str, Medication] = field(default_factory=dict)
     skipped: Counter[str] = field(default_factory=Counter)
     skipped_by_key: dict[str, Counter[str]] = field(default_factory=dict)
@@ -237,67 +232,16 @@ class PatientRecord:
         self.skipped_by_key.setdefault(key, Counter())[reason] += 1
 
 
-class ValidationCache:
-    """Recently validated resources by a digest of their JSON (LRU, bounded, short-lived).
-
-    R4B validation costs 0.1-0.4 ms per resource, and the same resources arrive again and again:
-    every chart open of a patient, and order-select on every edit of a draft order. The key is
-    a BLAKE2b digest of the resource's JSON, so a changed resource is validated afresh. Entries
-    live ``ttl_s`` seconds at most and are never written anywhere (process memory only).
-    Models are shared between requests: the engine treats them as read-only.
-    """
-
-    def __init__(
-        self, max_entries: int, ttl_s: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._max = max_entries
-        self._ttl = ttl_s
-        self._clock = clock
-        self._items: OrderedDict[bytes, tuple[float, FHIRResourceModel | None]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def digest(raw: Mapping[str, Any]) -> bytes:
-        return hashlib.blake2b(orjson.dumps(raw), digest_size=16).digest()
-
-    def get(self, key: bytes) -> tuple[bool, FHIRResourceModel | None]:
-        with self._lock:
-            item = self._items.get(key)
-            if item is None or item[0] < self._clock():
-                return False, None
-            self._items.move_to_end(key)
-            return True, item[1]
-
-    def put(self, key: bytes, model: FHIRResourceModel | None) -> None:
-        if self._max <= 0:
-            return
-        with self._lock:
-            self._items[key] = (self._clock() + self._ttl, model)
-            self._items.move_to_end(key)
-            while len(self._items) > self._max:
-                self._items.popitem(last=False)
-
-
-def _validate(raw: Mapping[str, Any], cache: ValidationCache | None) -> FHIRResourceModel | None:
-    rtype = str(raw.get("resourceType"))
+def _validate(raw: Mapping[str, Any]) -> Resource | None:
+    """The view of ``raw`` (its type is one the rules read); None when a field the rules read
+    is malformed. Views parse only the fields they declare, to a fixed depth, so a deeply
+    nested field the rules never read is never walked."""
     try:
-        digest = ValidationCache.digest(raw) if cache is not None else b""
-    except orjson.JSONEncodeError:  # nested past orjson's 254 levels: hostile or broken
+        return VIEW_BY_TYPE[str(raw.get("resourceType"))].model_validate(
+            repair_resource(raw if isinstance(raw, dict) else dict(raw))
+        )
+    except (ValidationError, ValueError, TypeError):
         return None
-    found, model = cache.get(digest) if cache is not None else (False, None)
-    if not found:
-        # Depth is checked only here, on a cache miss, where validation costs far more.
-        try:
-            model = (
-                None
-                if nesting_exceeds(raw, RESOURCE_MAX_DEPTH)
-                else MODEL_BY_TYPE[rtype].model_validate(repair_resource(dict(raw)))
-            )
-        except (ValidationError, ValueError, TypeError):
-            model = None
-        if cache is not None:
-            cache.put(digest, model)
-    return model
 
 
 @dataclass
@@ -307,7 +251,6 @@ class _Build:
     selector: Selector
     binding: PatientBinding | None
     steroid: RawMatcher | None
-    cache: ValidationCache | None
     medications: Mapping[str, Mapping[str, Any]]  # "Medication/<id>" -> raw
     record: PatientRecord = field(default_factory=PatientRecord)
 
@@ -319,7 +262,7 @@ class _Build:
         rtype = raw.get("resourceType")
         if not isinstance(rtype, str) or rtype == "Medication":
             return False
-        is_r4 = rtype in MODEL_BY_TYPE
+        is_r4 = rtype in VIEW_BY_TYPE
         if not (self.selector.wants_type(rtype) if is_r4 else rtype in _NON_R4_TYPES):
             return False  # a type no rule reads
         verdict = self.binding.resource(raw) if self.binding is not None else OWN
@@ -350,7 +293,7 @@ class _Build:
         )
 
     def add(self, raw: Mapping[str, Any], key: str) -> None:
-        model = _validate(raw, self.cache)
+        model = _validate(raw)
         if model is None:
             self.unreadable(raw, key, INVALID_R4)
         elif isinstance(model, Patient):
@@ -368,7 +311,6 @@ def _medication_ref(raw: Mapping[str, Any]) -> str | None:
 def build_record(
     entries_by_key: Mapping[str, Iterable[Any]],
     selector: Selector,
-    cache: ValidationCache | None = None,
     *,
     binding: PatientBinding | None,
     steroid: RawMatcher | None = None,
@@ -393,7 +335,7 @@ def build_record(
             if raw.get("resourceType") == "Medication" and isinstance(raw.get("id"), str):
                 raw_medications[f"Medication/{raw['id']}"] = raw
                 medication_keys[f"Medication/{raw['id']}"] = key
-    build = _Build(selector, binding, steroid, cache, raw_medications)
+    build = _Build(selector, binding, steroid, raw_medications)
     seen: set[tuple[str, str]] = set()
     referenced: set[str] = set()  # Medications the patient's own entries point to
     for key, entries in raw_by_key.items():
@@ -412,7 +354,7 @@ def build_record(
     for ref, raw in raw_medications.items():
         # A Medication has no patient: it is only looked up by the references of the patient's
         # own resources (and drafts), so another patient's Medication is never read.
-        model = _validate(raw, cache)
+        model = _validate(raw)
         if isinstance(model, Medication):
             record.medications[ref] = model
         elif ref in referenced:

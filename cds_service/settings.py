@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     public_url: str | None = None  # e.g. https://cds.example.org (for JWT aud behind a proxy)
     cors_origins: CommaList = Field(default_factory=list)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # Requests this large are handled large_body_slots at a time (api/large_bodies.py: memory).
+    large_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    large_body_slots: int = Field(default=1, ge=1)
     # Resources read from one prefetch key; past it the key is cut and marked incomplete.
     prefetch_max_entries: int = Field(default=10_000, ge=1)
     max_json_depth: int = Field(default=64, ge=8)
@@ -89,8 +92,6 @@ class Settings(BaseSettings):
 
     # Clinical evaluation
     lookback_days: int | None = None  # overrides hooks/thresholds.toml when set
-    validation_cache_size: int = Field(default=5000, ge=0)  # validated FHIR resources kept; 0 = off
-    validation_cache_ttl_s: float = Field(default=300, gt=0)
 
     # Try-it page at /preview (a small EHR in the browser): off in production; needs CDS_AUTH=off
     preview: bool = False

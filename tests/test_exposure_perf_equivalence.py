@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from cds_service import medications as meds
 from cds_service.exposure import timeline
 from cds_service.exposure.context import Context as ExposureContext
-from cds_service.fhir.models import Medication, Reference
+from cds_service.fhir.views import Medication, Reference
 from cds_service.medications.identify import identify
 from cds_service.medications.route import read_route
 from tests.test_exposure_support import (

@@ -13,14 +13,14 @@ from cds_service.exposure import (
     GlucocorticoidKnowledge,
     summarize_exposure,
 )
-from cds_service.fhir.models import (
-    FHIRResourceModel,
+from cds_service.fhir.views import (
     Medication,
     MedicationAdministration,
     MedicationDispense,
     MedicationRequest,
     MedicationStatement,
     Observation,
+    Resource,
 )
 from cds_service.valuesets import parse_valueset
 
@@ -349,14 +349,14 @@ def medication(mid: str, **data: Any) -> Medication:
 
 
 def run(
-    resources: Sequence[FHIRResourceModel],
+    resources: Sequence[Resource],
     *,
     medications: Mapping[str, Medication] | None = None,
     drafts: Sequence[MedicationRequest] = (),
     params: ExposureParams = PARAMS,
     know: GlucocorticoidKnowledge = KNOWLEDGE,
     now: datetime = NOW,
-    observations: Sequence[FHIRResourceModel] = (),
+    observations: Sequence[Resource] = (),
 ) -> ExposureSummary:
     return summarize_exposure(
         resources, medications or {}, know, params, now, drafts, observations=observations

@@ -12,13 +12,13 @@ import pytest
 from cds_service.catalog import Service, load_catalog
 from cds_service.exposure import ExposureSummary
 from cds_service.facts import ClinicalFacts, collect_facts
-from cds_service.fhir.models import (
+from cds_service.fhir.views import (
     Condition,
-    FHIRResourceModel,
     MedicationAdministration,
     MedicationDispense,
     MedicationRequest,
     Procedure,
+    Resource,
 )
 from cds_service.record import PatientRecord
 from cds_service.topics import KINDS
@@ -37,7 +37,7 @@ def service() -> Service:
     return found
 
 
-def _facts(service: Service, *resources: FHIRResourceModel) -> ClinicalFacts:
+def _facts(service: Service, *resources: Resource) -> ClinicalFacts:
     record = PatientRecord()
     for r in resources:
         record.by_type.setdefault(r.get_resource_type(), []).append(r)
@@ -117,7 +117,7 @@ def _medication(text: str) -> dict[str, Any]:
     ],
 )
 def test_medication_records_say_whether_a_dose_was_given(
-    service: Service, resource: FHIRResourceModel, given: bool, supply: float | None
+    service: Service, resource: Resource, given: bool, supply: float | None
 ) -> None:
     f = _facts(service, resource)
     [generic] = f.of("osteoporosis_drugs")

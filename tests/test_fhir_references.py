@@ -9,13 +9,13 @@ import pytest
 
 from cds_service.catalog import load_catalog
 from cds_service.facts import _medication_concepts
-from cds_service.fhir.models import Medication, MedicationRequest
 from cds_service.fhir.references import (
     LiteralReference,
     is_resource_type,
     parse_reference,
     relative_reference,
 )
+from cds_service.fhir.views import Medication, MedicationRequest
 from cds_service.prefetch import resolve
 from cds_service.topics import KINDS
 

@@ -45,13 +45,37 @@ def _bundles(body: dict[str, Any]) -> list[dict[str, Any]]:
     return [v for v in body["prefetch"].values() if isinstance(v, dict) and v.get("entry")]
 
 
-async def test_a_resource_nested_254_levels_is_skipped_not_a_500(client: httpx.AsyncClient) -> None:
+async def test_a_resource_nested_254_levels_where_the_rules_never_read_is_read_not_a_500(
+    client: httpx.AsyncClient,
+) -> None:
+    """An extension nested 254 levels: the rules never read extensions, and a read view never
+    walks a field it does not declare (fhir/views.py), so the entry is read as it is."""
     body = seed()
     baseline = (await client.post(SERVICE, json=body)).json()
     medications = body["prefetch"]["medications"]
     hostile = copy.deepcopy(medications["entry"][0]["resource"])
     hostile["id"] = "deep"
     hostile["extension"] = [nested(254)]
+    medications["entry"].append({"resource": hostile})
+    response = await client.post(SERVICE, json=body)
+    assert response.status_code == 200, response.text
+    assert [c["summary"] for c in response.json()["cards"]] == [
+        c["summary"] for c in baseline["cards"]
+    ]
+    assert "org.example.glucocorticoid-cds.skipped-entries" not in response.json().get(
+        "extension", {}
+    )
+
+
+async def test_a_resource_nested_254_levels_where_the_rules_read_is_skipped_not_a_500(
+    client: httpx.AsyncClient,
+) -> None:
+    body = seed()
+    baseline = (await client.post(SERVICE, json=body)).json()
+    medications = body["prefetch"]["medications"]
+    hostile = copy.deepcopy(medications["entry"][0]["resource"])
+    hostile["id"] = "deep"
+    hostile["dosageInstruction"] = [{"text": nested(254)}]  # read: a string, not 254 levels
     medications["entry"].append({"resource": hostile})
     response = await client.post(SERVICE, json=body)
     assert response.status_code == 200, response.text

@@ -12,10 +12,10 @@ import pytest
 
 from cds_service.catalog import Service, load_catalog
 from cds_service.facts import ClinicalFacts, collect_facts
-from cds_service.fhir.models import (
-    FHIRResourceModel,
+from cds_service.fhir.views import (
     MedicationAdministration,
     Observation,
+    Resource,
     ServiceRequest,
 )
 from cds_service.lab_results import ResultRules, read_result
@@ -111,8 +111,8 @@ def test_read_result(
     assert read_result(obs, props, rules, registered=obs.status == "registered") == result, case
 
 
-def facts_of(service: Service, *resources: FHIRResourceModel) -> ClinicalFacts:
-    by_type: dict[str, list[FHIRResourceModel]] = {}
+def facts_of(service: Service, *resources: Resource) -> ClinicalFacts:
+    by_type: dict[str, list[Resource]] = {}
     for resource in resources:
         by_type.setdefault(resource.get_resource_type(), []).append(resource)
     t = service.thresholds

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from cds_service.fhir.models import CodeableConcept
+from cds_service.fhir.views import CodeableConcept
 from cds_service.medications import (
     IDENTIFY_MEMO_SIZE,
     DrugInfo,

@@ -10,7 +10,8 @@ import pytest
 from cds_service.catalog import Service, load_catalog
 from cds_service.drafts import check_draft_patients
 from cds_service.errors import InvalidRequest
-from cds_service.fhir.models import MODEL_BY_TYPE, Condition, MedicationRequest
+from cds_service.fhir.models import MODEL_BY_TYPE
+from cds_service.fhir.views import Condition, MedicationRequest
 from cds_service.patient_binding import PATIENT_LINK, PatientBinding
 from cds_service.record import RawMatcher, build_record
 from cds_service.topics import KINDS
@@ -222,7 +223,12 @@ def test_unreadable_steroid_entries_of_the_patient_are_counted_by_key(service: S
 def test_an_unreadable_medication_counts_only_when_the_patient_references_it(
     service: Service,
 ) -> None:
-    bad_med = {"resourceType": "Medication", "id": "m", "code": {"text": "prednisone"}, "status": 7}
+    bad_med = {
+        "resourceType": "Medication",
+        "id": "m",
+        "code": {"text": "prednisone"},
+        "form": {"coding": 7},
+    }
     theirs = prednisone("theirs", "pt-2") | {"medicationReference": ref("Medication/m")}
     del theirs["medicationCodeableConcept"]
     record = build_record(

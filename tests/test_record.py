@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from cds_service.catalog import load_catalog
-from cds_service.fhir.models import Condition, MedicationRequest
+from cds_service.fhir.views import Condition, MedicationRequest
 from cds_service.patient_binding import PatientBinding
-from cds_service.record import Selector, ValidationCache, build_record
+from cds_service.record import Selector, build_record
 from cds_service.topics import KINDS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,19 +130,16 @@ def test_sandbox_category_object_is_repaired(selector: Selector) -> None:
     assert [m.id for m in record.of_type(MedicationRequest)] == ["r"]
 
 
-def test_validation_cache_reuses_models_and_expires() -> None:
-    now = [0.0]
-    cache = ValidationCache(max_entries=2, ttl_s=10, clock=lambda: now[0])
+def test_every_call_reads_afresh_and_an_invalid_field_read_skips_the_entry() -> None:
     selector = Selector({"Condition": []})
-    first = build_record({"k": [condition("a", ICD, "M33.10")]}, selector, cache, binding=BINDING)
-    second = build_record({"k": [condition("a", ICD, "M33.10")]}, selector, cache, binding=BINDING)
-    assert second.of_type(Condition)[0] is first.of_type(Condition)[0]
-    changed = build_record({"k": [condition("a", ICD, "M33.11")]}, selector, cache, binding=BINDING)
-    assert changed.of_type(Condition)[0] is not first.of_type(Condition)[0]
-    now[0] = 11
-    expired = build_record({"k": [condition("a", ICD, "M33.10")]}, selector, cache, binding=BINDING)
-    assert expired.of_type(Condition)[0] is not first.of_type(Condition)[0]
-    invalid = {**condition("bad", ICD, "M33.10"), "recordedDate": "nope"}
-    for _ in range(2):
-        record = build_record({"k": [invalid]}, selector, cache, binding=BINDING)
-        assert record.skipped == {"Condition": 1}  # a cached verdict is still counted and logged
+    first = build_record({"k": [condition("a", ICD, "M33.10")]}, selector, binding=BINDING)
+    second = build_record({"k": [condition("a", ICD, "M33.10")]}, selector, binding=BINDING)
+    assert second.of_type(Condition)[0] is not first.of_type(Condition)[0]  # no cache
+    assert second.of_type(Condition)[0] == first.of_type(Condition)[0]
+    invalid = {**condition("bad", ICD, "M33.10"), "recordedDate": "nope"}  # read: onset, else this
+    record = build_record({"k": [invalid]}, selector, binding=BINDING)
+    assert record.skipped == {"Condition": 1}
+    unread = {**condition("odd", ICD, "M33.10"), "note": [{"text": 7}], "stage": "not a list"}
+    record = build_record({"k": [unread]}, selector, binding=BINDING)
+    assert record.skipped == {}
+    assert [c.id for c in record.of_type(Condition)] == ["odd"]

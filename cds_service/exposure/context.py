@@ -8,7 +8,7 @@ from datetime import date, tzinfo
 
 from cds_service.exposure.measurements import BodyMeasurements, BodyWindows
 from cds_service.exposure.summary import ExposureParams
-from cds_service.fhir.models import Medication
+from cds_service.fhir.views import Medication
 from cds_service.medications import GlucocorticoidKnowledge
 
 

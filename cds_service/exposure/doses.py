@@ -13,7 +13,7 @@ from datetime import date
 
 from cds_service.exposure.context import Context
 from cds_service.exposure.measurements import scale_dose
-from cds_service.fhir.models import Dosage
+from cds_service.fhir.views import Dosage
 from cds_service.medications import (
     DoseReason,
     DoseSource,

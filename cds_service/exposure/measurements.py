@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta, tzinfo
 
 from cds_service.exposure.dates import to_day
-from cds_service.fhir.models import FHIRResourceModel, Observation
+from cds_service.fhir.views import Observation, Resource
 from cds_service.medications import (
     BODY_MASS_TO_KG,
     LENGTH_TO_CM,
@@ -47,7 +47,7 @@ class BodyWindows:
 
 
 def read_measurements(
-    resources: Sequence[FHIRResourceModel],
+    resources: Sequence[Resource],
     weight: ValueSet | None,
     height: ValueSet | None,
     tz: tzinfo | None,

@@ -12,9 +12,9 @@ from cds_service.exposure.dates import Day, to_day
 from cds_service.exposure.daymap import ROUND_DIGITS
 from cds_service.exposure.measurements import scale_dose
 from cds_service.exposure.segments import Segment, dosage_segments
-from cds_service.fhir.models import (
+from cds_service.fhir.references import relative_reference
+from cds_service.fhir.views import (
     Dosage,
-    FHIRResourceModel,
     MedicationAdministration,
     MedicationAdministrationDosage,
     MedicationDispense,
@@ -23,8 +23,8 @@ from cds_service.fhir.models import (
     Meta,
     Period,
     Reference,
+    Resource,
 )
-from cds_service.fhir.references import relative_reference
 from cds_service.medications import (
     DoseReason,
     DrugInfo,
@@ -79,13 +79,13 @@ _ADMINISTRATION_STATUSES = frozenset({"completed", "in-progress", "on-hold", "st
 _DISPENSE_STATUSES = frozenset({"completed", "in-progress", "unknown"})
 
 
-def source_of(resource: FHIRResourceModel, index: int) -> str:
+def source_of(resource: Resource, index: int) -> str:
     rtype = resource.get_resource_type()
     return f"{rtype}/{resource.id}" if resource.id else f"{rtype}/#{index}"
 
 
 def parse_record(
-    resource: FHIRResourceModel, source: str, ctx: Context, *, draft: bool
+    resource: Resource, source: str, ctx: Context, *, draft: bool
 ) -> Record | DrugInfo | None:
     """A record, a DrugInfo for an excluded/undatable GC (reported), or None (ignored)."""
     if isinstance(resource, MedicationRequest):

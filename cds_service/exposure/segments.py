@@ -15,7 +15,7 @@ from cds_service.exposure.context import Context
 from cds_service.exposure.dates import Day, to_day
 from cds_service.exposure.daymap import EPS, ROUND_DIGITS
 from cds_service.exposure.doses import DosePart, dosage_parts
-from cds_service.fhir.models import Dosage
+from cds_service.fhir.views import Dosage
 from cds_service.medications import (
     MAX_SPAN_DAYS,
     DoseReason,

@@ -15,10 +15,10 @@ from cds_service.exposure.overlaps import apply_renewals, apply_replacements, ch
 from cds_service.exposure.records import KIND_ORDER, Kind, Record, parse_record, source_of
 from cds_service.exposure.segments import Segment
 from cds_service.exposure.summary import Course, ExposureParams, ExposureSummary
-from cds_service.fhir.models import (
-    FHIRResourceModel,
+from cds_service.fhir.views import (
     Medication,
     MedicationRequest,
+    Resource,
 )
 from cds_service.medications import (
     DrugInfo,
@@ -89,13 +89,13 @@ def _days(seg: Segment, lo: date, hi: date) -> Iterator[date]:
 
 
 def summarize_exposure(
-    resources: Sequence[FHIRResourceModel],
+    resources: Sequence[Resource],
     medications: Mapping[str, Medication],
     knowledge: GlucocorticoidKnowledge,
     params: ExposureParams,
     now: datetime,
     draft_orders: Sequence[MedicationRequest] = (),
-    observations: Sequence[FHIRResourceModel] = (),
+    observations: Sequence[Resource] = (),
 ) -> ExposureSummary:
     """Systemic glucocorticoid exposure as of ``now`` (see the module docstring for policies).
 
@@ -125,7 +125,7 @@ class _Prepared:
 
 
 def _prepare(
-    resources: Sequence[FHIRResourceModel],
+    resources: Sequence[Resource],
     draft_orders: Sequence[MedicationRequest],
     ctx: Context,
 ) -> _Prepared:
@@ -140,7 +140,7 @@ def _prepare(
 
 
 def _parse_all(
-    resources: Sequence[FHIRResourceModel],
+    resources: Sequence[Resource],
     draft_orders: Sequence[MedicationRequest],
     ctx: Context,
 ) -> tuple[dict[str, Record], set[str]]:

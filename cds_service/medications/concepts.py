@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from cds_service.fhir.models import CodeableConcept, Quantity
+from cds_service.fhir.views import CodeableConcept, Quantity
 from cds_service.valuesets import Coding
 
 # Everything the engine reads from a CodeableConcept / Quantity, as hashable memo keys.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from cds_service.fhir.models import (
+from cds_service.fhir.views import (
     CodeableConcept,
     Dosage,
     MedicationAdministrationDosage,

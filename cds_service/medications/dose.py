@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from cds_service.fhir.models import CodeableConcept, Dosage, Quantity
+from cds_service.fhir.views import CodeableConcept, Dosage, Quantity
 from cds_service.medications.knowledge import DrugInfo
 from cds_service.medications.units import (
     COUNT_UNITS,

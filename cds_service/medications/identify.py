@@ -24,8 +24,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from cds_service.fhir.models import CodeableConcept, Medication, Reference, Resource
 from cds_service.fhir.references import relative_reference
+from cds_service.fhir.views import CodeableConcept, Medication, Reference, Resource
 from cds_service.medications.concepts import (
     codings_of,
     concept_key,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from cds_service.fhir.models import CodeableConcept
+from cds_service.fhir.views import CodeableConcept
 from cds_service.medications.concepts import codings_of, concept_key, texts_of
 from cds_service.medications.knowledge import DrugInfo, GlucocorticoidKnowledge, Route
 

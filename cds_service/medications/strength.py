@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from cds_service.fhir.models import Ratio
+from cds_service.fhir.views import Ratio
 from cds_service.medications.units import (
     COUNT_UNITS,
     VOLUME_TO_ML,

@@ -9,7 +9,7 @@ import math
 from collections.abc import Mapping
 from decimal import Decimal
 
-from cds_service.fhir.models import Quantity
+from cds_service.fhir.views import Quantity
 
 MASS_TO_MG: Mapping[str, float] = {
     "mg": 1.0,

@@ -58,21 +58,93 @@ def feedback_key(
     return hashlib.sha256(json.dumps(identity, separators=(",", ":")).encode()).hexdigest()
 
 
-def _card_of(scope: SnoozeScope) -> list[sa.ColumnElement[bool]]:
-    """Conditions on issued_card: issued in ``scope``."""
-    return [
-        issued_card.c.patient_key == scope.patient_key,
-        issued_card.c.client_iss == scope.client.iss,
-        issued_card.c.client_tenant == scope.client.tenant,
-    ]
-
-
 # Feedback acts on a card only when the client that sent it is the client the card went to.
 _SAME_CLIENT = sa.and_(
     feedback.c.card_uuid == issued_card.c.card_uuid,
     feedback.c.client_iss == issued_card.c.client_iss,
     feedback.c.client_tenant == issued_card.c.client_tenant,
 )
+
+# The reads of every hook call (snoozes, the order-sign repeat check) are built once with bind
+# parameters: building a statement costs more than running it on an indexed table (about 200
+# µs of the 300 a read took). Values go in as parameters: ``_scope_params`` plus the ones named.
+_CARD_IN_SCOPE = (
+    issued_card.c.patient_key == sa.bindparam("patient_key"),
+    issued_card.c.client_iss == sa.bindparam("client_iss"),
+    issued_card.c.client_tenant == sa.bindparam("client_tenant"),
+)
+_SILENCED_TOPICS = (
+    sa.select(
+        issued_card.c.topic,
+        feedback.c.override_code,
+        sa.func.max(feedback.c.outcome_timestamp),
+    )
+    .select_from(feedback.join(issued_card, _SAME_CLIENT))
+    .where(
+        *_CARD_IN_SCOPE,
+        feedback.c.outcome == "overridden",
+        feedback.c.override_code.in_(sa.bindparam("codes", expanding=True)),
+        feedback.c.outcome_timestamp > sa.bindparam("since"),
+    )
+    .group_by(issued_card.c.topic, feedback.c.override_code)
+)
+_SILENCED_SUGGESTIONS = (
+    sa.select(issued_suggestion.c.suggestion_key, sa.func.max(feedback.c.outcome_timestamp))
+    .select_from(
+        feedback_suggestion.join(
+            feedback, feedback_suggestion.c.feedback_key == feedback.c.feedback_key
+        )
+        .join(
+            issued_suggestion,
+            sa.and_(
+                issued_suggestion.c.card_uuid == feedback_suggestion.c.card_uuid,
+                issued_suggestion.c.suggestion_uuid == feedback_suggestion.c.suggestion_uuid,
+            ),
+        )
+        .join(
+            issued_card,
+            sa.and_(issued_card.c.card_uuid == issued_suggestion.c.card_uuid, _SAME_CLIENT),
+        )
+    )
+    .where(
+        *_CARD_IN_SCOPE,
+        feedback.c.outcome == "accepted",
+        issued_suggestion.c.suggestion_key.in_(sa.bindparam("keys", expanding=True)),
+        feedback.c.outcome_timestamp > sa.bindparam("since"),
+    )
+    .group_by(issued_suggestion.c.suggestion_key)
+)
+_RECENT_CARDS = (
+    sa.select(issued_card.c.topic, issued_card.c.draft_key)
+    .where(
+        *_CARD_IN_SCOPE,
+        issued_card.c.draft_key.is_not(None),
+        issued_card.c.issued_at >= sa.bindparam("since"),
+    )
+    .distinct()
+)
+
+
+# Feedback that arrived before its card, from the card's own client, is about a known card now.
+_ADOPT_FEEDBACK = (
+    sa.update(feedback)
+    .where(
+        feedback.c.card_uuid.in_(sa.bindparam("uuids", expanding=True)),
+        feedback.c.unknown_card == sa.true(),
+        sa.exists().where(_SAME_CLIENT),
+    )
+    .values(unknown_card=False)
+    .returning(feedback.c.card_uuid)
+)
+
+
+def _scope_params(scope: SnoozeScope) -> dict[str, str]:
+    """The bind parameters of ``_CARD_IN_SCOPE``: cards issued in ``scope``."""
+    return {
+        "patient_key": scope.patient_key,
+        "client_iss": scope.client.iss,
+        "client_tenant": scope.client.tenant,
+    }
 
 
 def _utc(value: datetime) -> datetime:
@@ -102,6 +174,9 @@ class SQLFeedbackStore(FeedbackStore):
         self._reader = self._engine.execution_options(**{READ_ONLY: True})
         self._dialect = self._engine.dialect.name
         self._store_user_comments = store_user_comments
+        # Built once (see _SILENCED_TOPICS): every issued card goes through these.
+        self._insert_cards = self._insert_ignore(issued_card)
+        self._insert_suggestions = self._insert_ignore(issued_suggestion)
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -149,10 +224,10 @@ class SQLFeedbackStore(FeedbackStore):
         )
         uuids = sorted({card.card_uuid for card in cards})
         with _store_errors(), self._engine.begin() as conn:
-            conn.execute(self._insert_ignore(issued_card), card_rows)
+            conn.execute(self._insert_cards, card_rows)
             if suggestion_rows:
                 conn.execute(
-                    self._insert_ignore(issued_suggestion),
+                    self._insert_suggestions,
                     [
                         {"card_uuid": card_uuid, "suggestion_uuid": uuid, "suggestion_key": key}
                         for (card_uuid, uuid), key in suggestion_rows
@@ -163,14 +238,7 @@ class SQLFeedbackStore(FeedbackStore):
             adopted: set[str] = set()
             for start in range(0, len(uuids), _IN_LIST_SIZE):
                 result = conn.execute(
-                    sa.update(feedback)
-                    .where(
-                        feedback.c.card_uuid.in_(uuids[start : start + _IN_LIST_SIZE]),
-                        feedback.c.unknown_card == sa.true(),
-                        sa.exists().where(_SAME_CLIENT),
-                    )
-                    .values(unknown_card=False)
-                    .returning(feedback.c.card_uuid)
+                    _ADOPT_FEEDBACK, {"uuids": uuids[start : start + _IN_LIST_SIZE]}
                 )
                 adopted.update(str(uuid) for (uuid,) in result)
         return frozenset(
@@ -264,23 +332,13 @@ class SQLFeedbackStore(FeedbackStore):
         if not days:
             return frozenset()
         now = _utc(now)
-        query = (
-            sa.select(
-                issued_card.c.topic,
-                feedback.c.override_code,
-                sa.func.max(feedback.c.outcome_timestamp),
-            )
-            .select_from(feedback.join(issued_card, _SAME_CLIENT))
-            .where(
-                *_card_of(scope),
-                feedback.c.outcome == "overridden",
-                feedback.c.override_code.in_(sorted(days)),
-                feedback.c.outcome_timestamp > now - timedelta(days=max(days.values())),
-            )
-            .group_by(issued_card.c.topic, feedback.c.override_code)
-        )
+        params = {
+            **_scope_params(scope),
+            "codes": sorted(days),
+            "since": now - timedelta(days=max(days.values())),
+        }
         with _store_errors(), self._reader.connect() as conn:
-            found = conn.execute(query).all()
+            found = conn.execute(_SILENCED_TOPICS, params).all()
         return frozenset(
             topic for topic, code, latest in found if latest + timedelta(days=days[code]) > now
         )
@@ -292,49 +350,21 @@ class SQLFeedbackStore(FeedbackStore):
         if not days:
             return frozenset()
         now = _utc(now)
-        joined = (
-            feedback_suggestion.join(
-                feedback, feedback_suggestion.c.feedback_key == feedback.c.feedback_key
-            )
-            .join(
-                issued_suggestion,
-                sa.and_(
-                    issued_suggestion.c.card_uuid == feedback_suggestion.c.card_uuid,
-                    issued_suggestion.c.suggestion_uuid == feedback_suggestion.c.suggestion_uuid,
-                ),
-            )
-            .join(
-                issued_card,
-                sa.and_(issued_card.c.card_uuid == issued_suggestion.c.card_uuid, _SAME_CLIENT),
-            )
-        )
-        query = (
-            sa.select(issued_suggestion.c.suggestion_key, sa.func.max(feedback.c.outcome_timestamp))
-            .select_from(joined)
-            .where(
-                *_card_of(scope),
-                feedback.c.outcome == "accepted",
-                issued_suggestion.c.suggestion_key.in_(sorted(days)),
-                feedback.c.outcome_timestamp > now - timedelta(days=max(days.values())),
-            )
-            .group_by(issued_suggestion.c.suggestion_key)
-        )
+        params = {
+            **_scope_params(scope),
+            "keys": sorted(days),
+            "since": now - timedelta(days=max(days.values())),
+        }
         with _store_errors(), self._reader.connect() as conn:
-            found = conn.execute(query).all()
+            found = conn.execute(_SILENCED_SUGGESTIONS, params).all()
         return frozenset(key for key, latest in found if latest + timedelta(days=days[key]) > now)
 
     def recent_cards(self, scope: SnoozeScope, since: datetime) -> frozenset[tuple[str, str]]:
-        query = (
-            sa.select(issued_card.c.topic, issued_card.c.draft_key)
-            .where(
-                *_card_of(scope),
-                issued_card.c.draft_key.is_not(None),
-                issued_card.c.issued_at >= _utc(since),
-            )
-            .distinct()
-        )
+        params = {**_scope_params(scope), "since": _utc(since)}
         with _store_errors(), self._reader.connect() as conn:
-            return frozenset((row.topic, row.draft_key) for row in conn.execute(query))
+            return frozenset(
+                (row.topic, row.draft_key) for row in conn.execute(_RECENT_CARDS, params)
+            )
 
     def stats(self, since: datetime | None) -> list[StatRow]:
         group = (
