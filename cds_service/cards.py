@@ -150,6 +150,24 @@ def new_uuid() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+def card_paragraphs(
+    finding: Finding, texts: Mapping[str, str], sentences: frozenset[str]
+) -> list[str]:
+    """The detail's paragraphs: one per fragment, a fragment with no card text ("") being
+    explanation only (cds-service explain); a fragment of ``sentences`` continues the
+    paragraph before it."""
+    paragraphs: list[str] = []
+    for d in finding.details:
+        if not (text := texts[d]):
+            continue
+        text = text.format_map(finding.facts).strip()
+        if d in sentences and paragraphs:
+            paragraphs[-1] = f"{paragraphs[-1]} {text}"
+        else:
+            paragraphs.append(text)
+    return paragraphs
+
+
 def render_card(
     finding: Finding,
     rule: Rule,
@@ -200,12 +218,7 @@ def render_card(
         suggestion["actions"] = actions
         suggestions.append(suggestion)
         keys.append((suggestion_id, f"{topic}/{key}"))
-    # A fragment with no card text ("") is explanation only (cds-service explain).
-    paragraphs = [
-        text.format_map(finding.facts).strip()
-        for d in finding.details
-        if (text := definition.details[d])
-    ]
+    paragraphs = card_paragraphs(finding, definition.details, rule.kind.sentences)
     if overflow:
         paragraphs.append(service.definition.overflow_detail.format(labels="; ".join(overflow)))
     if unread:

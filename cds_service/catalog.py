@@ -314,6 +314,8 @@ def _check_text(rule: RuleDef, kind: RuleKind, where: str) -> None:
     extra_details = set(rule.details) - set(kind.details)
     if missing_details or extra_details:
         raise ContentError(f"{where}: details must be exactly {sorted(kind.details)}")
+    if kind.sentences - set(kind.details):
+        raise ContentError(f"{where}: sentences must be detail fragments of the kind")
     if set(rule.suggestions) ^ set(kind.suggestions):
         raise ContentError(f"{where}: suggestions must be exactly {sorted(kind.suggestions)}")
     for name, template in [

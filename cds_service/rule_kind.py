@@ -47,3 +47,6 @@ class RuleKind:
     suggestions: tuple[str, ...]
     sample_facts: Mapping[str, str]  # longest realistic values: used to check summary length
     evaluate: Evaluate = field(repr=False)
+    # Detail fragments that continue the paragraph before them (a second sentence of it)
+    # instead of starting their own: e.g. how to read a DXA, after the DXA order.
+    sentences: frozenset[str] = frozenset()

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from functools import cached_property
 from typing import Any
 
-from cds_service.card_text import fmt_months, fmt_number
+from cds_service.card_text import fmt_date, fmt_months, fmt_number
 from cds_service.drafts import reference_key
 from cds_service.errors import ContentError
 from cds_service.exposure import Course, ExposureSummary
@@ -44,6 +44,9 @@ COMMON_SAMPLE = {
     "lookback_months": "12",
     "long_term_min_daily_mg": "2.5",
     "courses": "- prednisone: 40 mg/day prednisone-equivalent, 2026-01-01 to 2026-02-01 [MedicationRequest/x]",
+    "unconfirmed_drug": "methylprednisolone",
+    "unconfirmed_mg": "1250",
+    "unconfirmed_since": "unknown date",
 }
 # The order kinds' shared placeholders, at their longest.
 ORDER_SAMPLE = {
@@ -114,6 +117,9 @@ class SteroidStatus:
     # Every course in the lookback is physiological replacement (adrenal insufficiency), not
     # immunosuppression: see replacement_only().
     replacement: bool
+    # A current course that rests on an old active order or statement with no dispense,
+    # administration or newer record of use (Course.unconfirmed_current): confirm it is taken.
+    unconfirmed: Course | None
     _facts: ClinicalFacts = field(repr=False, compare=False)
     _lookback_days: int = field(repr=False, compare=False)
 
@@ -150,6 +156,9 @@ class SteroidStatus:
             evidence=tuple(sorted(set(evidence) | set(coded))),
             ordered=OrderedSteroid.of(facts),
             replacement=replacement_only(facts, t, replacement_drugs, lookback),
+            unconfirmed=next(
+                (c for c in exp.courses if c.unconfirmed_current and not c.planned), None
+            ),
             _facts=facts,
             _lookback_days=lookback,
         )
@@ -159,8 +168,19 @@ class SteroidStatus:
         """Markdown list of the courses behind the numbers (drug, dose, dates, source)."""
         return courses_markdown(self._facts, self._lookback_days)
 
+    def unconfirmed_details(self) -> list[str]:
+        """The card paragraph asking to confirm an unconfirmed current course, if any."""
+        return ["unconfirmed"] if self.unconfirmed is not None else []
+
     def facts(self, t: Thresholds) -> dict[str, str]:
+        stale = self.unconfirmed
+        mg = stale.daily_peq_mg if stale is not None else None
         return {
+            "unconfirmed_drug": stale.ingredient_name if stale is not None else "none",
+            "unconfirmed_mg": fmt_number(mg) if mg is not None else "unknown",
+            "unconfirmed_since": fmt_date(
+                stale.last_evidence_on or stale.ordered_on or stale.start if stale else None
+            ),
             "current_mg": fmt_number(self.current_mg),
             "days_long_term_dose": str(self.days_long_term_dose),
             "cumulative_g": fmt_number(round(self.cumulative_mg / 1000, 1)),

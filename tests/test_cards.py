@@ -231,3 +231,16 @@ def test_new_uuid_is_a_random_version_4_uuid() -> None:
         assert str(parsed) == value
         assert parsed.version == 4
         assert parsed.variant == uuid.RFC_4122
+
+
+def test_a_sentence_fragment_continues_the_paragraph_before_it() -> None:
+    from cds_service.cards import card_paragraphs
+    from cds_service.rule_kind import Finding
+
+    texts = {"order": "**Order DXA:** none on file.", "read": "Read Z-scores ({age}).", "off": ""}
+    finding = Finding("s", ("order", "off", "read", "order"), "info", {"age": "37"}, ())
+    assert card_paragraphs(finding, texts, frozenset({"read"})) == [
+        "**Order DXA:** none on file. Read Z-scores (37).",
+        "**Order DXA:** none on file.",
+    ]
+    assert len(card_paragraphs(finding, texts, frozenset())) == 3

@@ -233,3 +233,70 @@ def test_order_card_counts_zoledronic_acid_as_therapy() -> None:
         planned=[Planned(90, 10)],
     )
     assert run(ORDER_BONE_HEALTH, f) is None  # DXA current and treated
+
+
+@pytest.mark.parametrize(
+    ("case", "ago", "due"),
+    [
+        ("within its year: current, not due", 300, False),
+        ("13 months: the yearly infusion is due", 400, True),
+        ("beyond the watch window: no claim", 365 + 366 + 1, False),
+    ],
+)
+def test_lapsed_zoledronate_is_named_with_its_dates(case: str, ago: int, due: bool) -> None:
+    finding = run(
+        BONE_HEALTH,
+        facts(
+            DXA_CURRENT_HIGH,
+            *given("zoledronic_acid", "MedicationAdministration/z", ago),
+            age=62,
+            taken=LONG_TERM,
+        ),
+    )
+    assert finding is not None or not due, case
+    if finding is None:
+        return
+    assert ("zoledronate-overdue" in finding.details) is due, case
+    if due:
+        last = TODAY - timedelta(days=ago)
+        assert finding.summary == "zoledronate-overdue"
+        assert finding.facts["zoledronate_last"] == last.isoformat()
+        assert finding.facts["zoledronate_due"] == (last + timedelta(days=365)).isoformat()
+        assert "treatment" not in finding.details  # no generic "none on record" prompt
+        assert "MedicationAdministration/z" in finding.evidence
+
+
+def test_lapsed_zoledronate_with_low_kidney_function_is_not_given() -> None:
+    egfr = hit(
+        "kidney_function",
+        "Observation/egfr",
+        ago=10,
+        value=22,
+        value_unit="mL/min/{1.73_m2}",
+        unit="mL/min/{1.73_m2}",
+        measure="egfr",
+    )
+    f = facts(
+        DXA_CURRENT_HIGH,
+        egfr,
+        *given("zoledronic_acid", "MedicationAdministration/z", 400),
+        age=62,
+        taken=LONG_TERM,
+    )
+    finding = run(BONE_HEALTH, f)
+    assert finding is not None
+    assert "zoledronate-overdue" not in finding.details
+    assert "treatment-kidney" in finding.details
+
+
+def test_lapsed_zoledronate_on_the_order_card() -> None:
+    f = facts(
+        DXA_CURRENT_HIGH,
+        *given("zoledronic_acid", "MedicationAdministration/z", 400),
+        age=62,
+        planned=[Planned(90, 10)],
+    )
+    finding = run(ORDER_BONE_HEALTH, f)
+    assert finding is not None
+    assert "zoledronate-overdue" in finding.details
+    assert "risk-assessment" not in finding.details

@@ -15,7 +15,16 @@ from tests.topic_support import THRESHOLDS, Planned, Taken, facts, hit, run
 LONG_TERM = [Taken(ago=200, days=201, mg=40)]  # 40 mg/day up to today
 WEIGHT_32 = hit("body_weight", "Observation/wt", ago=10, value=32, value_unit="kg")
 FRACTURE = hit("fragility_fracture", "Condition/vfx")
-ADULT_ONLY = ("frax", "under-40", "risk", "treatment", "calcium-vitamin-d", "risk-assessment")
+ADULT_ONLY = (
+    "frax",
+    "under-40",
+    "read-frax",
+    "read-under-40",
+    "risk",
+    "treatment",
+    "calcium-vitamin-d",
+    "risk-assessment",
+)
 
 
 @pytest.mark.parametrize(
@@ -25,7 +34,7 @@ ADULT_ONLY = ("frax", "under-40", "risk", "treatment", "calcium-vitamin-d", "ris
             "12 y, 32 kg, no DXA",
             facts(WEIGHT_32, age=12, taken=LONG_TERM),
             "child-dxa",
-            {"child-dose", "child-assessment", "child-treatment", "growth"},
+            {"child-dose", "dxa-none", "child-reading", "child-treatment", "growth"},
             "dxa-child",
         ),
         (
@@ -39,7 +48,7 @@ ADULT_ONLY = ("frax", "under-40", "risk", "treatment", "calcium-vitamin-d", "ris
             "16 y with a vertebral fracture",
             facts(FRACTURE, age=16, taken=LONG_TERM),
             "child-fracture",
-            {"child-fracture", "child-treatment"},
+            {"child-fracture"},  # the bisphosphonate goes to the specialist: no child-treatment
             "dxa-child",
         ),
         (
@@ -64,7 +73,7 @@ ADULT_ONLY = ("frax", "under-40", "risk", "treatment", "calcium-vitamin-d", "ris
             "17 y, very high dose: still no adult category",
             facts(age=17, taken=LONG_TERM, pulses=(10, 11, 12)),
             "child-dxa",
-            {"child-assessment"},
+            {"dxa-none", "child-reading"},  # one DXA paragraph: the order, then Z-scores
             "dxa-child",
         ),
     ],
@@ -82,9 +91,9 @@ def test_patient_view_child(case, f, summary, details_in, suggestion):
 @pytest.mark.parametrize(
     ("age", "mg", "detail"),
     [
-        (18, 40, "under-40"),
-        (45, 40, "frax-high-dose"),  # FRAX underestimates risk at 30 mg/day or more (KB1 A3)
-        (45, 29, "frax"),
+        (18, 40, "read-under-40"),  # after the DXA order: no DXA on file
+        (45, 40, "read-frax-high-dose"),  # FRAX underestimates risk at 30 mg/day or more (KB1 A3)
+        (45, 29, "read-frax"),
         (None, 40, "age-unknown"),
     ],
 )
@@ -108,7 +117,9 @@ def test_order_child():
     finding = run(ORDER_BONE_HEALTH, f)
     assert finding is not None
     assert finding.summary == "dxa-baseline"
-    assert {"child-assessment", "growth", "child-calcium-vitamin-d"} <= set(finding.details)
+    assert {"dxa-baseline", "child-reading", "growth", "child-calcium-vitamin-d"} <= set(
+        finding.details
+    )
     assert not set(ADULT_ONLY) & set(finding.details)
     assert finding.suggestions == ("dxa-child",)
 
@@ -365,4 +376,4 @@ def test_child_on_replacement_hydrocortisone_is_information():
     assert finding is not None
     assert finding.indicator == "info"
     assert "replacement" in finding.details
-    assert "child-assessment" in finding.details
+    assert "child-reading" in finding.details

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import date
+
 import pytest
 
 from cds_service.facts import ClinicalFacts, Hit
@@ -250,3 +253,35 @@ def test_live_vaccine_card_defers_non_live_vaccines_at_20_mg(mg: float, detail: 
     assert detail in finding.details
     assert {"remove", "remove-defer"} - {detail} & set(finding.details) == set()
     assert finding.facts["defer_mg"] == "20"
+
+
+def unconfirmed(f: ClinicalFacts) -> ClinicalFacts:
+    """The same record with its current course resting on an old order (nothing since)."""
+    f.exposure = replace(
+        f.exposure,
+        courses=tuple(
+            replace(c, unconfirmed_current=True, last_evidence_on=date(2024, 11, 20))
+            for c in f.exposure.courses
+        ),
+    )
+    return f
+
+
+@pytest.mark.parametrize(
+    ("case", "stale", "first"),
+    [
+        ("dispensed or recent: no question", False, None),
+        ("old order only: confirm", True, "unconfirmed"),
+    ],
+)
+def test_unconfirmed_course_asks_to_confirm_it_is_taken(
+    case: str, stale: bool, first: str | None
+) -> None:
+    f = facts(age=75, taken=[Taken(ago=400, days=401, mg=7.5)])
+    finding = run(INFECTION, unconfirmed(f) if stale else f)
+    assert finding is not None, case
+    assert (finding.details[0] == "unconfirmed") is stale, case
+    if stale:
+        assert finding.facts["unconfirmed_since"] == "2024-11-20"
+        assert finding.facts["unconfirmed_mg"] == "7.5"
+        assert finding.facts["unconfirmed_drug"] == "prednisone"

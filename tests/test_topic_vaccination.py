@@ -113,6 +113,32 @@ def test_pregnancy_offers_no_recombinant_zoster_vaccine() -> None:
     assert "vaccines-pregnancy" in plan.details
 
 
+@pytest.mark.parametrize(
+    ("age", "detail"),
+    [
+        (37, "vaccines-pregnancy"),  # "give recombinant zoster after delivery"
+        (17, "vaccines-pregnancy-child"),  # no RZV under 18, after delivery either
+        (None, "vaccines-pregnancy-child"),
+    ],
+)
+def test_pregnancy_names_zoster_after_delivery_only_for_adults(
+    age: int | None, detail: str
+) -> None:
+    plan = plan_vaccines(facts(age=age), THRESHOLDS, dose_mg=5, pregnant=True)
+    pregnancy = [d for d in plan.details if d.startswith("vaccines-pregnancy")]
+    assert pregnancy == [detail]
+
+
+def test_pregnant_teen_on_a_high_dose_gets_one_live_vaccine_paragraph_without_zoster() -> None:
+    f = facts(hit("pregnancy", "Condition/preg"), age=17, taken=[Taken(ago=60, days=61, mg=30)])
+    finding = run(INFECTION, f)
+    assert finding is not None
+    assert "live-vaccines-pregnancy-child" in finding.details
+    assert not {"live-vaccines-pregnancy", "vaccines-pregnancy", "live-vaccines"} & set(
+        finding.details
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Through the infection kinds
 

@@ -7,19 +7,16 @@ bone specialist (a bisphosphonate only then); calcium and vitamin D for the age 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
 
 from cds_service.card_text import fmt_date, fmt_months
 from cds_service.facts import ClinicalFacts
 from cds_service.rule_kind import Finding
 from cds_service.steroid_status import SteroidStatus
 from cds_service.thresholds import Thresholds
+from cds_service.topics.bone_assessment import BoneWork
 from cds_service.topics.child import child_facts, latest_weight
 from cds_service.topics.patient_context import TherapyContext
-
-if TYPE_CHECKING:  # bone_health imports this module
-    from cds_service.topics.bone_health import BoneWork
 
 # Children and adolescents (clinical-knowledge-2.md 7.1, 7.2, 7.4): no FRAX, no T-scores, no
 # adult regimen; Z-scores and spine imaging, intakes for age, growth, a specialist after a fracture.
@@ -27,11 +24,14 @@ DETAILS = (
     "child-dose",
     "child-weight-missing",
     "child-assessment",
+    "child-reading",
     "child-fracture",
     "child-treatment",
     "child-calcium-vitamin-d",
     "growth",
 )
+# How to read a child's DXA: a sentence of the DXA order's paragraph (RuleKind.sentences).
+SENTENCES = frozenset({"child-reading"})
 
 
 def child_finding(
@@ -44,23 +44,30 @@ def child_finding(
     adult_values: Mapping[str, str],
     *,
     never_done: str = "dxa-none",
+    lead: Sequence[str] = (),
 ) -> Finding:
     """Under 18 (both hooks): DXA Z-scores with spine imaging, no FRAX; a fragility fracture
     goes to a paediatric bone specialist (bisphosphonates only then); intakes for age; growth.
-    ``adult_values`` fills the placeholders of the adult fragments the kind also declares."""
+    ``adult_values`` fills the placeholders of the adult fragments the kind also declares;
+    ``lead``: paragraphs that come first (confirm an unconfirmed course)."""
     fractures = facts.refs("fragility_fracture")
     dmab_details, dmab_suggestions = work.denosumab_advice()
     weighed = latest_weight(facts, t) is not None
-    details = [*dmab_details, "exposure", "child-dose" if weighed else "child-weight-missing"]
+    details = [*dmab_details, *lead, "exposure"]
     if status.replacement:  # as for adults: replacement doses are shown as information
-        details.insert(details.index("exposure") + 1, "replacement")
-    details.append("child-assessment")
-    details += work.drugs.details()
+        details.append("replacement")
+    details.append("child-dose" if weighed else "child-weight-missing")
     dxa_details, dxa_suggestions = work.dxa_advice(never_done=never_done)
-    details += dxa_details
-    if fractures:
-        details.append("child-fracture")
-    details += ["child-treatment", "child-calcium-vitamin-d", "growth"]
+    if dxa_details:  # one DXA paragraph: the order, then how to read it
+        details += [*work.drugs.details(), *dxa_details, "child-reading"]
+    else:
+        details += ["child-assessment", *work.drugs.details()]
+    # A fracture: the bisphosphonate question goes to the paediatric bone specialist.
+    details += [
+        "child-fracture" if fractures else "child-treatment",
+        "child-calcium-vitamin-d",
+        "growth",
+    ]
     suggestions = dmab_suggestions + ["dxa-child" if s == "dxa" else s for s in dxa_suggestions]
     if dmab_details == ["denosumab-overdue"]:
         summary = "denosumab-overdue"

@@ -9,11 +9,10 @@ osteoporosis therapy counts as current (bone_therapy: per drug class), unless de
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import date
+from dataclasses import replace
 
 from cds_service.card_text import fmt_date, fmt_months, fmt_number
-from cds_service.facts import ClinicalFacts, Hit
+from cds_service.facts import ClinicalFacts
 from cds_service.rule_kind import Finding, Indicator, RuleKind
 from cds_service.steroid_status import (
     COMMON_SAMPLE,
@@ -27,7 +26,13 @@ from cds_service.steroid_status import (
 )
 from cds_service.thresholds import Thresholds
 from cds_service.topics import bone_child, bone_therapy
-from cds_service.topics.bone_therapy import BoneTherapy
+from cds_service.topics.bone_assessment import (
+    ASSESSMENTS,
+    READING,
+    BoneWork,
+    assessment,
+    fracture_risk,
+)
 from cds_service.topics.child import SAMPLE as CHILD_SAMPLE
 from cds_service.topics.child import THRESHOLDS as CHILD_THRESHOLDS
 from cds_service.topics.child import child_facts, is_child
@@ -36,8 +41,6 @@ from cds_service.topics.patient_context import (
     THERAPY_CONTEXT_SAMPLE,
     THERAPY_CONTEXT_THRESHOLDS,
     TherapyContext,
-    both_hips_replaced,
-    newest,
 )
 
 ROLES = (
@@ -72,132 +75,18 @@ def supplement_facts(t: Thresholds) -> dict[str, str]:
     return {"calcium_mg": calcium, "vitamin_d_iu": vitamin_d}
 
 
-@dataclass(frozen=True)
-class BoneWork:
-    """What is already done for the bones: the last DXA, active therapy, known bone disease."""
-
-    dxa_hits: tuple[Hit, ...]  # results, procedures and DXA orders (drafts included)
-    last_dxa: date | None
-    dxa_current: bool
-    therapy: tuple[str, ...]  # references of the osteoporosis therapy that counts today
-    drugs: BoneTherapy
-    known_disease: tuple[str, ...]
-    hips_replaced: bool  # both hips: the DXA is of the spine and forearm
-
-    @staticmethod
-    def of(facts: ClinicalFacts, t: Thresholds) -> BoneWork:
-        dxa_hits = tuple(facts.of("bone_density"))
-        last_dxa = newest(list(dxa_hits))
-        interval = t.value("bone.dxa_interval_days")
-        drugs = BoneTherapy.of(facts, t)
-        return BoneWork(
-            dxa_hits=dxa_hits,
-            last_dxa=last_dxa,
-            dxa_current=last_dxa is not None and (facts.today - last_dxa).days <= interval,
-            therapy=drugs.current,
-            drugs=drugs,
-            known_disease=facts.refs("osteoporosis")
-            + facts.refs("osteopenia")
-            + facts.refs("fragility_fracture"),
-            hips_replaced=both_hips_replaced(facts),
-        )
-
-    @property
-    def done(self) -> bool:
-        """Assessed within the interval and treated, no denosumab dose due: nothing to add."""
-        return self.dxa_current and bool(self.therapy) and self.drugs.denosumab is None
-
-    def dxa_advice(self, never_done: str) -> tuple[list[str], list[str]]:
-        """(detail ids, suggestion ids) for a DXA that is due; ``never_done`` names the detail
-        for a patient with no DXA on file."""
-        if self.dxa_current:
-            return [], []
-        details = ["dxa-due" if self.last_dxa else never_done]
-        if self.hips_replaced:
-            return [*details, "hips-replaced"], ["dxa-spine-forearm"]
-        return details, ["dxa"]
-
-    def evidence(self, facts: ClinicalFacts) -> set[str]:
-        refs = {h.ref for h in self.dxa_hits} | set(self.known_disease) | set(self.therapy)
-        dmab = self.drugs.denosumab
-        if dmab is not None:  # the injection the due date counts from
-            refs |= {h.ref for h in facts.of("denosumab") if h.given and h.day == dmab.last}
-        return refs | set(facts.refs("hip_prosthesis"))
-
-    def denosumab_advice(self) -> tuple[list[str], list[str]]:
-        """(detail ids, suggestion ids) when denosumab's next injection is due or overdue."""
-        dmab = self.drugs.denosumab
-        if dmab is None:
-            return [], []
-        return [f"denosumab-{dmab.state}"], ["denosumab-next-dose"]
-
-
 # ---------------------------------------------------------------------------------------------
 # patient-view
 
 
-def fracture_risk(
-    facts: ClinicalFacts, t: Thresholds, status: SteroidStatus
-) -> tuple[str, list[str]]:
-    """ACR 2022 fracture-risk category from the record: (category, evidence refs)."""
-    exp = facts.exposure
-    very_high_dose = (
-        exp.longest_run_at_or_above(t.value("exposure.very_high_daily_mg"))
-        > t.value("exposure.very_high_days")
-    ) or status.cumulative_mg >= t.value("exposure.very_high_cumulative_mg")
-    fractures = facts.refs("fragility_fracture")
-    if fractures or very_high_dose:
-        return "very high", list(fractures)
-    if facts.age is not None and facts.age >= t.value("bone.frax_min_age"):
-        return _adult_risk(facts, t)
-    return _under_40_risk(facts, t)
-
-
-def _scores(facts: ClinicalFacts, kind: str) -> tuple[float | None, list[str]]:
-    """Lowest T- or Z-score on file and the references of every such score."""
-    hits = [
-        h
-        for h in facts.of("bone_density")
-        if h.properties.get("score") == kind and h.value is not None
-    ]
-    return min((h.value for h in hits if h.value is not None), default=None), [h.ref for h in hits]
-
-
-def _adult_risk(facts: ClinicalFacts, t: Thresholds) -> tuple[str, list[str]]:
-    """40 and over: FRAX with the glucocorticoid adjustment, T-scores and known disease."""
-    lowest, refs = _scores(facts, "t")
-    if lowest is not None and lowest <= t.value("bone.t_score_very_high"):
-        return "very high", refs
-    if (lowest is not None and lowest <= t.value("bone.t_score_osteoporosis")) or facts.of(
-        "osteoporosis"
-    ):
-        return "high", refs + list(facts.refs("osteoporosis"))
-    if (lowest is not None and lowest < t.value("bone.t_score_low")) or facts.of("osteopenia"):
-        return "moderate", refs + list(facts.refs("osteopenia"))
-    return "to be determined (FRAX)", []
-
-
-def _under_40_risk(facts: ClinicalFacts, t: Thresholds) -> tuple[str, list[str]]:
-    """Under 40 FRAX is not validated; ACR 2022 uses dose, fractures and Z-scores."""
-    lowest, refs = _scores(facts, "z")
-    sustained = facts.exposure.longest_run_at_or_above(t.value("bone.under40_moderate_daily_mg"))
-    if (
-        lowest is not None
-        and lowest < t.value("bone.z_score_moderate")
-        and sustained >= t.value("bone.under40_moderate_days")
-    ):
-        return "moderate", refs
-    if facts.of("osteoporosis"):
-        return "moderate", list(facts.refs("osteoporosis"))
-    return "low unless BMD shows otherwise", []
-
-
 def _lead(work: BoneWork, treat: bool) -> str:
-    """The most consequential gap leads: a lapsing denosumab (rebound fractures), untreated
-    risk, denosumab due soon, then a missing or overdue DXA."""
+    """The most consequential gap leads: a lapsing denosumab (rebound fractures), a lapsed
+    yearly zoledronic acid, untreated risk, denosumab due soon, then a missing or overdue DXA."""
     dmab = work.drugs.denosumab
     if dmab is not None and dmab.state == "overdue":
         return "denosumab-overdue"
+    if work.drugs.zoledronate is not None:
+        return "zoledronate-overdue"
     if treat:
         return "treat"
     if dmab is not None:
@@ -207,14 +96,30 @@ def _lead(work: BoneWork, treat: bool) -> str:
     return "supplements"
 
 
-def _age_detail(facts: ClinicalFacts, status: SteroidStatus, t: Thresholds) -> str:
-    if facts.age is None:
-        return "age-unknown"
-    if facts.age < t.value("bone.frax_min_age"):
-        return "under-40"
-    # FRAX underestimates risk at very high doses (ACR 2022 key points; KB1 A3).
-    high = status.current_mg >= t.value("exposure.very_high_daily_mg")
-    return "frax-high-dose" if high else "frax"
+def _adult_details(
+    facts: ClinicalFacts, status: SteroidStatus, t: Thresholds, work: BoneWork, treat: bool
+) -> tuple[list[str], list[str]]:
+    """(detail ids, suggestion ids) of an adult's card: one DXA paragraph (site, vertebral
+    fracture assessment, last scan and interval, then how to read it) or, with a DXA within
+    the interval, the risk assessment from it; the lapsed zoledronic acid in place of the
+    treatment prompt; known bone disease only when nothing else asks for treatment."""
+    dmab_details, dmab_suggestions = work.denosumab_advice()
+    read = assessment(facts, status, t, work)
+    details = [*dmab_details, *status.unconfirmed_details(), "exposure"]
+    if status.replacement:  # no source ties replacement doses to fracture risk either way
+        details.append("replacement")
+    if read == "age-unknown":
+        details.append(read)
+    zoledronate = ["zoledronate-overdue"] if work.drugs.zoledronate else []
+    if work.known_disease and not (treat or work.therapy or zoledronate or dmab_details):
+        details.append("known-bone-disease")
+    details += work.drugs.details()
+    dxa_details, suggestions = work.dxa_advice(never_done="dxa-none")
+    details += dxa_details
+    if read != "age-unknown":
+        details.append(read)
+    details += ["risk", *(zoledronate or (["treatment"] if treat else [])), "calcium-vitamin-d"]
+    return details, dmab_suggestions + suggestions
 
 
 def evaluate_bone_health(
@@ -235,25 +140,16 @@ def evaluate_bone_health(
             status.evidence,
             supplement_facts(t)
             | {"risk": "not assessed (child)", "frax_adjust_mg": "n/a", "very_high_mg": "n/a"},
+            lead=status.unconfirmed_details(),
         )
     risk, risk_refs = fracture_risk(facts, t, status)
-    dmab_details, dmab_suggestions = work.denosumab_advice()
-    details = [*dmab_details, "exposure", _age_detail(facts, status, t)]
-    if work.known_disease:
-        details.append("known-bone-disease")
-    details += work.drugs.details()
-    dxa_details, suggestions = work.dxa_advice(never_done="dxa-none")
-    details += dxa_details
-    overdue = dmab_details == ["denosumab-overdue"]
+    overdue = work.drugs.denosumab is not None and work.drugs.denosumab.state == "overdue"
     treat = risk in ("moderate", "high", "very high") and not work.therapy and not overdue
-    details += (
-        ["risk", "treatment", "calcium-vitamin-d"] if treat else ["risk", "calcium-vitamin-d"]
-    )
-    suggestions = dmab_suggestions + suggestions
+    details, suggestions = _adult_details(facts, status, t, work, treat)
     summary = _lead(work, treat)
-    indicator: Indicator = "warning" if treat or overdue or not work.last_dxa else "info"
-    if status.replacement:  # no source ties replacement doses to fracture risk either way
-        details.insert(details.index("exposure") + 1, "replacement")
+    lapsed = overdue or work.drugs.zoledronate is not None
+    indicator: Indicator = "warning" if treat or lapsed or not work.last_dxa else "info"
+    if status.replacement:
         indicator = "info"
     values = status.facts(t) | {
         "age": str(facts.age) if facts.age is not None else "unknown",
@@ -309,6 +205,7 @@ BONE_HEALTH = RuleKind(
     summaries=(
         "denosumab-overdue",
         "denosumab-due",
+        "zoledronate-overdue",
         "dxa-none",
         "dxa-due",
         "treat",
@@ -321,19 +218,21 @@ BONE_HEALTH = RuleKind(
     details=(
         "denosumab-overdue",
         "denosumab-due",
+        "unconfirmed",
         "exposure",
         "replacement",
-        "frax",
-        "frax-high-dose",
-        "under-40",
+        *ASSESSMENTS,
+        *READING.values(),
         "age-unknown",
         *bone_child.DETAILS,
         "known-bone-disease",
         *bone_therapy.CLASS_DETAILS.values(),
         "dxa-none",
         "dxa-due",
-        "hips-replaced",
+        "dxa-none-hips",
+        "dxa-due-hips",
         "risk",
+        "zoledronate-overdue",
         "treatment",
         "treatment-kidney",
         "calcium-vitamin-d",
@@ -356,6 +255,7 @@ BONE_HEALTH = RuleKind(
         "frax_adjust_mg": "7.5",
     },
     evaluate=evaluate_bone_health,
+    sentences=frozenset(READING.values()) | bone_child.SENTENCES,
 )
 
 
@@ -392,19 +292,7 @@ def evaluate_order_bone_health(
         elif finding.summary not in ("child-fracture", "dxa-baseline", "dxa-due"):
             finding = replace(finding, summary="child-supplements")
         return replace(finding, facts={**finding.facts, **_order_values(ordered, t, run, low)})
-    details = ["exposure", "known-bone-disease"] if work.known_disease else ["exposure"]
-    if status.replacement:
-        details.insert(1, "replacement")
-    details += work.drugs.details()
-    dxa_details, suggestions = work.dxa_advice(never_done="dxa-baseline")
-    details += dxa_details
-    dmab_details, dmab_suggestions = work.denosumab_advice()
-    details += dmab_details
-    suggestions = dmab_suggestions + suggestions
-    if not work.therapy and not dmab_details:
-        details.append("risk-assessment")
-    details.append("calcium-vitamin-d")
-    summary = dxa_details[0] if dxa_details else "supplements"
+    details, suggestions, summary = _order_details(status, work)
     values = _order_values(ordered, t, run, low) | {
         "last_dxa": fmt_date(work.last_dxa),
         "dxa_interval_months": fmt_months(t.value("bone.dxa_interval_days")),
@@ -425,6 +313,24 @@ def evaluate_order_bone_health(
             recommended=tuple(suggestions[:1]),
         )
     )
+
+
+def _order_details(status: SteroidStatus, work: BoneWork) -> tuple[list[str], list[str], str]:
+    """(detail ids, suggestion ids, summary) of an adult's order card. What to do about
+    treatment: the lapsed yearly zoledronic acid, else a risk assessment when nothing counts
+    as therapy; known bone disease only when neither applies."""
+    details = ["exposure", "replacement"] if status.replacement else ["exposure"]
+    dmab_details, dmab_suggestions = work.denosumab_advice()
+    untreated = not work.therapy and not dmab_details
+    zoledronate = ["zoledronate-overdue"] if work.drugs.zoledronate else []
+    treatment = zoledronate or (["risk-assessment"] if untreated else [])
+    if work.known_disease and not (treatment or work.therapy or dmab_details):
+        details.append("known-bone-disease")
+    details += work.drugs.details()
+    dxa_details, suggestions = work.dxa_advice(never_done="dxa-baseline")
+    details += [*dxa_details, *dmab_details, *treatment, "calcium-vitamin-d"]
+    summary = dxa_details[0].removesuffix("-hips") if dxa_details else "supplements"
+    return details, dmab_suggestions + suggestions, summary
 
 
 def _order_values(ordered: OrderedSteroid, t: Thresholds, run: int, low: float) -> dict[str, str]:
@@ -465,9 +371,11 @@ ORDER_BONE_HEALTH = RuleKind(
         *bone_therapy.CLASS_DETAILS.values(),
         "dxa-baseline",
         "dxa-due",
-        "hips-replaced",
+        "dxa-baseline-hips",
+        "dxa-due-hips",
         "denosumab-overdue",
         "denosumab-due",
+        "zoledronate-overdue",
         "risk-assessment",
         "calcium-vitamin-d",
         "kidney",
@@ -488,6 +396,7 @@ ORDER_BONE_HEALTH = RuleKind(
         "dxa_interval_months": "24",
     },
     evaluate=evaluate_order_bone_health,
+    sentences=bone_child.SENTENCES,
 )
 
 KINDS = (BONE_HEALTH, ORDER_BONE_HEALTH)

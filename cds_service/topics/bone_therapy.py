@@ -1,6 +1,7 @@
 """Osteoporosis therapy on record, with how long each drug counts as current therapy, and
 denosumab's next dose: due soon, or overdue (its effect wears off and vertebral fractures
-follow a lapse). Numbers: hooks/thresholds.toml [drug_effect]; sources: clinical-knowledge-2.md 4.
+follow a lapse); the yearly zoledronic acid infusion once its year has passed with no other
+therapy. Numbers: hooks/thresholds.toml [drug_effect]; sources: clinical-knowledge-2.md 4.
 
 A record of a drug class (value-set roles below, read by drug name) counts as current therapy
 while its order or statement is active, or from the day it documents a dose given or handed
@@ -35,6 +36,7 @@ THRESHOLDS = (
     "drug_effect.denosumab_days",
     "drug_effect.denosumab_due_notice_days",
     "drug_effect.denosumab_overdue_watch_days",
+    "drug_effect.zoledronate_overdue_watch_days",
     "drug_effect.supply_grace_days",
     "drug_effect.anabolic_dose_days",
     "exposure.recent_use_days",
@@ -50,6 +52,7 @@ CLASS_DETAILS: Mapping[str, str] = {
 SAMPLE = {
     "zoledronate_last": "unknown date",
     "zoledronate_months": "24",
+    "zoledronate_due": "unknown date",
     "denosumab_last": "unknown date",
     "denosumab_due": "unknown date",
     "denosumab_months": "12",
@@ -93,10 +96,19 @@ class Denosumab:
 
 
 @dataclass(frozen=True)
+class Zoledronate:
+    """The last zoledronic acid infusion, when its year has passed: the next one is due."""
+
+    last: date
+    due: date
+
+
+@dataclass(frozen=True)
 class BoneTherapy:
     current: tuple[str, ...]  # references of the therapy that counts today
     last_by_class: Mapping[str, date] = field(default_factory=dict)  # current classes
     denosumab: Denosumab | None = None  # only when the next dose is due or overdue
+    zoledronate: Zoledronate | None = None  # only when the yearly infusion is overdue
 
     @staticmethod
     def of(facts: ClinicalFacts, t: Thresholds) -> BoneTherapy:
@@ -122,7 +134,8 @@ class BoneTherapy:
             # A standing order does not make a lapsed injection current.
             current -= {h.ref for h in facts.of("denosumab")}
             last_by_class.pop("denosumab", None)
-        return BoneTherapy(tuple(sorted(current)), last_by_class, denosumab)
+        zoledronate = None if current else _zoledronate(facts, t)
+        return BoneTherapy(tuple(sorted(current)), last_by_class, denosumab, zoledronate)
 
     def details(self) -> list[str]:
         """A detail per drug class counting today (denosumab's own when its dose is due)."""
@@ -133,10 +146,11 @@ class BoneTherapy:
 
     def facts(self, t: Thresholds) -> dict[str, str]:
         last = self.last_by_class
-        dmab = self.denosumab
+        dmab, zol = self.denosumab, self.zoledronate
         return {
-            "zoledronate_last": fmt_date(last.get("zoledronic_acid")),
+            "zoledronate_last": fmt_date(zol.last if zol else last.get("zoledronic_acid")),
             "zoledronate_months": fmt_months(t.value("drug_effect.zoledronate_days")),
+            "zoledronate_due": fmt_date(zol.due if zol else None),
             "denosumab_last": fmt_date(dmab.last if dmab else last.get("denosumab")),
             "denosumab_due": fmt_date(dmab.due if dmab else _due(last.get("denosumab"), t)),
             "denosumab_months": fmt_months(t.value("drug_effect.denosumab_days")),
@@ -148,6 +162,24 @@ class BoneTherapy:
 
 def _due(last: date | None, t: Thresholds) -> date | None:
     return last + timedelta(days=t.value("drug_effect.denosumab_days")) if last else None
+
+
+def _zoledronate(facts: ClinicalFacts, t: Thresholds) -> Zoledronate | None:
+    """The yearly infusion is overdue: the last one given is older than zoledronate_days, by
+    at most zoledronate_overdue_watch_days past its due date (the caller checks that no other
+    osteoporosis therapy counts today)."""
+    days = [
+        h.day
+        for h in facts.of("zoledronic_acid")
+        if h.given and h.day is not None and h.day <= facts.today
+    ]
+    if not days:
+        return None
+    last = max(days)
+    due = last + timedelta(days=t.value("drug_effect.zoledronate_days"))
+    late = (facts.today - due).days
+    watched = 0 < late <= t.value("drug_effect.zoledronate_overdue_watch_days")
+    return Zoledronate(last, due) if watched else None
 
 
 def _denosumab(facts: ClinicalFacts, t: Thresholds, current: set[str]) -> Denosumab | None:

@@ -72,9 +72,12 @@ def evaluate_current_course(
     }
     return Finding(
         summary="nothing-due",
-        details=("course", "when-due", "child-lines")
-        if may_be_child(facts, t)
-        else ("course", "when-due"),
+        details=(
+            *status.unconfirmed_details(),
+            "course",
+            "when-due",
+            *(["child-lines"] if may_be_child(facts, t) else []),
+        ),
         indicator="info",
         facts=values,
         evidence=tuple(sorted({c.source for c in courses})),
@@ -86,7 +89,7 @@ CURRENT_COURSE = RuleKind(
     roles=("gc_ingredients", "gc_products"),
     thresholds=THRESHOLDS,
     summaries=("nothing-due",),
-    details=("course", "when-due", "child-lines"),
+    details=("unconfirmed", "course", "when-due", "child-lines"),
     suggestions=(),
     sample_facts=COMMON_SAMPLE
     | DOSE_LINE_SAMPLE

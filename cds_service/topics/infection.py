@@ -9,6 +9,8 @@ to do for both; silent when everything is on file.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from cds_service.facts import ClinicalFacts
 from cds_service.rule_kind import Finding, RuleKind
 from cds_service.steroid_status import (
@@ -108,12 +110,13 @@ def evaluate_infection(
         return None  # screening, prophylaxis and vaccines are all on file
     if high_dose or second_agent or ild:
         plan.details.append("lung-vigilance")
-    return plan.finding(
+    finding = plan.finding(
         t,
         values=status.facts(t),
         evidence=(*status.evidence, *second_agent, *ild, *pregnant),
         pjp_run=pjp_run,
     )
+    return replace(finding, details=(*status.unconfirmed_details(), *finding.details))
 
 
 INFECTION = RuleKind(
@@ -127,7 +130,14 @@ INFECTION = RuleKind(
         "infection.tb_min_days",
     ),
     summaries=SUMMARIES,
-    details=(*DETAILS, "live-vaccines", "live-vaccines-pregnancy", "lung-vigilance"),
+    details=(
+        "unconfirmed",
+        *DETAILS,
+        "live-vaccines",
+        "live-vaccines-pregnancy",
+        "live-vaccines-pregnancy-child",
+        "lung-vigilance",
+    ),
     suggestions=SUGGESTIONS,
     sample_facts=COMMON_SAMPLE | SAMPLE | {"pjp_run_days": "365"},
     evaluate=evaluate_infection,
@@ -183,7 +193,12 @@ ORDER_INFECTION = RuleKind(
     roles=ROLES,
     thresholds=(*REPLACEMENT_THRESHOLDS, *THRESHOLDS),
     summaries=SUMMARIES,
-    details=(*DETAILS, "live-vaccines", "live-vaccines-pregnancy"),
+    details=(
+        *DETAILS,
+        "live-vaccines",
+        "live-vaccines-pregnancy",
+        "live-vaccines-pregnancy-child",
+    ),
     suggestions=SUGGESTIONS,
     sample_facts=ORDER_SAMPLE | SAMPLE | {"pjp_run_days": "730"},
     evaluate=evaluate_order_infection,

@@ -388,10 +388,11 @@ class InfectionPlan:
         todo = set(self.todo)
         summary = next(name for name, items in SUMMARY_ORDER if items & todo)
         details = list(dict.fromkeys(self.details))
-        if "vaccines-pregnancy" in details and "live-vaccines" in details:
-            # one live-vaccine paragraph for both reasons
-            details.remove("vaccines-pregnancy")
-            details[details.index("live-vaccines")] = "live-vaccines-pregnancy"
+        for pregnancy in ("vaccines-pregnancy", "vaccines-pregnancy-child"):
+            if pregnancy in details and "live-vaccines" in details:
+                # one live-vaccine paragraph for both reasons
+                details.remove(pregnancy)
+                details[details.index("live-vaccines")] = f"live-{pregnancy}"
         indicator: Indicator = "warning" if self.warning else "info"
         return Finding(
             summary=summary,

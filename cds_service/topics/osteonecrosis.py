@@ -249,7 +249,7 @@ def evaluate_osteonecrosis(
     )
     return Finding(
         summary=summary,
-        details=tuple(details),
+        details=(*status.unconfirmed_details(), *details),
         indicator=indicator,
         facts=values,
         evidence=tuple(sorted(evidence)),
@@ -270,6 +270,7 @@ OSTEONECROSIS = RuleKind(
     thresholds=(*COMMON_THRESHOLDS, *THRESHOLDS),
     summaries=("prosthesis-pain", "pain-joint", "pain", "both-hips-replaced", "risk"),
     details=(
+        "unconfirmed",
         "exposure",
         "prosthesis-pain",
         "prosthesis-side-unclear",

@@ -303,8 +303,10 @@ class TherapyContext:
         details = [*finding.details, *self.details]
         suggestions = list(finding.suggestions)
         summary, indicator = finding.summary, finding.indicator
-        if "kidney" in details and "treatment" in details:
-            details[details.index("treatment")] = "treatment-kidney"
+        prompt = next((d for d in ("treatment", "zoledronate-overdue") if d in details), None)
+        if "kidney" in details and prompt is not None:
+            # zoledronic acid is contraindicated below 35 mL/min: no "give it now" either
+            details[details.index(prompt)] = "treatment-kidney"
             details.remove("kidney")
         if "pregnancy" in details:
             details = ["pregnancy", *(d for d in details if d not in PREGNANCY_DEFERS)]
@@ -329,18 +331,27 @@ PREGNANCY_DEFERS = frozenset(
         "dxa-none",
         "dxa-due",
         "dxa-baseline",
-        "hips-replaced",
+        "dxa-none-hips",
+        "dxa-due-hips",
+        "dxa-baseline-hips",
         "frax",
         "frax-high-dose",
         "under-40",
+        "read-frax",
+        "read-frax-high-dose",
+        "read-under-40",
+        "child-reading",
         "treatment",
+        "zoledronate-overdue",
         "treatment-kidney",
         "risk-assessment",
         "pregnancy",
     }
 )
 DXA_ORDERS = frozenset({"dxa", "dxa-spine-forearm", "dxa-child"})
-PREGNANCY_SUMMARIES = frozenset({"dxa-none", "dxa-due", "dxa-baseline", "treat", "supplements"})
+PREGNANCY_SUMMARIES = frozenset(
+    {"dxa-none", "dxa-due", "dxa-baseline", "treat", "supplements", "zoledronate-overdue"}
+)
 THERAPY_CONTEXT_ROLES = ("kidney_function", "pregnancy", "pregnancy_status")
 THERAPY_CONTEXT_THRESHOLDS = (
     "kidney.max_age_days",

@@ -36,6 +36,7 @@ DETAILS = (
     "pneumococcal-complete",
     "pneumococcal-verify",
     "vaccines-pregnancy",
+    "vaccines-pregnancy-child",
     "vaccines-child",
     "pneumococcal-child",
     "vaccines-age-unknown",
@@ -221,7 +222,9 @@ def plan_vaccines(
     )
     if pregnant:
         zoster = None  # no recombinant zoster vaccine during pregnancy; live ones never
-        plan.details.append("vaccines-pregnancy")
+        # no recombinant zoster under 18 (or at an unknown age) even after delivery
+        adult = not young and facts.age is not None
+        plan.details.append("vaccines-pregnancy" if adult else "vaccines-pregnancy-child")
         if influenza is not None and influenza.suggestion == "influenza":
             # The high-dose or adjuvanted preference (ACR 2022) is for 65 and over and 18-64 on
             # immunosuppression; the knowledge base has nothing on pregnancy, so no preference.
