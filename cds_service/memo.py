@@ -59,6 +59,21 @@ class Memo(Generic[K, V]):
         items[key] = value
         return value
 
+    def get_with(self, key: K, compute: Callable[[K], V]) -> V:
+        """``get`` for a ``compute`` that takes the key (no closure per call on hot paths)."""
+        items = self._items
+        try:
+            return items[key]
+        except KeyError:
+            pass
+        except TypeError:
+            return compute(key)
+        value = compute(key)
+        if len(items) >= self.max_entries:
+            items.clear()
+        items[key] = value
+        return value
+
     def __len__(self) -> int:
         return len(self._items)
 

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from pydantic import ValidationError
 
@@ -24,7 +24,7 @@ from cds_service.fhir.quirks import repair_resource
 from cds_service.fhir.references import relative_reference
 from cds_service.fhir.views import VIEW_BY_TYPE, Medication, Patient, Resource
 from cds_service.memo import Memo
-from cds_service.patient_binding import FOREIGN, OWN, UNBOUND, PatientBinding
+from cds_service.patient_binding import FOREIGN, OWN, PATIENT_LINK, UNBOUND, PatientBinding
 from cds_service.valuesets import ValueSet, normalize_code
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,9 @@ class _TypeIndex:
     set exactly. It never under-selects.
     """
 
-    codes: frozenset[tuple[str, str]]
+    # system -> normalised codes; every system with codes or prefixes has an entry, so a
+    # coding of any other system (most codings of a large record) is passed over at once.
+    codes: Mapping[str, frozenset[str]]
     prefixes: Mapping[str, tuple[str, ...]]
     text: re.Pattern[str] | None
     # Displays repeat across resources and calls ("Body Height"): remember each verdict.
@@ -60,17 +62,23 @@ class _TypeIndex:
 
     @staticmethod
     def of(valuesets: Sequence[ValueSet]) -> _TypeIndex:
-        codes: set[tuple[str, str]] = set()
+        codes: dict[str, set[str]] = {}
         prefixes: dict[str, list[str]] = {}
         patterns: list[str] = []
         for vs in valuesets:
-            codes.update(vs.concepts)
+            for system, code in vs.concepts:
+                codes.setdefault(system, set()).add(code)
             for system, values in vs.prefixes.items():
                 prefixes.setdefault(system, []).extend(values)
+                codes.setdefault(system, set())
             if vs.text_pattern is not None:
                 patterns.append(f"(?:{vs.text_pattern.pattern})")
         text = re.compile("|".join(patterns), re.IGNORECASE) if patterns else None
-        return _TypeIndex(frozenset(codes), {k: tuple(v) for k, v in prefixes.items()}, text)
+        return _TypeIndex(
+            {k: frozenset(v) for k, v in codes.items()},
+            {k: tuple(v) for k, v in prefixes.items()},
+            text,
+        )
 
     def hit(self, concept: Any) -> bool:
         # Raw JSON (orjson dicts and lists): plain isinstance checks, no ABCs, on every coding
@@ -78,16 +86,22 @@ class _TypeIndex:
         if not isinstance(concept, dict):
             return False
         codings = concept.get("coding") or ()
-        codes, prefixes = self.codes, self.prefixes
+        codes = self.codes
         for coding in codings:
             if not isinstance(coding, dict):
                 continue
-            system, code = coding.get("system"), coding.get("code")
-            if isinstance(system, str) and isinstance(code, str):
+            system = coding.get("system")
+            if not isinstance(system, str):
+                continue
+            known = codes.get(system)
+            if known is None:
+                continue  # a system none of the value sets names
+            code = coding.get("code")
+            if isinstance(code, str):
                 norm = normalize_code(system, code)
-                if (system, norm) in codes:
+                if norm in known:
                     return True
-                starts = prefixes.get(system)
+                starts = self.prefixes.get(system)
                 if starts and norm.startswith(starts):
                     return True
         if self.text is None:
@@ -103,10 +117,19 @@ class _TypeIndex:
         return False
 
     def _text_hit(self, text: str) -> bool:
-        pattern = self.text
-        return self.text_memo.get(
-            text, lambda: pattern is not None and pattern.search(text) is not None
-        )
+        return self.text_memo.get_with(text, self._search)
+
+    def _search(self, text: str) -> bool:
+        return self.text is not None and self.text.search(text) is not None
+
+
+class _Linked(NamedTuple):
+    """A wanted resource type linked to its patient by one field (see Selector.linked)."""
+
+    link: str  # the field that names the patient (patient_binding.PATIENT_LINK)
+    fields: tuple[str, ...]  # its code fields (fhir.extract.CODE_FIELDS)
+    codes: _TypeIndex | None  # None: every resource of the type is wanted
+    medication_use: bool  # may name its drug by a Medication reference
 
 
 @dataclass(frozen=True)
@@ -123,6 +146,17 @@ class Selector:
     @cached_property
     def _index(self) -> dict[str, _TypeIndex | None]:
         return {t: (_TypeIndex.of(vs) if vs else None) for t, vs in self.by_type.items()}
+
+    @cached_property
+    def linked(self) -> dict[str, _Linked]:
+        """The wanted R4 types linked to their patient by one field (every type but Patient
+        and Medication), each with what :meth:`matches` reads: the per-entry hot path of
+        :func:`build_record`, without looking anything up twice."""
+        return {
+            t: _Linked(PATIENT_LINK[t], CODE_FIELDS.get(t, ()), index, t in MEDICATION_USE_TYPES)
+            for t, index in self._index.items()
+            if t in PATIENT_LINK and t in VIEW_BY_TYPE
+        }
 
     def wants_type(self, resource_type: str) -> bool:
         return resource_type in self.by_type
@@ -253,12 +287,44 @@ class _Build:
     steroid: RawMatcher | None
     medications: Mapping[str, Mapping[str, Any]]  # "Medication/<id>" -> raw
     record: PatientRecord = field(default_factory=PatientRecord)
+    linked: Mapping[str, _Linked] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.linked = self.selector.linked
 
     def wanted(self, raw: Mapping[str, Any], key: str) -> bool:
         """Whether a raw entry is worth validating: an R4 type the rules read, of the context
         patient, selected by its codes. Medications are read apart (by reference). Entries of
         another patient, or of none provably, are counted and dropped before validation; a
         type that is not R4 is counted as unreadable."""
+        rtype = raw.get("resourceType")
+        linked = self.linked.get(rtype) if isinstance(rtype, str) else None
+        if linked is None:
+            return self._wanted_other(raw, key)
+        # The hot path, on every entry of a large record: Selector.matches and
+        # PatientBinding.resource for a type linked to its patient, looked up once.
+        binding = self.binding
+        if binding is not None:
+            link = raw.get(linked.link)
+            if not (type(link) is dict and link.get("reference") == binding.own_reference):
+                verdict = binding.resource(raw)
+                if verdict != OWN:
+                    self.foreign(str(rtype), key, verdict)
+                    return False
+        index = linked.codes
+        if index is None:
+            return True
+        for name in linked.fields:
+            if index.hit(raw.get(name)):
+                return True
+        if linked.medication_use and raw.get("medicationReference") is not None:
+            # An unresolved reference (None) is kept: the engine decides later.
+            return _medication_hit(index, raw, self.medications) is not False
+        return False
+
+    def _wanted_other(self, raw: Mapping[str, Any], key: str) -> bool:
+        """:meth:`wanted` for the Patient, Medications, types that are not R4 and types no
+        rule reads."""
         rtype = raw.get("resourceType")
         if not isinstance(rtype, str) or rtype == "Medication":
             return False
@@ -267,17 +333,21 @@ class _Build:
             return False  # a type no rule reads
         verdict = self.binding.resource(raw) if self.binding is not None else OWN
         if verdict != OWN:
-            self.record.unbound[(rtype, verdict)] += 1
-            self.record.count_skip(key, verdict)
-            logger.warning(
-                "prefetch entry dropped: not the context patient's",
-                extra={"prefetch_key": key, "resource_type": rtype, "reason": verdict},
-            )
+            self.foreign(rtype, key, verdict)
             return False
         if not is_r4:
             self.unreadable(raw, key, NOT_R4_TYPE)
             return False
         return self.selector.matches(raw, self.medications)
+
+    def foreign(self, rtype: str, key: str, verdict: str) -> None:
+        """Count an entry that is not provably the context patient's (counts only)."""
+        self.record.unbound[(rtype, verdict)] += 1
+        self.record.count_skip(key, verdict)
+        logger.warning(
+            "prefetch entry dropped: not the context patient's",
+            extra={"prefetch_key": key, "resource_type": rtype, "reason": verdict},
+        )
 
     def unreadable(self, raw: Mapping[str, Any], key: str, reason: str) -> None:
         """Count an entry of the patient that cannot be read (never log the error text:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,8 +10,8 @@ import pytest
 
 from cds_service.catalog import load_catalog
 from cds_service.fhir.views import Condition, MedicationRequest
-from cds_service.patient_binding import PatientBinding
-from cds_service.record import Selector, build_record
+from cds_service.patient_binding import OWN, PATIENT_LINK, PatientBinding
+from cds_service.record import Selector, _Build, build_record
 from cds_service.topics import KINDS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -143,3 +144,47 @@ def test_every_call_reads_afresh_and_an_invalid_field_read_skips_the_entry() -> 
     record = build_record({"k": [unread]}, selector, binding=BINDING)
     assert record.skipped == {}
     assert [c.id for c in record.of_type(Condition)] == ["odd"]
+
+
+def _fixture_resources() -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("resourceType"), str):
+                found.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for source in sorted(
+        [*(REPO / "fixtures").rglob("*.json"), *(REPO / "tests/data").rglob("*.json")]
+    ):
+        try:
+            walk(json.loads(source.read_text(encoding="utf-8")))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            continue
+    return found
+
+
+def test_the_per_entry_fast_path_agrees_with_binding_and_selector(selector: Selector) -> None:
+    """build_record's hot path (Selector.linked) keeps exactly the entries that
+    PatientBinding.resource calls the patient's own and Selector.matches selects, and counts
+    every other-patient entry, on every resource of fixtures/ and tests/data/."""
+    linked = 0
+    for raw in _fixture_resources():
+        if raw["resourceType"] not in selector.linked:
+            continue
+        linked += 1
+        link = raw.get(PATIENT_LINK[raw["resourceType"]])
+        target = link.get("reference") if isinstance(link, dict) else None
+        own_id = target.rsplit("/", 1)[-1] if isinstance(target, str) else "p"
+        for binding in (PatientBinding(own_id), PatientBinding("someone-else")):
+            build = _Build(selector, binding, None, {})
+            verdict = binding.resource(raw)
+            expected = verdict == OWN and selector.matches(raw, {})
+            assert build.wanted(raw, "k") is expected, raw.get("id")
+            assert sum(build.record.unbound.values()) == (verdict != OWN)
+    assert linked > 1000
