@@ -112,7 +112,8 @@ class _TypeIndex:
         for coding in codings:
             if isinstance(coding, dict):
                 display = coding.get("display")
-                if isinstance(display, str) and self._text_hit(display):
+                # Most displays repeat the text, whose verdict is known by now.
+                if isinstance(display, str) and display != text and self._text_hit(display):
                     return True
         return False
 
@@ -394,17 +395,17 @@ def build_record(
     in R4 (e.g. DSTU2 ``MedicationOrder``) are skipped and counted; ``steroid`` tells which of
     those named a glucocorticoid (:class:`PatientRecord` has the counts).
     """
-    raw_by_key = {
-        key: [r for r in entries if type(r) is dict or isinstance(r, Mapping)]
-        for key, entries in entries_by_key.items()
-    }
+    raw_by_key: dict[str, list[Mapping[str, Any]]] = {}
     medication_keys: dict[str, str] = {}  # "Medication/<id>" -> the key it came under
     raw_medications: dict[str, Mapping[str, Any]] = {}
-    for key, entries in raw_by_key.items():
+    for key, entries in entries_by_key.items():
+        kept = raw_by_key[key] = []
         for raw in entries:
-            if raw.get("resourceType") == "Medication" and isinstance(raw.get("id"), str):
-                raw_medications[f"Medication/{raw['id']}"] = raw
-                medication_keys[f"Medication/{raw['id']}"] = key
+            if type(raw) is dict or isinstance(raw, Mapping):
+                kept.append(raw)
+                if raw.get("resourceType") == "Medication" and isinstance(raw.get("id"), str):
+                    raw_medications[f"Medication/{raw['id']}"] = raw
+                    medication_keys[f"Medication/{raw['id']}"] = key
     build = _Build(selector, binding, steroid, raw_medications)
     seen: set[tuple[str, str]] = set()
     referenced: set[str] = set()  # Medications the patient's own entries point to
