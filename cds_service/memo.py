@@ -14,9 +14,10 @@ Rules every memo follows:
   real records is small, so a clear is rare and cheaper than LRU bookkeeping on every hit);
 - an unhashable key (odd JSON in a record) is computed without the memo.
 
-The memos: ``valueset-match`` (each ValueSet), ``selector-text`` (each resource type's raw
-selector), ``role-matches`` (each service's RoleMap), and the drug-identification and route
-memos of each service's GlucocorticoidKnowledge. Two other stores are not memos of content:
+The memos: ``valueset-match`` (each ValueSet), ``selector-coding`` and ``selector-text``
+(each resource type's raw selector: a coding's verdict by system, code and display; a text's),
+``role-matches`` (each service's RoleMap), and the drug-identification and route memos of each
+service's GlucocorticoidKnowledge. Two other stores are not memos of content:
 ``Service.derived`` keeps values built from the service's own definition (the parts every card
 of a rule shares), one per rule, freed with the service. No request data is kept between calls
 (record.py parses each call's resources afresh: a new chart costs what a reopened one does).

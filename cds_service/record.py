@@ -55,7 +55,11 @@ class _TypeIndex:
     codes: Mapping[str, frozenset[str]]
     prefixes: Mapping[str, tuple[str, ...]]
     text: re.Pattern[str] | None
-    # Displays repeat across resources and calls ("Body Height"): remember each verdict.
+    # Codings and texts repeat across resources and calls ("Body Height"): each verdict is
+    # remembered, by content (system, code, display; text).
+    coding_memo: Memo[tuple[Any, Any, Any], bool] = field(
+        default_factory=lambda: Memo("selector-coding", TEXT_MEMO_SIZE), compare=False, repr=False
+    )
     text_memo: Memo[str, bool] = field(
         default_factory=lambda: Memo("selector-text", TEXT_MEMO_SIZE), compare=False, repr=False
     )
@@ -82,43 +86,34 @@ class _TypeIndex:
 
     def hit(self, concept: Any) -> bool:
         # Raw JSON (orjson dicts and lists): plain isinstance checks, no ABCs, on every coding
-        # of every resource of a large record.
+        # of every resource of a large record. A concept hits when one of its codings does
+        # (by code, or by display text) or its text does: one memo lookup per coding.
         if not isinstance(concept, dict):
             return False
-        codings = concept.get("coding") or ()
-        codes = self.codes
-        for coding in codings:
-            if not isinstance(coding, dict):
-                continue
-            system = coding.get("system")
-            if not isinstance(system, str):
-                continue
-            known = codes.get(system)
-            if known is None:
-                continue  # a system none of the value sets names
-            code = coding.get("code")
-            if isinstance(code, str):
+        coding_hit, memo = self._coding_hit, self.coding_memo
+        for coding in concept.get("coding") or ():
+            if isinstance(coding, dict) and memo.get_with(
+                (coding.get("system"), coding.get("code"), coding.get("display")), coding_hit
+            ):
+                return True
+        if self.text is None:
+            return False
+        text = concept.get("text")
+        return isinstance(text, str) and self.text_memo.get_with(text, self._search)
+
+    def _coding_hit(self, coding: tuple[Any, Any, Any]) -> bool:
+        """Whether one raw coding's (system, code, display) is in the index."""
+        system, code, display = coding
+        if isinstance(system, str) and isinstance(code, str):
+            known = self.codes.get(system)
+            if known is not None:
                 norm = normalize_code(system, code)
                 if norm in known:
                     return True
                 starts = self.prefixes.get(system)
                 if starts and norm.startswith(starts):
                     return True
-        if self.text is None:
-            return False
-        text = concept.get("text")
-        if isinstance(text, str) and self._text_hit(text):
-            return True
-        for coding in codings:
-            if isinstance(coding, dict):
-                display = coding.get("display")
-                # Most displays repeat the text, whose verdict is known by now.
-                if isinstance(display, str) and display != text and self._text_hit(display):
-                    return True
-        return False
-
-    def _text_hit(self, text: str) -> bool:
-        return self.text_memo.get_with(text, self._search)
+        return isinstance(display, str) and self._search(display)
 
     def _search(self, text: str) -> bool:
         return self.text is not None and self.text.search(text) is not None

@@ -67,6 +67,22 @@ ICD = "http://hl7.org/fhir/sid/icd-10-cm"
         ),
         ({"resourceType": "Encounter", "id": "e"}, False),
         ({"resourceType": "Patient", "id": "p"}, True),
+        (  # text fallback on a coding's display, the concept has no text
+            {
+                "resourceType": "Condition",
+                "id": "f",
+                "code": {"coding": [{"system": "urn:local", "code": "9", "display": "Myositis"}]},
+            },
+            True,
+        ),
+        (  # odd JSON in a coding (unhashable system, code an object): not selected, no error
+            {
+                "resourceType": "Condition",
+                "id": "g",
+                "code": {"coding": [{"system": [ICD], "code": {"c": "M33.10"}}, "M33.10"]},
+            },
+            False,
+        ),
     ],
 )
 def test_selection_on_raw_json(selector: Selector, resource: dict[str, Any], kept: bool) -> None:
