@@ -112,3 +112,39 @@ async def test_fetched_record_gives_the_same_cards_as_prefetch(
             assert fetched == prefetched, path.parent.name
             compared += bool(prefetched)
     assert compared >= 15  # most cases have cards, so the comparison is not vacuous
+
+
+async def test_try_it_page_reads_a_patient_from_the_fhir_server(
+    loaded: SekmetServer, tmp_path: Path
+) -> None:
+    """The preview's "FHIR server and patient id" mode: no prefetch, the service reads the
+    record; the explanation and the exposure chart match those of the full prefetch (resource
+    ids aside: the server copy carries the case name in them)."""
+    seed = next(path for path in CASES if path.parent.name == "seed-dermatomyositis")
+    now = datetime.fromisoformat(json.loads((seed.parent / "expected.json").read_text())["now"])
+    settings = make_settings(
+        tmp_path, preview=True, fhir_servers=["http://127.0.0.1"], allow_insecure_fhir=True
+    )
+    body = json.loads(seed.read_text())
+    fetched_body = {
+        "hook": "patient-view",
+        "hookInstance": "0b6f3a52-7d3e-4a8e-9f1e-2c4b5d6e7f80",
+        "fhirServer": loaded.base_url,
+        "context": {"patientId": body["context"]["patientId"], "userId": "Practitioner/1"},
+    }
+
+    def courses(response: httpx.Response) -> list[tuple[Any, ...]]:
+        assert response.status_code == 200, response.text
+        out = response.json()
+        assert [line["mg"] for line in out["chart"]["lines"]] == [2.5, 7.5, 20.0, 30.0]
+        return sorted(
+            (c["drug"], c["start"], c["end"], c["daily_peq_mg"], c["planned"])
+            for c in out["explanation"]["courses"]
+        )
+
+    async with app_client(settings, clock=lambda: now) as client:
+        path = "/preview/api/explain/glucocorticoid-safety"
+        prefetched = courses(await client.post(path, json=body))
+        fetched = courses(await client.post(path, json=fetched_body))
+    assert len(prefetched) >= 4
+    assert fetched == prefetched
