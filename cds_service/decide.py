@@ -70,7 +70,7 @@ def exposure_params(t: Thresholds, lookback_days: int | None) -> ExposureParams:
     return ExposureParams.from_thresholds(t, lookback_days)
 
 
-def _record(call: HookCall, gathered: Gathered) -> PatientRecord:
+def patient_record(call: HookCall, gathered: Gathered) -> PatientRecord:
     """The context patient's record; everything left out is counted in it: entries of other
     patients (and prefetch keys set aside for holding another Patient), unreadable entries,
     unreadable draft orders (under ``context.draftOrders``)."""
@@ -99,7 +99,7 @@ def clinical_facts(
     call: HookCall, gathered: Gathered, options: DecideOptions
 ) -> tuple[ClinicalFacts, PatientRecord]:
     """The patient's facts from the gathered data, and the record they were read from."""
-    record = _record(call, gathered)
+    record = patient_record(call, gathered)
     return _facts(call, record, options), record
 
 
@@ -132,16 +132,27 @@ def _facts(call: HookCall, record: PatientRecord, options: DecideOptions) -> Cli
     )
 
 
-def decide(call: HookCall, gathered: Gathered, options: DecideOptions) -> Evaluation:
-    return decide_showing_facts(call, gathered, options)[0]
+def decide(
+    call: HookCall,
+    gathered: Gathered,
+    options: DecideOptions,
+    record: PatientRecord | None = None,
+) -> Evaluation:
+    """The response to ``call``; ``record`` when the caller already built it
+    (``patient_record``: the engine does, to judge how heavy the rest is)."""
+    return decide_showing_facts(call, gathered, options, record)[0]
 
 
 def decide_showing_facts(
-    call: HookCall, gathered: Gathered, options: DecideOptions
+    call: HookCall,
+    gathered: Gathered,
+    options: DecideOptions,
+    record: PatientRecord | None = None,
 ) -> tuple[Evaluation, ClinicalFacts, SteroidStatus]:
     """decide(), with the facts and the glucocorticoid status the rules judged from (for the
     explanation: computed once, so it cannot drift from the cards)."""
-    record = _record(call, gathered)
+    if record is None:
+        record = patient_record(call, gathered)
     facts = _facts(call, record, options)
     t = call.service.thresholds
     status = SteroidStatus.of(facts, t, call.service.valuesets.get("replacement_glucocorticoids"))

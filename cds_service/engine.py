@@ -5,9 +5,12 @@
     -> decide.decide()                   record -> exposure -> facts -> rules -> cards
 
 The Engine holds the options of both steps, built once per process (main.py) or per test.
-A large record is decided in a worker thread, so the event loop keeps answering other calls
-(and /healthz) while thousands of resources are validated; a small one is decided inline,
-where a thread hop would cost more than the work.
+Up to OFFLOAD_ALL_ENTRIES entries the patient's record is selected on the event loop (a walk
+over the parsed JSON that keeps what the rules read: microseconds per entry, like the parse
+before it). The rest of decide() runs inline for an ordinary record, where a thread hop would
+cost more than the work, and in a worker thread for a heavy one (many glucocorticoid entries
+or thousands of selected resources) or a very large request, so the event loop keeps
+answering other calls and /healthz meanwhile.
 """
 
 from __future__ import annotations
@@ -17,15 +20,29 @@ from dataclasses import dataclass, field
 import anyio
 import anyio.to_thread
 
-from cds_service.decide import DecideOptions, Evaluation, ResponseCheckFailed, decide
+from cds_service.decide import (
+    DecideOptions,
+    Evaluation,
+    ResponseCheckFailed,
+    decide,
+    patient_record,
+)
 from cds_service.gather import Gathered, GatherOptions, gather
 from cds_service.hook_call import HookCall
+from cds_service.record import MEDICATION_USE_TYPES, PatientRecord
 
-# Entries (prefetched or fetched resources plus draft orders) from which decide() runs off the
-# event loop. Below it a first call for a chart holds the loop for well under 100 ms (a
-# 664-resource Synthea record: about 60 ms); above it the thread hop and GIL hand-offs cost
-# less than the stall they prevent (measured with `make bench`, docs/performance.md).
-OFFLOAD_MIN_ENTRIES = 1000
+# When the rest of decide() runs off the event loop, judged on the selected record. Medication
+# entries (and draft orders) are what costs: each becomes a course on the exposure timeline,
+# about 0.2 ms (1,000 glucocorticoid orders: some 200 ms); other selected resources cost tens
+# of microseconds. Below both lines a call holds the loop for well under 20 ms; above them the
+# thread hop and GIL hand-offs (about 1.5 ms on a 1,000-entry record) cost less than the stall
+# they prevent (docs/performance.md).
+OFFLOAD_MIN_MEDICATION_ENTRIES = 100
+OFFLOAD_MIN_SELECTED = 1500
+# Entries (prefetched or fetched resources plus draft orders) from which even the selection
+# runs in the worker thread: reading 2,000 entries that all name a glucocorticoid takes about
+# 30 ms; a flood of 10,000 would hold the loop for over 100 ms (docs/integrity.md).
+OFFLOAD_ALL_ENTRIES = 2000
 # Threads deciding at once: under the GIL more would not add throughput, only memory (each
 # holds a parsed record).
 OFFLOAD_THREADS = 2
@@ -35,7 +52,6 @@ OFFLOAD_THREADS = 2
 class Engine:
     gather: GatherOptions = field(default_factory=GatherOptions)
     decide: DecideOptions = field(default_factory=DecideOptions)
-    offload_min_entries: int = OFFLOAD_MIN_ENTRIES
     _limiter: list[anyio.CapacityLimiter] = field(
         default_factory=list, init=False, repr=False, compare=False
     )
@@ -43,10 +59,13 @@ class Engine:
     async def evaluate(self, call: HookCall) -> Evaluation:
         """Run one hook call. Raises MissingData (412) when a needed key cannot be had."""
         gathered = await gather(call, self.gather)
-        if _size(call, gathered) < self.offload_min_entries:
-            return decide(call, gathered, self.decide)
+        record = None
+        if _entries(call, gathered) < OFFLOAD_ALL_ENTRIES:
+            record = patient_record(call, gathered)
+            if not _heavy(call, record):
+                return decide(call, gathered, self.decide, record)
         return await anyio.to_thread.run_sync(
-            decide, call, gathered, self.decide, limiter=self._threads()
+            decide, call, gathered, self.decide, record, limiter=self._threads()
         )
 
     def _threads(self) -> anyio.CapacityLimiter:
@@ -56,10 +75,19 @@ class Engine:
         return self._limiter[0]
 
 
-def _size(call: HookCall, gathered: Gathered) -> int:
+def _entries(call: HookCall, gathered: Gathered) -> int:
     drafts = call.drafts
     entries = sum(len(v) for v in gathered.prefetch.entries.values())
     return entries + len(drafts.medication_requests) + len(drafts.entries)
+
+
+def _heavy(call: HookCall, record: PatientRecord) -> bool:
+    """Whether deciding on ``record`` could hold the event loop for long (see the lines above)."""
+    drafts = call.drafts
+    medications = sum(len(record.by_type.get(t, [])) for t in MEDICATION_USE_TYPES)
+    medications += len(drafts.medication_requests)
+    selected = sum(len(resources) for resources in record.by_type.values()) + len(drafts.entries)
+    return medications >= OFFLOAD_MIN_MEDICATION_ENTRIES or selected >= OFFLOAD_MIN_SELECTED
 
 
 __all__ = ["Engine", "Evaluation", "HookCall", "ResponseCheckFailed"]

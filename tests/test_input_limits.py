@@ -150,8 +150,9 @@ async def test_a_long_feedback_card_uuid_is_400(client: httpx.AsyncClient) -> No
     assert len(response.content) < 2_000
 
 
-def _padded(body: dict[str, Any], count: int) -> dict[str, Any]:
-    """The seed plus ``count`` Observations no rule reads (so only the size changes)."""
+def _padded(body: dict[str, Any], count: int, code: str = "8302-2") -> dict[str, Any]:
+    """The seed plus ``count`` Observations of one LOINC ``code`` (body height by default, which
+    the rules read; a code no value set holds is left out by the selection)."""
     observations = body["prefetch"].setdefault(
         "observations", {"resourceType": "Bundle", "type": "searchset", "entry": []}
     )
@@ -162,7 +163,7 @@ def _padded(body: dict[str, Any], count: int) -> dict[str, Any]:
                     "resourceType": "Observation",
                     "id": f"height-{i}",
                     "status": "final",
-                    "code": {"coding": [{"system": "http://loinc.org", "code": "8302-2"}]},
+                    "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
                     "subject": {"reference": f"Patient/{body['context']['patientId']}"},
                 }
             }
@@ -170,8 +171,29 @@ def _padded(body: dict[str, Any], count: int) -> dict[str, Any]:
     return body
 
 
-async def test_a_large_record_is_decided_off_the_event_loop(
-    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+def _with_glucocorticoid_orders(body: dict[str, Any], count: int) -> dict[str, Any]:
+    """The seed plus ``count`` copies of its current prednisone order (each a course to place)."""
+    entries = body["prefetch"]["medications"]["entry"]
+    current = next(e for e in entries if e["resource"]["id"] == "mr-pred-4")
+    for i in range(count):
+        copied = copy.deepcopy(current)
+        copied["resource"]["id"] = f"mr-copy-{i}"
+        copied.pop("fullUrl", None)
+        entries.append(copied)
+    return body
+
+
+@pytest.mark.parametrize(
+    "heavy",
+    [
+        lambda: _with_glucocorticoid_orders(seed(), engine_module.OFFLOAD_MIN_MEDICATION_ENTRIES),
+        lambda: _padded(seed(), engine_module.OFFLOAD_MIN_SELECTED),
+        lambda: _padded(seed(), engine_module.OFFLOAD_ALL_ENTRIES, code="8867-4"),
+    ],
+    ids=["glucocorticoid-orders", "selected-resources", "entries"],
+)
+async def test_a_heavy_record_is_decided_off_the_event_loop(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, heavy: Any
 ) -> None:
     started, release = threading.Event(), threading.Event()
     real = engine_module.decide  # type: ignore[attr-defined]
@@ -182,7 +204,7 @@ async def test_a_large_record_is_decided_off_the_event_loop(
         return real(*args)
 
     monkeypatch.setattr(engine_module, "decide", held)
-    body = _padded(seed(), engine_module.OFFLOAD_MIN_ENTRIES)
+    body = heavy()
     result: dict[str, httpx.Response] = {}
 
     async def call() -> None:
@@ -210,7 +232,11 @@ async def test_a_small_record_is_decided_inline(
 
     monkeypatch.setattr(engine_module, "decide", spy)
     assert (await client.post(SERVICE, json=seed())).status_code == 200
-    assert threads == [threading.main_thread().name]
+    # A large record the rules hardly read (1,000 entries of a code no value set holds, as
+    # most of a real chart is) is selected and decided inline: a thread hop would cost more.
+    large = _padded(seed(), 1000, code="8867-4")  # heart rate
+    assert (await client.post(SERVICE, json=large)).status_code == 200
+    assert threads == [threading.main_thread().name] * 2
 
 
 async def test_a_prefetch_key_past_the_entry_cap_is_cut_and_said_incomplete(tmp_path: Path) -> None:
