@@ -32,16 +32,17 @@ from cds_service.hook_call import HookCall
 from cds_service.record import MEDICATION_USE_TYPES, PatientRecord
 
 # When the rest of decide() runs off the event loop, judged on the selected record. Medication
-# entries (and draft orders) are what costs: each becomes a course on the exposure timeline,
-# about 0.2 ms (1,000 glucocorticoid orders: some 200 ms); other selected resources cost tens
-# of microseconds. Below both lines a call holds the loop for well under 20 ms; above them the
+# entries (and draft orders) are what costs: each becomes a course on the exposure timeline
+# (1,000 copies of the seed's prednisone order: about 0.2 s for the whole call, `cds-service
+# evaluate`); other selected resources cost tens of microseconds. Below both lines a call holds the loop for well under 20 ms; above them the
 # thread hop and GIL hand-offs (about 1.5 ms on a 1,000-entry record) cost less than the stall
 # they prevent (docs/performance.md).
 OFFLOAD_MIN_MEDICATION_ENTRIES = 100
 OFFLOAD_MIN_SELECTED = 1500
 # Entries (prefetched or fetched resources plus draft orders) from which even the selection
-# runs in the worker thread: reading 2,000 entries that all name a glucocorticoid takes about
-# 30 ms; a flood of 10,000 would hold the loop for over 100 ms (docs/integrity.md).
+# runs in the worker thread: a selected resource costs about 11 µs to read (its view;
+# docs/performance.md), so 2,000 entries that all need reading hold the loop some 20-30 ms,
+# and a flood of 10,000 (docs/integrity.md) would hold it far longer.
 OFFLOAD_ALL_ENTRIES = 2000
 # Threads deciding at once: under the GIL more would not add throughput, only memory (each
 # holds a parsed record).
