@@ -34,9 +34,9 @@ from cds_service.record import MEDICATION_USE_TYPES, PatientRecord
 # When the rest of decide() runs off the event loop, judged on the selected record. Medication
 # entries (and draft orders) are what costs: each becomes a course on the exposure timeline
 # (1,000 copies of the seed's prednisone order: about 0.2 s for the whole call, `cds-service
-# evaluate`); other selected resources cost tens of microseconds. Below both lines a call holds the loop for well under 20 ms; above them the
-# thread hop and GIL hand-offs (about 1.5 ms on a 1,000-entry record) cost less than the stall
-# they prevent (docs/performance.md).
+# evaluate`); other selected resources cost tens of microseconds. Below both lines a call
+# holds the loop some 20-40 ms at most; above them the thread hop and GIL hand-offs (about
+# 1.5 ms on a 1,000-entry record) cost less than the stall they prevent (docs/performance.md).
 OFFLOAD_MIN_MEDICATION_ENTRIES = 100
 OFFLOAD_MIN_SELECTED = 1500
 # Entries (prefetched or fetched resources plus draft orders) from which even the selection
