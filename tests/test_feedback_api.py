@@ -118,6 +118,39 @@ async def test_snooze_loop_end_to_end(tmp_path: Path) -> None:
     assert rows["infection-prevention"]["accepted"] == 1
 
 
+@pytest.mark.parametrize(
+    "reason",
+    [
+        {"system": "urn:another-ehr:reasons", "code": "already-done"},
+        {"code": "already-done"},
+        {"system": REASONS, "code": "\x1b[31mforged\nrow"},
+    ],
+    ids=["foreign-system", "no-system", "control-characters"],
+)
+async def test_a_reason_the_card_never_offered_counts_but_never_snoozes(
+    tmp_path: Path, reason: dict[str, str]
+) -> None:
+    """Only the card's own overrideReasons (system and code) snooze; anything else is stored as
+    'unrecognised', so a caller's text never reaches the report."""
+    async with app_client(make_settings(tmp_path, admin_token="adm-test")) as client:
+        bone = cards_by_topic(await client.post(SERVICE, json=patient_view("pt-foreign")))[
+            "bone-health"
+        ]
+        override = {
+            "card": bone["uuid"],
+            "outcome": "overridden",
+            "overrideReason": {"reason": reason},
+            "outcomeTimestamp": "2026-11-24T05:00:00Z",
+        }
+        assert (await client.post(FEEDBACK, json={"feedback": [override]})).status_code == 200
+        again = cards_by_topic(await client.post(SERVICE, json=patient_view("pt-foreign")))
+        assert "bone-health" in again
+        stats = await client.get("/admin/stats", headers={"Authorization": "Bearer adm-test"})
+    assert stats.status_code == 200, stats.text
+    rows = {row["topic"]: row for row in stats.json()["rows"]}
+    assert rows["bone-health"]["override_reasons"] == {"unrecognised": 1}
+
+
 async def test_restart_keeps_feedback(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     async with app_client(settings) as client:

@@ -50,15 +50,22 @@ async def feedback(service_id: str, request: Request, runtime: RuntimeDep) -> Re
     service = find_service(runtime, service_id)
     parsed = await read_model(request, FeedbackRequest, max_bytes=runtime.settings.max_body_bytes)
     items = []
+    offered = {r.code for r in service.definition.override_reasons}
     for index, entry in enumerate(parsed.feedback):
         reason = entry.overrideReason.reason if entry.overrideReason else None
+        system, code = _override_reason(
+            reason.system if reason else None,
+            reason.code if reason else None,
+            service.definition.override_reason_system,
+            offered,
+        )
         items.append(
             FeedbackItem(
                 card_uuid=entry.card,
                 outcome=entry.outcome,
                 accepted_suggestions=tuple(s.id for s in entry.acceptedSuggestions or ()),
-                override_system=reason.system if reason else None,
-                override_code=reason.code if reason else None,
+                override_system=system,
+                override_code=code,
                 user_comment=entry.overrideReason.userComment if entry.overrideReason else None,
                 outcome_timestamp=_timestamp(
                     entry.outcomeTimestamp, f"feedback.{index}.outcomeTimestamp"
@@ -122,6 +129,24 @@ async def admin_stats(request: Request, runtime: RuntimeDep, since: str | None =
             ]
         }
     )
+
+
+# Stored for an override reason the service never offered (another code system, another code):
+# it counts as overridden and in the report, and never snoozes (only the card's own reasons do).
+UNRECOGNISED_REASON = "unrecognised"
+
+
+def _override_reason(
+    system: str | None, code: str | None, our_system: str, offered: set[str]
+) -> tuple[str | None, str | None]:
+    """The reason as stored: one of the card's own ``overrideReasons`` as sent; no reason as
+    none; anything else as ``unrecognised`` (its text is the caller's: never stored, so it can
+    neither snooze under another system's code nor reach the report)."""
+    if code is None and system is None:
+        return None, None
+    if system == our_system and code in offered:
+        return system, code
+    return None, UNRECOGNISED_REASON
 
 
 def _constant_time_equal(a: str, b: str) -> bool:

@@ -37,6 +37,12 @@ def _client(row: StatRow) -> str:
     return f"{row.client_iss} tenant={row.client_tenant}" if row.client_tenant else row.client_iss
 
 
+def _printable(cell: str) -> str:
+    """A cell as text for a terminal: control characters (escape sequences, newlines) from
+    stored values such as a client's issuer become ``?``."""
+    return "".join(ch if ch.isprintable() else "?" for ch in cell)
+
+
 def render_report(rows: Sequence[StatRow], fmt: Literal["json", "table"]) -> str:
     """``json``: a list of objects with the StatRow field names (rate as a float or null).
     ``table``: aligned columns with a header, one line per row, the rate as a percentage, and
@@ -66,6 +72,7 @@ def render_report(rows: Sequence[StatRow], fmt: Literal["json", "table"]) -> str
         )
         for row in rows
     ]
+    lines = [tuple(_printable(cell) for cell in line) for line in lines]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     numeric = range(3, 8)  # right-aligned columns
 
