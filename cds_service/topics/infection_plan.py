@@ -457,6 +457,7 @@ def default_values(t: Thresholds) -> dict[str, str]:
         "defer_mg": fmt_number(t.value("infection.nonlive_vaccine_defer_daily_mg")),
         "vaccines_due": "none",
         "vaccines_later": "none",
+        "vaccines_later_rest": "none",
         "defer_until": fmt_date(None),
         "rzv_last": fmt_date(None),
     }
