@@ -14,6 +14,7 @@ from tests.topic_support import REPLACEMENT_DRUGS, THRESHOLDS, Planned, Taken, f
 
 LONG_TERM = [Taken(ago=200, days=201, mg=10)]  # current, 10 mg/day
 HIGH_DOSE = [Taken(ago=200, days=201, mg=40)]
+LOW_DOSE = [Taken(ago=200, days=201, mg=5)]
 BOTH_HIPS = hit("hip_prosthesis", "Procedure/thr", laterality="bilateral")
 OLD_DXA = hit("bone_density", "Observation/old", ago=800, value=-1.6, score="z")
 RECENT_DXA = hit("bone_density", "Observation/new", ago=100, value=-1.0, score="t")
@@ -26,6 +27,9 @@ OSTEOPENIA = hit("osteopenia", "Condition/osteopenia")
         ("no DXA, 37", facts(age=37, taken=LONG_TERM), "dxa-none", "read-under-40"),
         ("no DXA, 62", facts(age=62, taken=LONG_TERM), "dxa-none", "read-frax"),
         ("no DXA, 62, 40 mg", facts(age=62, taken=HIGH_DOSE), "dxa-none", "read-frax-high-dose"),
+        # no FRAX multiplier below 7.5 mg/day (clinical review 2, finding 4; Kanis 2011)
+        ("no DXA, 62, 5 mg", facts(age=62, taken=LOW_DOSE), "dxa-none", "read-frax-low-dose"),
+        ("DXA current, 5 mg", facts(RECENT_DXA, age=62, taken=LOW_DOSE), None, "frax-low-dose"),
         ("old DXA", facts(OLD_DXA, age=37, taken=LONG_TERM), "dxa-due", "read-under-40"),
         ("hips, none", facts(BOTH_HIPS, age=55, taken=LONG_TERM), "dxa-none-hips", "read-frax"),
         (
