@@ -240,7 +240,9 @@ class InfectionPlan:
         the drug for the whole course with obstetrics first)."""
         self.suggestions = [s for s in self.suggestions if s not in TMP_SMX_ORDERS]
         self.recommended = [s for s in self.recommended if s not in TMP_SMX_ORDERS]
-        self.details = ["pjp-pregnancy"] + [d for d in self.details if d != "pjp-default"]
+        # one paragraph: agree first, with no "Start PJP prophylaxis" after it (review 2, 5)
+        held = ("pjp-default", "pjp")
+        self.details = ["pjp-pregnancy"] + [d for d in self.details if d not in held]
 
     def _pjp_choice(self, detail: str, best: str) -> None:
         self.details.append(detail)
