@@ -131,3 +131,32 @@ def test_order_hooks_one_dxa_paragraph(
     assert (finding.summary, detail in finding.details) == (summary, True), case
     dxa_ids = {"dxa-baseline", "dxa-due", "dxa-baseline-hips", "dxa-due-hips"}
     assert [d for d in finding.details if d in dxa_ids] == [detail], case
+
+
+@pytest.mark.parametrize(
+    ("case", "f", "prompt"),
+    [
+        (
+            "moderate risk: oral bisphosphonate first line",
+            facts(OSTEOPENIA, age=45, taken=LONG_TERM),
+            "treatment",
+        ),
+        (
+            "very high risk: anabolic preferred",
+            facts(age=62, taken=HIGH_DOSE),
+            "treatment-very-high",
+        ),
+        (
+            "no birth date: decide once recorded",
+            facts(age=None, taken=HIGH_DOSE),
+            "treatment-age-unknown",
+        ),
+    ],
+)
+def test_the_treatment_prompt_fits_what_is_known(case: str, f: ClinicalFacts, prompt: str) -> None:
+    """Clinical review 2, findings 6-7: at very high risk an anabolic agent is preferred (KB1
+    A3); without a birth date no adult drug is started (a child needs a specialist, KB2 7.1)."""
+    finding = run(BONE_HEALTH, f)
+    assert finding is not None, case
+    prompts = {"treatment", "treatment-very-high", "treatment-age-unknown"}
+    assert [d for d in finding.details if d in prompts] == [prompt], case

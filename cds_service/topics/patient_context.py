@@ -303,7 +303,8 @@ class TherapyContext:
         details = [*finding.details, *self.details]
         suggestions = list(finding.suggestions)
         summary, indicator = finding.summary, finding.indicator
-        prompt = next((d for d in ("treatment", "zoledronate-overdue") if d in details), None)
+        prompts = ("treatment", "treatment-very-high", "zoledronate-overdue")
+        prompt = next((d for d in prompts if d in details), None)
         if "kidney" in details and prompt is not None:
             # zoledronic acid is contraindicated below 35 mL/min: no "give it now" either
             details[details.index(prompt)] = "treatment-kidney"
@@ -344,6 +345,8 @@ PREGNANCY_DEFERS = frozenset(
         "read-under-40",
         "child-reading",
         "treatment",
+        "treatment-very-high",
+        "treatment-age-unknown",
         "zoledronate-overdue",
         "treatment-kidney",
         "risk-assessment",
