@@ -217,6 +217,17 @@ def _for_age(
     return None, pneumococcal, influenza
 
 
+def _sort_needs(plan: VaccinePlan, needs: tuple[Need | None, ...], *, defer: bool) -> None:
+    """Each need now or later (a deferrable one waits above the line), with its detail."""
+    for need in needs:
+        if need is None:
+            continue
+        later = defer and need.deferrable
+        (plan.later if later else plan.now).append(need)
+        detail = (need.later_detail or need.detail) if later else need.detail
+        plan.details += [detail] if detail else []
+
+
 def plan_vaccines(
     facts: ClinicalFacts, t: Thresholds, *, dose_mg: float, pregnant: bool
 ) -> VaccinePlan:
@@ -239,13 +250,7 @@ def plan_vaccines(
             influenza = Need("influenza-pregnancy", "inactivated influenza", deferrable=False)
     line = t.value("infection.nonlive_vaccine_defer_daily_mg")
     defer = dose_mg >= line - EPS
-    for need in (zoster, pneumococcal, influenza):
-        if need is None:
-            continue
-        later = defer and need.deferrable
-        (plan.later if later else plan.now).append(need)
-        detail = (need.later_detail or need.detail) if later else need.detail
-        plan.details += [detail] if detail else []
+    _sort_needs(plan, (zoster, pneumococcal, influenza), defer=defer)
     until = defer_until(facts.exposure, line) if plan.later else None
     if plan.now:
         plan.details.insert(0, "vaccines-child" if young else "vaccines")
