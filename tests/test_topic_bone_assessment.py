@@ -14,6 +14,7 @@ from tests.topic_support import REPLACEMENT_DRUGS, THRESHOLDS, Planned, Taken, f
 
 LONG_TERM = [Taken(ago=200, days=201, mg=10)]  # current, 10 mg/day
 HIGH_DOSE = [Taken(ago=200, days=201, mg=40)]
+LOW_DOSE = [Taken(ago=200, days=201, mg=5)]
 BOTH_HIPS = hit("hip_prosthesis", "Procedure/thr", laterality="bilateral")
 OLD_DXA = hit("bone_density", "Observation/old", ago=800, value=-1.6, score="z")
 RECENT_DXA = hit("bone_density", "Observation/new", ago=100, value=-1.0, score="t")
@@ -26,6 +27,9 @@ OSTEOPENIA = hit("osteopenia", "Condition/osteopenia")
         ("no DXA, 37", facts(age=37, taken=LONG_TERM), "dxa-none", "read-under-40"),
         ("no DXA, 62", facts(age=62, taken=LONG_TERM), "dxa-none", "read-frax"),
         ("no DXA, 62, 40 mg", facts(age=62, taken=HIGH_DOSE), "dxa-none", "read-frax-high-dose"),
+        # no FRAX multiplier below 7.5 mg/day (clinical review 2, finding 4; Kanis 2011)
+        ("no DXA, 62, 5 mg", facts(age=62, taken=LOW_DOSE), "dxa-none", "read-frax-low-dose"),
+        ("DXA current, 5 mg", facts(RECENT_DXA, age=62, taken=LOW_DOSE), None, "frax-low-dose"),
         ("old DXA", facts(OLD_DXA, age=37, taken=LONG_TERM), "dxa-due", "read-under-40"),
         ("hips, none", facts(BOTH_HIPS, age=55, taken=LONG_TERM), "dxa-none-hips", "read-frax"),
         (
@@ -127,3 +131,32 @@ def test_order_hooks_one_dxa_paragraph(
     assert (finding.summary, detail in finding.details) == (summary, True), case
     dxa_ids = {"dxa-baseline", "dxa-due", "dxa-baseline-hips", "dxa-due-hips"}
     assert [d for d in finding.details if d in dxa_ids] == [detail], case
+
+
+@pytest.mark.parametrize(
+    ("case", "f", "prompt"),
+    [
+        (
+            "moderate risk: oral bisphosphonate first line",
+            facts(OSTEOPENIA, age=45, taken=LONG_TERM),
+            "treatment",
+        ),
+        (
+            "very high risk: anabolic preferred",
+            facts(age=62, taken=HIGH_DOSE),
+            "treatment-very-high",
+        ),
+        (
+            "no birth date: decide once recorded",
+            facts(age=None, taken=HIGH_DOSE),
+            "treatment-age-unknown",
+        ),
+    ],
+)
+def test_the_treatment_prompt_fits_what_is_known(case: str, f: ClinicalFacts, prompt: str) -> None:
+    """Clinical review 2, findings 6-7: at very high risk an anabolic agent is preferred (KB1
+    A3); without a birth date no adult drug is started (a child needs a specialist, KB2 7.1)."""
+    finding = run(BONE_HEALTH, f)
+    assert finding is not None, case
+    prompts = {"treatment", "treatment-very-high", "treatment-age-unknown"}
+    assert [d for d in finding.details if d in prompts] == [prompt], case

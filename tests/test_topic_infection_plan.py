@@ -340,6 +340,8 @@ def test_pregnancy_holds_tmp_smx_for_obstetrics(case: str, extra: tuple[Hit, ...
         assert finding is not None, case
         assert finding.details[0] == "pjp-pregnancy", case
         assert "pjp-default" not in finding.details, case
+        # one paragraph: no "Start PJP prophylaxis" after "agree first" (clinical review 2, 5)
+        assert "pjp" not in finding.details, case
         assert not {"tmp-smx", "tmp-smx-renal"} & set(finding.suggestions), case
         assert not {"tmp-smx", "tmp-smx-renal"} & set(finding.recommended), case
         assert "Condition/preg" in finding.evidence, case

@@ -392,6 +392,17 @@ def test_pregnancy_holds_ct_based_orders(
     assert "Condition/preg" in finding.evidence, case
 
 
+def test_pregnancy_text_asks_for_no_ct() -> None:
+    """The held HRCT and CT panel leave the text too (clinical review 2, finding 1): the lung
+    screen asks for PFTs only, the cancer screen starts without CT."""
+    finding = run(MYOSITIS, facts(DM_NEW, PREGNANT, age=35))
+    assert finding is not None
+    assert "lung-screen-pregnancy" in finding.details
+    assert "cancer-pregnancy" in finding.details
+    assert not {"lung-screen", "cancer-enhanced", "hrct-screen"} & set(finding.details)
+    assert finding.summary == "cancer-pregnancy"
+
+
 def test_not_pregnant_keeps_the_ct_orders_and_says_hrct_once() -> None:
     finding = run(MYOSITIS, facts(DM_NEW, age=35))
     assert finding is not None

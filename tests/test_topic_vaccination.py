@@ -193,3 +193,30 @@ def test_order_hook_defers_by_the_dose_being_ordered() -> None:
     assert finding is not None
     assert finding.summary == "vaccines-later"
     assert not {"zoster", "pneumococcal"} & set(finding.suggestions)
+
+
+@pytest.mark.parametrize(
+    ("case", "extra", "rest"),
+    [
+        ("only dose 2 waits: its plan line alone", (PCV20,), None),
+        (
+            "dose 2 and pneumococcal wait: the list keeps the rest",
+            (),
+            "pneumococcal (PCV20 or PCV21)",
+        ),
+    ],
+)
+def test_a_deferred_rzv_dose_2_is_planned_not_given(
+    case: str, extra: tuple[Hit, ...], rest: str | None
+) -> None:
+    """Clinical review 2, finding 3: at 40 mg/day dose 2 waits, so the card has its plan line
+    ("do not restart the series") and not "Give recombinant zoster dose 2"."""
+    f = facts(*screened(), FLU, rzv("a", 90), *extra, planned=[Planned(56, 40)])
+    finding = run(ORDER_INFECTION, f)
+    assert finding is not None, case
+    assert "zoster-dose-2-later" in finding.details, case
+    assert "zoster-dose-2" not in finding.details, case
+    assert "zoster-dose-2" not in finding.suggestions, case
+    assert ("vaccines-defer" in finding.details) is (rest is not None), case
+    assert finding.facts["vaccines_later_rest"] == (rest or "none"), case
+    assert "recombinant zoster dose 2" in finding.facts["vaccines_later"], case

@@ -19,7 +19,7 @@ from cds_service.topics.patient_context import both_hips_replaced, newest
 
 # How to read fracture risk, by age and dose: a sentence after a DXA order (``READING``), or
 # its own paragraph when the DXA on record is within the interval.
-ASSESSMENTS = ("frax", "frax-high-dose", "under-40")
+ASSESSMENTS = ("frax", "frax-high-dose", "frax-low-dose", "under-40")
 READING = {name: f"read-{name}" for name in ASSESSMENTS}
 
 
@@ -88,8 +88,8 @@ class BoneWork:
 
 
 def assessment(facts: ClinicalFacts, status: SteroidStatus, t: Thresholds, work: BoneWork) -> str:
-    """How fracture risk is read (adults): FRAX adjusted for the dose from age 40, not FRAX at
-    very high doses (ACR 2022 key points; KB1 A3), Z-scores under 40; ``age-unknown`` without a
+    """How fracture risk is read (adults): FRAX from age 40, adjusted for the dose from the
+    adjustment threshold, not FRAX at very high doses (ACR 2022 key points; KB1 A3), Z-scores under 40; ``age-unknown`` without a
     birth date. After a DXA order it is a sentence of that paragraph (``read-...``)."""
     if facts.age is None:
         return "age-unknown"
@@ -97,6 +97,8 @@ def assessment(facts: ClinicalFacts, status: SteroidStatus, t: Thresholds, work:
         name = "under-40"
     elif status.current_mg >= t.value("exposure.very_high_daily_mg"):
         name = "frax-high-dose"
+    elif status.current_mg < t.value("bone.frax_gc_adjust_above_mg"):
+        name = "frax-low-dose"  # no dose adjustment below 7.5 mg/day (Kanis 2011; KB1 A3)
     else:
         name = "frax"
     return name if work.dxa_current else READING[name]

@@ -122,6 +122,17 @@ def _adult_details(
     return details, dmab_suggestions + suggestions
 
 
+def _treatment_prompt(detail: str, risk: str, age: int | None) -> str:
+    """The treatment prompt for what is known (clinical review 2, findings 6-7): without a
+    birth date, decide once it is recorded (a child gets a bisphosphonate only after a fracture,
+    KB2 7.1); at very high risk an anabolic agent is preferred (ACR 2022, KB1 A3)."""
+    if detail != "treatment":
+        return detail
+    if age is None:
+        return "treatment-age-unknown"
+    return "treatment-very-high" if risk == "very high" else detail
+
+
 def evaluate_bone_health(
     facts: ClinicalFacts, status: SteroidStatus, t: Thresholds
 ) -> Finding | None:
@@ -146,6 +157,7 @@ def evaluate_bone_health(
     overdue = work.drugs.denosumab is not None and work.drugs.denosumab.state == "overdue"
     treat = risk in ("moderate", "high", "very high") and not work.therapy and not overdue
     details, suggestions = _adult_details(facts, status, t, work, treat)
+    details = [_treatment_prompt(d, risk, facts.age) for d in details]
     summary = _lead(work, treat)
     lapsed = overdue or work.drugs.zoledronate is not None
     indicator: Indicator = "warning" if treat or lapsed or not work.last_dxa else "info"
@@ -234,6 +246,8 @@ BONE_HEALTH = RuleKind(
         "risk",
         "zoledronate-overdue",
         "treatment",
+        "treatment-very-high",
+        "treatment-age-unknown",
         "treatment-kidney",
         "calcium-vitamin-d",
         "kidney",

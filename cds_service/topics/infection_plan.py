@@ -240,7 +240,9 @@ class InfectionPlan:
         the drug for the whole course with obstetrics first)."""
         self.suggestions = [s for s in self.suggestions if s not in TMP_SMX_ORDERS]
         self.recommended = [s for s in self.recommended if s not in TMP_SMX_ORDERS]
-        self.details = ["pjp-pregnancy"] + [d for d in self.details if d != "pjp-default"]
+        # one paragraph: agree first, with no "Start PJP prophylaxis" after it (review 2, 5)
+        held = ("pjp-default", "pjp")
+        self.details = ["pjp-pregnancy"] + [d for d in self.details if d not in held]
 
     def _pjp_choice(self, detail: str, best: str) -> None:
         self.details.append(detail)
@@ -457,6 +459,7 @@ def default_values(t: Thresholds) -> dict[str, str]:
         "defer_mg": fmt_number(t.value("infection.nonlive_vaccine_defer_daily_mg")),
         "vaccines_due": "none",
         "vaccines_later": "none",
+        "vaccines_later_rest": "none",
         "defer_until": fmt_date(None),
         "rzv_last": fmt_date(None),
     }

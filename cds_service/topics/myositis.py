@@ -39,6 +39,8 @@ ROLES = (
 # CT-based orders (HRCT chest, the enhanced panel's CT neck to pelvis): not offered in pregnancy
 # (clinical-knowledge-2.md 2.6, 8.2); the card asks to agree imaging with obstetrics instead.
 CT_SUGGESTIONS = frozenset({"hrct", "cancer-screening-enhanced"})
+# ... and the paragraphs that would ask for them take their pregnancy wording (clinical review 2, 1)
+PREGNANCY_WORDING = {"lung-screen": "lung-screen-pregnancy", "cancer-enhanced": "cancer-pregnancy"}
 THRESHOLDS = (
     "myositis.pft_interval_days",
     "myositis.pft_first_year_days",
@@ -392,10 +394,11 @@ def evaluate_myositis(facts: ClinicalFacts, status: SteroidStatus, t: Thresholds
     details += ["pft-values"] if lung.last_pft else []
     details += [*_cancer_detail(cancer), _enzymes_detail(enzymes, enzymes_due)]
     myopathy = _steroid_myopathy(facts, status, t, enzymes)
-    if myopathy:
-        details.append("steroid-myopathy")
+    details += ["steroid-myopathy"] if myopathy else []
+    details = [PREGNANCY_WORDING.get(d, d) for d in details] if held else details
     summary = _lead(lung, lung_suggestions, cancer)
-    indicator: Indicator = "info" if summary in ("lung-screen", "enzymes") else "warning"
+    summary = PREGNANCY_WORDING.get(summary, summary) if held else summary
+    indicator: Indicator = "info" if summary.startswith(("lung-screen", "enzymes")) else "warning"
     subtypes = sorted({str(h.properties.get("subtype", "iim")) for h in myositis})
     values = {
         "myositis": ", ".join(SUBTYPE_WORDS.get(s, s) for s in subtypes),
@@ -434,7 +437,10 @@ MYOSITIS = RuleKind(
     name="myositis-monitoring",
     roles=ROLES,
     thresholds=THRESHOLDS,
-    summaries=("pft-due", "pft-none", "cancer-enhanced", "cancer-basic", "lung-screen", "enzymes"),
+    summaries=(
+        *("pft-due", "pft-none", "cancer-enhanced", "cancer-basic", "lung-screen", "enzymes"),
+        *("lung-screen-pregnancy", "cancer-pregnancy"),
+    ),
     details=(
         "myositis",
         "lung-ild",
@@ -442,9 +448,11 @@ MYOSITIS = RuleKind(
         "pft-none",
         "pft-due",
         "lung-screen",
+        "lung-screen-pregnancy",
         "hrct-screen",
         "pft-values",
         "cancer-enhanced",
+        "cancer-pregnancy",
         "cancer-basic",
         "cancer-juvenile",
         "cancer-past-window",

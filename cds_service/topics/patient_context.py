@@ -303,7 +303,8 @@ class TherapyContext:
         details = [*finding.details, *self.details]
         suggestions = list(finding.suggestions)
         summary, indicator = finding.summary, finding.indicator
-        prompt = next((d for d in ("treatment", "zoledronate-overdue") if d in details), None)
+        prompts = ("treatment", "treatment-very-high", "zoledronate-overdue")
+        prompt = next((d for d in prompts if d in details), None)
         if "kidney" in details and prompt is not None:
             # zoledronic acid is contraindicated below 35 mL/min: no "give it now" either
             details[details.index(prompt)] = "treatment-kidney"
@@ -336,12 +337,16 @@ PREGNANCY_DEFERS = frozenset(
         "dxa-baseline-hips",
         "frax",
         "frax-high-dose",
+        "frax-low-dose",
         "under-40",
         "read-frax",
         "read-frax-high-dose",
+        "read-frax-low-dose",
         "read-under-40",
         "child-reading",
         "treatment",
+        "treatment-very-high",
+        "treatment-age-unknown",
         "zoledronate-overdue",
         "treatment-kidney",
         "risk-assessment",

@@ -32,6 +32,7 @@ DETAILS = (
     "vaccines-defer",
     "vaccines-defer-until",
     "zoster-dose-2",
+    "zoster-dose-2-later",
     "pneumococcal-ppsv23",
     "pneumococcal-complete",
     "pneumococcal-verify",
@@ -53,6 +54,7 @@ SUGGESTIONS = (
 SAMPLE = {
     "vaccines_due": "recombinant zoster dose 2, PPSV23 after PCV15, influenza",
     "vaccines_later": "recombinant zoster dose 2, PPSV23 after PCV15",
+    "vaccines_later_rest": "PPSV23 after PCV15",
     "defer_mg": "20",
     "defer_until": "unknown date",
     "rzv_last": "unknown date",
@@ -68,6 +70,12 @@ class Need:
     label: str
     detail: str | None = None
     deferrable: bool = True
+
+    @property
+    def later_detail(self) -> str | None:
+        """The detail when the vaccine waits for a lower dose: a dose 2 that waits has its own
+        plan line (never a restart), so it leaves the "Plan ... once below" list."""
+        return "zoster-dose-2-later" if self.detail == "zoster-dose-2" else None
 
 
 @dataclass
@@ -209,6 +217,17 @@ def _for_age(
     return None, pneumococcal, influenza
 
 
+def _sort_needs(plan: VaccinePlan, needs: tuple[Need | None, ...], *, defer: bool) -> None:
+    """Each need now or later (a deferrable one waits above the line), with its detail."""
+    for need in needs:
+        if need is None:
+            continue
+        later = defer and need.deferrable
+        (plan.later if later else plan.now).append(need)
+        detail = (need.later_detail or need.detail) if later else need.detail
+        plan.details += [detail] if detail else []
+
+
 def plan_vaccines(
     facts: ClinicalFacts, t: Thresholds, *, dose_mg: float, pregnant: bool
 ) -> VaccinePlan:
@@ -231,22 +250,19 @@ def plan_vaccines(
             influenza = Need("influenza-pregnancy", "inactivated influenza", deferrable=False)
     line = t.value("infection.nonlive_vaccine_defer_daily_mg")
     defer = dose_mg >= line - EPS
-    for need in (zoster, pneumococcal, influenza):
-        if need is None:
-            continue
-        (plan.later if defer and need.deferrable else plan.now).append(need)
-        if need.detail:
-            plan.details.append(need.detail)
+    _sort_needs(plan, (zoster, pneumococcal, influenza), defer=defer)
     until = defer_until(facts.exposure, line) if plan.later else None
     if plan.now:
         plan.details.insert(0, "vaccines-child" if young else "vaccines")
-    if plan.later:
+    rest = [n.label for n in plan.later if n.later_detail is None]
+    if rest:
         plan.details.append("vaccines-defer")
     if until is not None:
         plan.details.append("vaccines-defer-until")
     plan.values = {
         "vaccines_due": ", ".join(plan.due) or "none",
         "vaccines_later": ", ".join(n.label for n in plan.later) or "none",
+        "vaccines_later_rest": ", ".join(rest) or "none",
         "defer_mg": fmt_number(line),
         "defer_until": fmt_date(until),
         "rzv_last": fmt_date(rzv_last),
