@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,6 +19,7 @@ from cds_service.catalog import Rule
 from cds_service.cdshooks import Card, validation_paths
 from cds_service.exposure import ExposureParams, summarize_exposure
 from cds_service.facts import ClinicalFacts, collect_facts
+from cds_service.fhir.extract import to_datetime
 from cds_service.gather import Gathered
 from cds_service.hook_call import HookCall
 from cds_service.lab_results import ResultRules
@@ -64,6 +66,7 @@ class Evaluation:
     silenced_topics: list[str] = field(default_factory=list)
     draft_key: str | None = None  # order hooks: the key the cards are recorded under
     repeated_topics: list[str] = field(default_factory=list)
+    patient_deceased: bool = False  # the record says the patient has died: no rule was run
 
 
 def exposure_params(t: Thresholds, lookback_days: int | None) -> ExposureParams:
@@ -132,6 +135,18 @@ def _facts(call: HookCall, record: PatientRecord, options: DecideOptions) -> Cli
     )
 
 
+def deceased(record: PatientRecord, now: datetime) -> bool:
+    """Whether the Patient resource says the patient has died by ``now`` (deceasedBoolean, or a
+    deceasedDateTime not after it; a date without a time counts from its start)."""
+    patient = record.patient
+    if patient is None:
+        return False
+    if patient.deceasedBoolean:
+        return True
+    died = to_datetime(patient.deceasedDateTime)
+    return died is not None and died <= now
+
+
 def decide(
     call: HookCall,
     gathered: Gathered,
@@ -169,6 +184,11 @@ def decide_showing_facts(
     context = CardContext(call.patient_id, call.encounter_id, call.now.date().isoformat())
     unjudged = set(gathered.prefetch.missing) | set(gathered.prefetch.incomplete)
     rules = [r for r in call.service.rules if call.request.hook in r.definition.hooks]
+    if deceased(record, call.now):
+        # No care to recommend for a patient the record says has died; the response says why
+        # it is silent (a chart opened after death, or a record not yet updated).
+        evaluation.patient_deceased = True
+        rules = []
     # A fallback rule speaks only when no other rule of the call found anything to say.
     ordered = [r for r in rules if not r.definition.fallback] + [
         r for r in rules if r.definition.fallback
@@ -274,6 +294,8 @@ def _response(evaluation: Evaluation, prefetch: PrefetchResult) -> dict[str, Any
         extension[f"{EXTENSION_PREFIX}.snoozed-topics"] = sorted(evaluation.silenced_topics)
     if evaluation.repeated_topics:
         extension[f"{EXTENSION_PREFIX}.repeated-topics"] = sorted(evaluation.repeated_topics)
+    if evaluation.patient_deceased:
+        extension[f"{EXTENSION_PREFIX}.patient-deceased"] = True
     if evaluation.skipped_by_key:
         # Per prefetch key (and context.draftOrders): how many entries were left out, and why
         # (record.SKIP_REASONS). Counts only: no ids, no values.

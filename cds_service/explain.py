@@ -81,7 +81,9 @@ async def explain_with_exposure(
         if call.request.hook not in definition.hooks:
             continue
         entry: dict[str, Any] = {"rule": definition.id, "topic": definition.topic}
-        if definition.id in evaluation.failed_rules:
+        if evaluation.patient_deceased:
+            entry["outcome"] = "not run: the record says the patient has died"
+        elif definition.id in evaluation.failed_rules:
             entry["outcome"] = "failed (see the service log)"
         elif definition.id in shown:
             rendered = shown[definition.id]

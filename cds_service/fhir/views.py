@@ -441,8 +441,11 @@ class Observation(Resource):
 
 class Patient(Resource):
     resource_type = "Patient"
+    choices = ((("deceasedBoolean", "deceasedDateTime"), False),)
 
     birthDate: DateType | None = None
+    deceasedBoolean: bool | None = None
+    deceasedDateTime: DateTimeType | None = None
 
 
 # Resource types the rules read. Anything else in a prefetch is ignored without validation.
