@@ -250,6 +250,7 @@ DOSE_UNKNOWN_NOTES = {
     "taper-unstated": "taper without stated doses",
     "no-peq-factor": "no prednisone-equivalence factor for this drug",
     "supply-unknown": "dispensed without instructions or days supplied",
+    "not-positive": "a dose of zero or less on the record",
 }
 
 

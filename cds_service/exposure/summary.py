@@ -65,7 +65,8 @@ class Course:
     "weight-missing" / "height-missing" (mg/kg or mg/m² without a recent measurement),
     "unreadable-instruction" (free text not understood), "taper-unstated" (a "then taper"
     step with no schedule), "no-peq-factor" (an ingredient without an equivalence factor),
-    "supply-unknown" (a dispense with neither instructions nor days supplied).
+    "supply-unknown" (a dispense with neither instructions nor days supplied), "not-positive"
+    (a structured dose of zero or less: an entry error, never "no glucocorticoid").
     """
 
     source: str

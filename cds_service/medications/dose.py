@@ -46,6 +46,7 @@ DoseReason = Literal[
     "taper-unstated",
     "no-peq-factor",
     "supply-unknown",
+    "not-positive",
 ]
 BodyBasis = Literal["kg", "m2"]
 # Ranked from the most to the least direct: a course summed from several dosages reports the
