@@ -259,6 +259,14 @@ def dose_unknown_note(course: Course) -> str:
     return DOSE_UNKNOWN_NOTES.get(reason or "", "dose not computable from the record")
 
 
+def _date_notes(segments: list[Course]) -> list[str]:
+    """How sure the course's dates are: none on the record (an active order counted on today
+    only, so how long it has been taken is unknown), or inferred from weaker dates."""
+    if any(c.start_unknown for c in segments):
+        return ["no date on the record: start unknown, ask how long it has been taken"]
+    return ["dates inferred"] if any(c.undated for c in segments) else []
+
+
 def _course_notes(segments: list[Course], today: date) -> list[str]:
     first = segments[0]
     notes = [c.route for c in segments[:1] if c.route not in ("oral", "unknown-systemic")]
@@ -269,8 +277,7 @@ def _course_notes(segments: list[Course], today: date) -> list[str]:
         notes.append("includes planned days")
     if any(c.dose_range for c in segments):
         notes.append("high end of a dose range")
-    if any(c.undated for c in segments):
-        notes.append("dates inferred")
+    notes += _date_notes(segments)
     stale = next((c for c in segments if c.unconfirmed_current), None)
     if stale is not None:
         since = stale.last_evidence_on or stale.ordered_on or first.start

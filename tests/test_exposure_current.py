@@ -221,3 +221,28 @@ def test_latest_started_order_of_a_product_counts_each_day(seed: int) -> None:
             sum(mg for s, mg in covering if s == max(c[0] for c in covering)) if covering else 0.0
         )
         assert summary.daily.get(at(offset), 0.0) == pytest.approx(want), (seed, offset, orders)
+
+
+# ------------------------------------------------------- an active order with no date at all
+
+START_UNKNOWN = [
+    # label, request kwargs, drafts, start_unknown on the actual (or planned) course
+    ("active, no date at all: start unknown", {"status": "active", "authored": None, "dosages": [dose(20)]}, False, True),
+    ("active with authoredOn: start known", {"status": "active", "authored": day(-3), "dosages": [dose(20)]}, False, False),
+    ("active with only a boundsPeriod start", {"status": "active", "authored": None, "dosages": [dose(20, start=day(-10))]}, False, False),
+    ("active with only meta.lastUpdated: dates inferred", {"status": "active", "authored": None, "meta": {"lastUpdated": day(-5) + "T08:00:00+04:00"}, "dosages": [dose(20)]}, False, False),
+    ("a draft with no date starts today: known", {"status": "draft", "authored": None, "dosages": [dose(20)]}, True, False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("label", "kwargs", "draft", "expected"), START_UNKNOWN)
+def test_an_active_order_with_no_date_has_an_unknown_start(
+    label: str, kwargs: dict[str, Any], draft: bool, expected: bool
+) -> None:
+    order = req(**kwargs)
+    summary = run([], drafts=[order]) if draft else run([order])
+    courses = [c for c in summary.courses if c.source == "MedicationRequest/o1"]
+    assert courses, label
+    assert all(c.start_unknown is expected for c in courses), (label, courses)
+    if expected:  # still counted on today only, at its dose
+        assert [(c.start, c.end, c.daily_peq_mg) for c in courses] == [(TODAY, TODAY, 20.0)]

@@ -90,3 +90,52 @@ def test_children_and_unknown_ages_get_the_per_kg_live_vaccine_line(
     finding = run(CURRENT_COURSE, facts(age=age, taken=[Taken(4, 5, 10)]))
     assert finding is not None
     assert ("child-lines" in finding.details) is child_lines
+
+
+def _start_unknown(f: ClinicalFacts, source: str) -> ClinicalFacts:
+    """``f`` with the course from ``source`` marked as an active order with no date at all."""
+    import dataclasses
+
+    courses = tuple(
+        dataclasses.replace(c, start_unknown=True) if c.source == source else c
+        for c in f.exposure.courses
+    )
+    return dataclasses.replace(f, exposure=dataclasses.replace(f.exposure, courses=courses))
+
+
+@pytest.mark.parametrize(
+    ("case", "f", "summary", "details"),
+    [
+        (
+            "an order with no date, counted today only: ask how long, never 'nothing due'",
+            _start_unknown(facts(taken=[Taken(0, 1, 20)]), "MedicationRequest/gc"),
+            "start-unknown",
+            ("start-unknown", "course", "when-due"),
+        ),
+        (
+            "a dated 1-day course: nothing due yet",
+            facts(taken=[Taken(0, 1, 20)]),
+            "nothing-due",
+            ("course", "when-due"),
+        ),
+        (
+            "a dated course beside an undated one: the undated one decides",
+            _start_unknown(
+                facts(taken=[Taken(3, 4, 5), Taken(0, 1, 10, source="MedicationRequest/nodate")]),
+                "MedicationRequest/nodate",
+            ),
+            "start-unknown",
+            ("start-unknown", "course", "when-due"),
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) and " " in v else "",
+)
+def test_an_order_with_no_date_asks_how_long(
+    case: str, f: ClinicalFacts, summary: str, details: tuple[str, ...]
+) -> None:
+    finding = run(CURRENT_COURSE, f)
+    assert finding is not None, case
+    assert finding.summary == summary, case
+    assert tuple(d for d in finding.details if d != "child-lines") == details, case
+    expected_drug = "prednisone" if summary == "start-unknown" else "none"
+    assert finding.facts["start_unknown_drug"] == expected_drug, case

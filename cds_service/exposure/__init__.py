@@ -62,7 +62,8 @@ Documented policies (design choices, not guideline statements):
 * **Missing dates.** Start = the dosage's own ``boundsPeriod.start``, else ``authoredOn``,
   else ``dispenseRequest.validityPeriod.start``, else ``effective[x]``/``whenHandedOver``, else
   ``dateAsserted`` or ``meta.lastUpdated`` (these two set ``undated=True``). With no date at
-  all an active/current record counts for today only (``undated=True``); an ended, paused or
+  all an active/current record counts for today only (``undated=True``, and
+  ``Course.start_unknown``: how long it has been taken is unknown); an ended, paused or
   administered record with no date cannot be placed in time, is left out of the timeline and
   reported by ``unknown_dose_sources()``.
 * **Dedup (D1, D5).** Records linked by reference form a *cluster*: MedicationStatement

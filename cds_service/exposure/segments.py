@@ -45,6 +45,7 @@ class Segment:
     mg_per_day: float | None = None  # ingredient mg/day (supply-based duration)
     source: DoseSource = "structured"
     reason: DoseReason | None = None  # why ``peq`` is None
+    start_unknown: bool = False  # a current record with no date at all: placed on today only
 
 
 def dosage_segments(

@@ -67,6 +67,11 @@ class Course:
     step with no schedule), "no-peq-factor" (an ingredient without an equivalence factor),
     "supply-unknown" (a dispense with neither instructions nor days supplied), "not-positive"
     (a structured dose of zero or less: an entry error, never "no glucocorticoid").
+
+    ``start_unknown`` is True on a course from an active record with no date at all (no
+    authoredOn, dosage bounds, validity period, effective date or lastUpdated): it is counted
+    on today only, but how long it has been taken is unknown, so no rule may read its one day
+    as a short course.
     """
 
     source: str
@@ -85,6 +90,7 @@ class Course:
     unconfirmed_current: bool = False
     dose_source: str = "structured"
     dose_unknown_reason: str | None = None
+    start_unknown: bool = False
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,9 @@ def _resolve_dates(record: Record, ctx: Context) -> None:
         if seg.start is None:
             if record.policy in ("current", "planned"):
                 seg.start, seg.end, seg.undated = today, today, record.policy == "current"
+                # Today is where it is counted, not when it began: how long it has been
+                # taken is unknown (a draft starts today, so its start is known).
+                seg.start_unknown = record.policy == "current"
             continue
         if seg.end is None:
             if record.policy == "current":
@@ -373,7 +376,7 @@ def _courses(
             Course(
                 rec.source, seg.ingredient, seg.name, seg.start, min(seg.end, today), seg.peq,
                 seg.route, False, seg.dose_range, seg.undated, seg.alternate, rec.ordered_on,
-                last, unconfirmed, source, reason,
+                last, unconfirmed, source, reason, seg.start_unknown,
             )
         )  # fmt: skip
     future_start = max(seg.start, today if rec.policy == "planned" else today + DAY)
@@ -382,7 +385,7 @@ def _courses(
             Course(
                 rec.source, seg.ingredient, seg.name, future_start, seg.end, seg.peq,
                 seg.route, True, seg.dose_range, seg.undated, seg.alternate, rec.ordered_on,
-                last, unconfirmed, source, reason,
+                last, unconfirmed, source, reason, seg.start_unknown,
             )
         )  # fmt: skip
     return out

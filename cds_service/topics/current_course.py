@@ -64,16 +64,22 @@ def evaluate_current_course(
     if not courses or not nothing_due_yet(facts, status, t):
         return None
     drugs = sorted({c.ingredient_name or "glucocorticoid" for c in courses})
+    # A course with no date at all is counted on today only: "nothing due yet" would read its
+    # one day as a new course, so the card asks how long it has been taken instead.
+    start_unknown = sorted(
+        {c.ingredient_name or "glucocorticoid" for c in courses if c.start_unknown}
+    )
     today_mg = max(status.current_mg, facts.exposure.planned_daily.get(facts.today, 0.0))
     values = status.facts(t) | {
         "drug": " + ".join(drugs),
         "today_mg": fmt_number(today_mg),
         **dose_line_facts(t),
+        "start_unknown_drug": " + ".join(start_unknown) or "none",
     }
     return Finding(
-        summary="nothing-due",
+        summary="start-unknown" if start_unknown else "nothing-due",
         details=(
-            *status.unconfirmed_details(),
+            *(["start-unknown"] if start_unknown else status.unconfirmed_details()),
             "course",
             "when-due",
             *(["child-lines"] if may_be_child(facts, t) else []),
@@ -88,12 +94,16 @@ CURRENT_COURSE = RuleKind(
     name="glucocorticoid-current-course",
     roles=("gc_ingredients", "gc_products"),
     thresholds=THRESHOLDS,
-    summaries=("nothing-due",),
-    details=("unconfirmed", "course", "when-due", "child-lines"),
+    summaries=("nothing-due", "start-unknown"),
+    details=("unconfirmed", "start-unknown", "course", "when-due", "child-lines"),
     suggestions=(),
     sample_facts=COMMON_SAMPLE
     | DOSE_LINE_SAMPLE
-    | {"drug": "methylprednisolone + dexamethasone", "today_mg": "1250"},
+    | {
+        "drug": "methylprednisolone + dexamethasone",
+        "today_mg": "1250",
+        "start_unknown_drug": "methylprednisolone",
+    },
     evaluate=evaluate_current_course,
 )
 
