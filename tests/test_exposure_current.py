@@ -246,3 +246,39 @@ def test_an_active_order_with_no_date_has_an_unknown_start(
     assert all(c.start_unknown is expected for c in courses), (label, courses)
     if expected:  # still counted on today only, at its dose
         assert [(c.start, c.end, c.daily_peq_mg) for c in courses] == [(TODAY, TODAY, 20.0)]
+
+
+# ------------------------------------------------ exact duplicate orders count once, others sum
+
+TABLET_20 = code("312615")  # prednisone 20 MG Oral Tablet: another product than the ingredient
+
+
+def _order(rid: str, mg: float = 20, *, start: int = -30, end: int = 60, route: str | None = None, tablets: bool = False) -> Any:  # fmt: skip
+    amount = dose(mg / 20, "{tbl}", start=day(start), end=day(end), route=route) if tablets else dose(mg, start=day(start), end=day(end), route=route)  # fmt: skip
+    return req(rid, status="active", authored=day(start), med=TABLET_20 if tablets else None, dosages=[amount])  # fmt: skip
+
+
+def _statement(rid: str) -> Any:
+    return stmt(rid, status="active", dosages=[dose(20, start=day(-30), end=day(60))])
+
+
+DUPLICATES = [
+    # label, records, PEQ mg today
+    ("two identical orders, different ids: counted once", [_order("o1"), _order("o2")], 20.0),
+    ("three identical orders: counted once", [_order("o1"), _order("o2"), _order("o3")], 20.0),
+    ("the same id repeated: counted once", [_order("o1"), _order("o1")], 20.0),
+    ("two identical statements: counted once", [_statement("s1"), _statement("s2")], 20.0),
+    ("different doses, same dates: summed", [_order("o1", 20), _order("o2", 5)], 25.0),
+    ("same dose, different end: both counted", [_order("o1", end=60), _order("o2", end=30)], 40.0),
+    ("same dose, different start (other product): both counted", [_order("o1", start=-30), _order("o2", start=-10, tablets=True)], 40.0),
+    ("same dose, different route: both counted", [_order("o1", route="oral"), _order("o2", route="iv")], 40.0),
+    ("identical administrations are two doses: summed", [admin("a1", mg=16, when=day(0)), admin("a2", mg=16, when=day(0))], 40.0),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("label", "records", "today_mg"), DUPLICATES)
+def test_exact_duplicate_orders_count_once(label: str, records: list[Any], today_mg: float) -> None:
+    summary = run(records)
+    assert summary.current_daily_peq_mg() == pytest.approx(today_mg), (label, summary.courses)
+    sources = {r.get_resource_type() + "/" + str(r.id) for r in records}
+    assert {c.source for c in summary.courses} == sources, label  # every record stays listed

@@ -69,7 +69,9 @@ Documented policies (design choices, not guideline statements):
 * **Dedup (D1, D5).** Records linked by reference form a *cluster*: MedicationStatement
   ``basedOn``/``derivedFrom``/``partOf``, MedicationAdministration ``request``/``partOf``,
   MedicationDispense ``authorizingPrescription``, MedicationRequest ``basedOn`` and
-  ``priorPrescription``. A renewal (``priorPrescription``) also ends the replaced order the day
+  ``priorPrescription``; so do exact duplicates, two orders (or two statements) with the same
+  status and the same segments (ingredient, daily dose, dates, route, schedule): one entry made
+  twice, counted once. A renewal (``priorPrescription``) also ends the replaced order the day
   before the new one starts (a draft renewal replaces it from tomorrow). Unlinked orders (and
   statements) of the same product (ingredient, strength, pack) that start on different days
   overlay each other: on the days a later one covers, the earlier one does not count (it

@@ -169,6 +169,11 @@ def _cluster(records: Mapping[str, Record]) -> dict[int, Kind]:
         for ref in (*rec.links, *rec.priors):
             if ref in records:
                 clusters.union(rec.source, ref)
+    first_of: dict[tuple[object, ...], str] = {}
+    for src in sorted(records):
+        key = _duplicate_key(records[src])
+        if key is not None:
+            clusters.union(first_of.setdefault(key, src), src)
     roots = sorted({clusters.find(s) for s in records})
     cluster_ids = {root: i for i, root in enumerate(roots)}
     members: dict[int, list[Record]] = {}
@@ -180,6 +185,22 @@ def _cluster(records: Mapping[str, Record]) -> dict[int, Kind]:
         cid: min((r.kind for r in recs), key=KIND_ORDER.__getitem__)
         for cid, recs in members.items()
     }
+
+
+def _duplicate_key(rec: Record) -> tuple[object, ...] | None:
+    """What makes two orders (or two statements) exact duplicates: same status policy and the
+    same segments (ingredient, daily dose, dates, route, schedule). Two such records are one
+    entry made twice, not a doubled dose: in one cluster they count once (a different dose or
+    different dates stay summed). Dispenses and administrations are never duplicates here: two
+    of them are two supplies or two doses."""
+    if rec.kind not in ("request", "statement") or rec.draft or not rec.segments:
+        return None
+    segments = [
+        (s.ingredient, s.start, s.end, s.peq, s.route, s.weekdays, s.alternate, s.dose_range)
+        for s in rec.segments
+    ]
+    paused_on = rec.updated if rec.policy == "paused" else None
+    return (rec.kind, rec.policy, rec.evidence, paused_on, *segments)
 
 
 def _resolve_all(records: Mapping[str, Record], ctx: Context) -> set[str]:
