@@ -17,6 +17,9 @@ from tests.fhir_server import SekmetServer, fhir_server  # noqa: F401
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 REPO = Path(__file__).resolve().parents[1]
 CASES = sorted((REPO / "fixtures" / "glucocorticoid-safety").glob("*/request.json"))
+# Cases that cannot exist on a FHIR server: it stamps meta.lastUpdated on every write, so an
+# order "with no date at all" gets one there (a weak start, the upload day), unlike in prefetch.
+UNDATED_ON_PURPOSE = frozenset({"active-order-without-dates"})
 
 
 def _renamed(node: Any, names: dict[str, str]) -> Any:
@@ -98,6 +101,8 @@ async def test_fetched_record_gives_the_same_cards_as_prefetch(
     compared = 0
     async with app_client(settings, clock=lambda: now) as client:
         for path in CASES:
+            if path.parent.name in UNDATED_ON_PURPOSE:
+                continue
             body = json.loads(path.read_text())
             prefetched = summary(
                 await client.post("/cds-services/glucocorticoid-safety", json=body)
