@@ -189,10 +189,17 @@ def render_card(
     suggestions: list[dict[str, Any]] = []
     keys: list[tuple[str, str]] = []
     overflow: list[str] = []
+    held: list[str] = []
+    held_data: list[str] = []
     for key in finding.suggestions:
         if f"{topic}/{key}" in silenced_suggestions:
             continue
         spec = definition.suggestions[key]
+        unsure = [k for k in spec.needs if k in unread]
+        if unsure:  # the data that decides whether this order is safe could not be read
+            held.append(spec.label)
+            held_data.extend(k for k in unsure if k not in held_data)
+            continue
         actions: list[dict[str, Any]] = []
         for i, a in enumerate(spec.actions):
             if a.type == "delete":  # one action per draft order the rule wants removed
@@ -221,6 +228,13 @@ def render_card(
     paragraphs = card_paragraphs(finding, definition.details, rule.kind.sentences)
     if overflow:
         paragraphs.append(service.definition.overflow_detail.format(labels="; ".join(overflow)))
+    if held:
+        labels = service.definition.data_labels
+        paragraphs.append(
+            service.definition.held_detail.format(
+                labels="; ".join(held), data=", ".join(labels[k] for k in held_data)
+            )
+        )
     if unread:
         labels = service.definition.data_labels
         data = ", ".join(labels[key] for key in unread)

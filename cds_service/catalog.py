@@ -57,6 +57,10 @@ class SuggestionDef(_Content):
     label: str = Field(min_length=1)
     recommended: bool = False
     interval_days: int | None = None  # an accepted suggestion silences itself this long
+    # Prefetch keys whose content decides whether this order is safe (allergies for a
+    # sulfonamide, kidney results for its dose): when one could not be read in full the button
+    # is held back and the card says so (service held_detail).
+    needs: list[str] = Field(default_factory=list)
     actions: list[ActionDef] = Field(min_length=1)
 
 
@@ -127,6 +131,7 @@ class ServiceDef(_Content):
     # A card offers at most card_text.SUGGESTIONS_MAX buttons; suggestions beyond them (the
     # finding lists them most important first) are named in this paragraph ({labels}).
     overflow_detail: str = Field(min_length=1)
+    held_detail: str = Field(min_length=1)
 
 
 @dataclass(frozen=True)
@@ -294,7 +299,19 @@ def _check_data_labels(service: ServiceDef, where: str) -> None:
         raise ContentError(f"{where}.incomplete_detail: takes exactly the placeholder {{data}}")
     if _placeholders(service.overflow_detail, f"{where}.overflow_detail") != {"labels"}:
         raise ContentError(f"{where}.overflow_detail: takes exactly the placeholder {{labels}}")
-    for name in ("incomplete_detail", "overflow_detail"):
+    if _placeholders(service.held_detail, f"{where}.held_detail") != {"labels", "data"}:
+        raise ContentError(
+            f"{where}.held_detail: takes exactly the placeholders {{labels}}, {{data}}"
+        )
+    for rule in service.rule:
+        for key, suggestion in rule.suggestions.items():
+            unknown = set(suggestion.needs) - set(service.prefetch)
+            if unknown:
+                raise ContentError(
+                    f"{where}.{rule.id}.suggestions.{key}.needs: not prefetch keys: "
+                    + ", ".join(sorted(unknown))
+                )
+    for name in ("incomplete_detail", "overflow_detail", "held_detail"):
         if not leads_with_action(getattr(service, name)):
             raise ContentError(f"{where}.{name}: must start with what to do (an action verb)")
 

@@ -127,6 +127,8 @@ def test_word_count_and_action_lead(text: str, words: int, action: bool) -> None
         ('hbv-known = ""', 'hbv-known = "Watch ' + "it " * 70 + '"', "over 65 words"),
         ('\nhbv-known = "**Hepatitis B is on', '\nx-hbv = "**Hepatitis B is on', "explanation"),
         ('overflow_detail = "Add these', 'overflow_detail = "These', "overflow_detail"),
+        ('held_detail = "**Check {data} before', 'held_detail = "**Check before', "held_detail"),
+        ('needs = ["allergies", "labs"]', 'needs = ["allergy"]', "not prefetch keys: allergy"),
     ],
 )
 def test_content_keeps_cards_short_and_action_first(

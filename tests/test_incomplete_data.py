@@ -147,3 +147,27 @@ async def test_another_patients_unknown_medication_does_not_make_a_key_partial(
     assert response.status_code == 200
     assert "org.example.glucocorticoid-cds.missing-data" not in response.json().get("extension", {})
     assert all(PARAGRAPH not in d for d in details(response).values())
+
+
+def suggestion_labels(response: httpx.Response, topic: str) -> list[str]:
+    card = next(c for c in response.json()["cards"] if c["source"]["topic"]["code"] == topic)
+    return [s["label"] for s in card.get("suggestions", [])]
+
+
+@pytest.mark.parametrize("unread", ["allergies", "labs"])
+async def test_tmp_smx_is_not_offered_when_allergies_or_kidney_results_could_not_be_read(
+    client: httpx.AsyncClient, unread: str
+) -> None:
+    """A one-click sulfonamide order needs the allergies (and its dose the kidney results):
+    when they could not be read the button is held back and the card says why; the screening
+    orders keep theirs."""
+    complete = await client.post(SERVICE, json=seed())
+    assert any("TMP-SMX" in label for label in suggestion_labels(complete, "infection-prevention"))
+    body = seed()
+    del body["prefetch"][unread]
+    response = await client.post(SERVICE, json=body)
+    labels = suggestion_labels(response, "infection-prevention")
+    assert not any("TMP-SMX" in label for label in labels)
+    assert any("interferon" in label.lower() for label in labels)
+    detail = details(response)["infection-prevention"]
+    assert "before ordering:** not read in full, so these have no button: Start TMP-SMX" in detail
