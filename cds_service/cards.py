@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cds_service.card_text import SUGGESTIONS_MAX
@@ -168,29 +168,33 @@ def card_paragraphs(
     return paragraphs
 
 
-def render_card(
+@dataclass
+class _Buttons:
+    """A card's suggestions as rendered, with what stayed off the buttons and why."""
+
+    suggestions: list[dict[str, Any]] = field(default_factory=list)
+    keys: list[tuple[str, str]] = field(default_factory=list)  # (suggestion uuid, topic/key)
+    overflow: list[str] = field(default_factory=list)  # beyond SUGGESTIONS_MAX: named in text
+    held: list[str] = field(default_factory=list)  # data they need could not be read
+    held_data: list[str] = field(default_factory=list)  # the prefetch keys that could not
+
+
+def _buttons(
     finding: Finding,
     rule: Rule,
-    service: Service,
-    context: CardContext,
-    *,
-    silenced_suggestions: frozenset[str] = frozenset(),
-    unread: Sequence[str] = (),
-    new_id: Callable[[], str] = new_uuid,
-) -> RenderedCard:
-    """Build the card for one finding; suggestions already accepted recently are left out.
-    ``unread``: prefetch keys the rule judges from that could not be read in full (the card's
-    last paragraph names them)."""
+    parts: _RuleParts,
+    fields: Mapping[str, Any],
+    silenced_suggestions: frozenset[str],
+    unread: Sequence[str],
+    new_id: Callable[[], str],
+) -> _Buttons:
+    """The finding's suggestions as buttons: recently accepted ones left out, those whose
+    needed data could not be read held back, at most SUGGESTIONS_MAX (the rest overflow)."""
     definition = rule.definition
     topic = definition.topic
-    parts = _parts(rule, service)
-    # Request fields win over the finding's values of the same name.
-    fields = {**finding.facts, **context.fields()}
-    suggestions: list[dict[str, Any]] = []
-    keys: list[tuple[str, str]] = []
-    overflow: list[str] = []
-    held: list[str] = []
-    held_data: list[str] = []
+    out = _Buttons()
+    suggestions, keys, overflow = out.suggestions, out.keys, out.overflow
+    held, held_data = out.held, out.held_data
     for key in finding.suggestions:
         if f"{topic}/{key}" in silenced_suggestions:
             continue
@@ -225,6 +229,29 @@ def render_card(
         suggestion["actions"] = actions
         suggestions.append(suggestion)
         keys.append((suggestion_id, f"{topic}/{key}"))
+    return out
+
+
+def render_card(
+    finding: Finding,
+    rule: Rule,
+    service: Service,
+    context: CardContext,
+    *,
+    silenced_suggestions: frozenset[str] = frozenset(),
+    unread: Sequence[str] = (),
+    new_id: Callable[[], str] = new_uuid,
+) -> RenderedCard:
+    """Build the card for one finding; suggestions already accepted recently are left out.
+    ``unread``: prefetch keys the rule judges from that could not be read in full (the card's
+    last paragraph names them)."""
+    definition = rule.definition
+    parts = _parts(rule, service)
+    # Request fields win over the finding's values of the same name.
+    fields = {**finding.facts, **context.fields()}
+    buttons = _buttons(finding, rule, parts, fields, silenced_suggestions, unread, new_id)
+    suggestions, keys, overflow = buttons.suggestions, buttons.keys, buttons.overflow
+    held, held_data = buttons.held, buttons.held_data
     paragraphs = card_paragraphs(finding, definition.details, rule.kind.sentences)
     if overflow:
         paragraphs.append(service.definition.overflow_detail.format(labels="; ".join(overflow)))
