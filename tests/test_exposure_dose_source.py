@@ -239,6 +239,12 @@ def test_administration_per_kg() -> None:
     assert (course.daily_peq_mg, course.dose_source) == (875.0, "weight-based")  # 700 mg MP
 
 
+@pytest.mark.parametrize(("mg", "unit"), [(0, "mg"), (-500, "mg"), (0, "mg/kg")])
+def test_administration_of_zero_or_less_has_an_unknown_dose(mg: float, unit: str) -> None:
+    course = run([admin(mg=mg, unit=unit, when="2024-06-10")], observations=[WEIGHT_70]).courses[0]
+    assert (course.daily_peq_mg, course.dose_unknown_reason) == (None, "not-positive")
+
+
 def test_administration_per_kg_without_weight() -> None:
     course = run([admin(mg=10, unit="mg/kg", when="2024-06-10")]).courses[0]
     assert (course.daily_peq_mg, course.dose_unknown_reason) == (None, "weight-missing")

@@ -46,9 +46,6 @@ def dosage_parts(
     if dosage is None:
         return [DosePart(None, None, False, "unknown", "no-dose", sched.alternate)]
     dose = scale_dose(dose_per_administration(dosage, drug), ctx.body, ctx.windows, on, ctx.today)
-    if dose.mg is not None and dose.mg <= 0:
-        # Zero or negative is an entry error, not "no glucocorticoid": the dose is unknown.
-        return [DosePart(None, None, dose.dose_range, "unknown", "not-positive", sched.alternate)]
     if dose.mg is not None:
         return [
             DosePart(

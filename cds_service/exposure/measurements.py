@@ -93,9 +93,19 @@ def _latest(series: tuple[tuple[date, float], ...], since: date, today: date) ->
 def scale_dose(
     dose: Dose, body: BodyMeasurements, windows: BodyWindows, on: date, today: date
 ) -> Dose:
-    """A weight-based dose (``Dose.per_body``) in mg for a course starting ``on``; any other
-    dose unchanged. Without the measurement the dose stays unknown ("weight-missing",
-    "height-missing")."""
+    """The structured dose of an order, statement or administration in mg for a course starting
+    ``on``: a weight-based dose (``Dose.per_body``) scaled, any other unchanged. Without the
+    measurement the dose stays unknown ("weight-missing", "height-missing"); zero or less is an
+    entry error, not "no glucocorticoid", so it is unknown too ("not-positive")."""
+    scaled = _scaled(dose, body, windows, on, today)
+    if scaled.mg is not None and scaled.mg <= 0:
+        return Dose(None, scaled.dose_range, "unknown", "not-positive")
+    return scaled
+
+
+def _scaled(
+    dose: Dose, body: BodyMeasurements, windows: BodyWindows, on: date, today: date
+) -> Dose:
     if dose.per_body is None:
         return dose
     basis, per_unit = dose.per_body
