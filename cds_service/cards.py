@@ -256,16 +256,12 @@ def render_card(
     if overflow:
         paragraphs.append(service.definition.overflow_detail.format(labels="; ".join(overflow)))
     if held:
-        labels = service.definition.data_labels
-        paragraphs.append(
-            service.definition.held_detail.format(
-                labels="; ".join(held), data=", ".join(labels[k] for k in held_data)
-            )
-        )
+        data = service.data_text(held_data)
+        paragraphs.append(service.definition.held_detail.format(labels="; ".join(held), data=data))
     if unread:
-        labels = service.definition.data_labels
-        data = ", ".join(labels[key] for key in unread)
-        paragraphs.append(service.definition.incomplete_detail.format(data=data))
+        paragraphs.append(
+            service.definition.incomplete_detail.format(data=service.data_text(unread))
+        )
     detail = "\n\n".join(paragraphs)
     card: dict[str, Any] = {
         "uuid": new_id(),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import string
 import tomllib
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -230,6 +230,10 @@ class Service:
             body_height=vs.get("body_height"),
         )
 
+    def data_text(self, keys: Iterable[str]) -> str:
+        """Prefetch keys in the clinician's words (``data_labels``), joined for a card."""
+        return ", ".join(self.definition.data_labels[key] for key in keys)
+
     @cached_property
     def snooze_days(self) -> dict[str, int]:
         return {r.code: r.snooze_days for r in self.definition.override_reasons if r.snooze_days}
@@ -303,6 +307,13 @@ def _check_data_labels(service: ServiceDef, where: str) -> None:
         raise ContentError(
             f"{where}.held_detail: takes exactly the placeholders {{labels}}, {{data}}"
         )
+    for name in ("incomplete_detail", "overflow_detail", "held_detail"):
+        if not leads_with_action(getattr(service, name)):
+            raise ContentError(f"{where}.{name}: must start with what to do (an action verb)")
+
+
+def _check_suggestion_needs(service: ServiceDef, where: str) -> None:
+    """A suggestion's ``needs`` name prefetch keys (held back when one is not read in full)."""
     for rule in service.rule:
         for key, suggestion in rule.suggestions.items():
             unknown = set(suggestion.needs) - set(service.prefetch)
@@ -311,9 +322,6 @@ def _check_data_labels(service: ServiceDef, where: str) -> None:
                     f"{where}.{rule.id}.suggestions.{key}.needs: not prefetch keys: "
                     + ", ".join(sorted(unknown))
                 )
-    for name in ("incomplete_detail", "overflow_detail", "held_detail"):
-        if not leads_with_action(getattr(service, name)):
-            raise ContentError(f"{where}.{name}: must start with what to do (an action verb)")
 
 
 def _placeholders(template: str, where: str) -> set[str]:
@@ -426,6 +434,7 @@ def build_service(
     definition = definition.model_copy(update={"prefetch": prefetch})  # codes from value sets
     _check_prefetch(definition, where)
     _check_data_labels(definition, where)
+    _check_suggestion_needs(definition, where)
     rules = []
     seen: set[str] = set()
     for rule_def in definition.rule:
