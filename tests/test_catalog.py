@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +10,9 @@ import pytest
 from cds_service.catalog import load_catalog
 from cds_service.errors import ContentError
 from cds_service.topics import KINDS
+from tests.content_support import edit, hooks_copy
+
+__all__ = ["hooks_copy"]  # the fixture, imported for pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICE = "glucocorticoid-safety/service.toml"
@@ -30,20 +32,6 @@ def test_bundled_content_loads() -> None:
         "myositis-monitoring",
     }
     assert catalog.find("nope") is None
-
-
-@pytest.fixture
-def hooks_copy(tmp_path: Path) -> Path:
-    target = tmp_path / "hooks"
-    shutil.copytree(REPO / "hooks", target)
-    return target
-
-
-def edit(path: Path, change: Callable[[str], str]) -> None:
-    text = path.read_text()
-    changed = change(text)
-    assert changed != text, "the edit did not apply"
-    path.write_text(changed)
 
 
 BROKEN: dict[str, tuple[str, Callable[[str], str], str]] = {

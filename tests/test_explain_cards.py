@@ -20,6 +20,9 @@ from cds_service.explain import explain, render_json, render_text, why
 from cds_service.gather import GatherOptions
 from cds_service.rule_kind import Finding
 from cds_service.topics import KINDS
+from tests.content_support import edit, hooks_copy
+
+__all__ = ["hooks_copy"]  # the fixture, imported for pytest
 
 pytestmark = pytest.mark.anyio
 REPO = Path(__file__).resolve().parents[1]
@@ -132,17 +135,10 @@ def test_word_count_and_action_lead(text: str, words: int, action: bool) -> None
     ],
 )
 def test_content_keeps_cards_short_and_action_first(
-    tmp_path: Path, old: str, new: str, message: str
+    hooks_copy: Path, old: str, new: str, message: str
 ) -> None:
-    import shutil
-
     from cds_service.errors import ContentError
 
-    hooks = tmp_path / "hooks"
-    shutil.copytree(REPO / "hooks", hooks)
-    path = hooks / "glucocorticoid-safety" / "service.toml"
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new, 1))
+    edit(hooks_copy / "glucocorticoid-safety" / "service.toml", lambda t: t.replace(old, new, 1))
     with pytest.raises(ContentError, match=message):
-        load_catalog(hooks, KINDS)
+        load_catalog(hooks_copy, KINDS)

@@ -13,6 +13,9 @@ import pytest
 from cds_service.catalog import EXPOSURE_TYPES, load_catalog, resource_types
 from cds_service.topics import KINDS
 from tests.app_client import FIXTURES, REPO, app_client, make_settings
+from tests.content_support import edit, hooks_copy
+
+__all__ = ["hooks_copy"]  # the fixture, imported for pytest
 
 pytestmark = pytest.mark.anyio
 SERVICE = "/cds-services/glucocorticoid-safety"
@@ -112,20 +115,13 @@ async def test_a_missing_medication_key_is_named_on_every_card(client: httpx.Asy
     ],
 )
 def test_content_needs_a_label_for_every_key(
-    tmp_path: Path, old: str, new: str, message: str
+    hooks_copy: Path, old: str, new: str, message: str
 ) -> None:
-    import shutil
-
     from cds_service.errors import ContentError
 
-    hooks = tmp_path / "hooks"
-    shutil.copytree(REPO / "hooks", hooks)
-    path = hooks / "glucocorticoid-safety" / "service.toml"
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new))
+    edit(hooks_copy / "glucocorticoid-safety" / "service.toml", lambda t: t.replace(old, new))
     with pytest.raises(ContentError, match=message):
-        load_catalog(hooks, KINDS)
+        load_catalog(hooks_copy, KINDS)
 
 
 async def test_another_patients_unknown_medication_does_not_make_a_key_partial(

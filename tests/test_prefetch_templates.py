@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -19,6 +18,9 @@ from cds_service.prefetch_templates import MAX_TEMPLATE_CHARS, code_filter, expa
 from cds_service.topics import KINDS
 from cds_service.valuesets import ValueSet, parse_valueset
 from tests.app_client import app_client, make_settings
+from tests.content_support import hooks_copy
+
+__all__ = ["hooks_copy"]  # the fixture, imported for pytest
 
 REPO = Path(__file__).resolve().parents[1]
 VALUESETS = REPO / "hooks" / "valuesets"
@@ -87,13 +89,6 @@ def test_expanded_template_is_a_valid_search_url_within_the_limit() -> None:
     assert url.path == "/r4/Observation"
     assert url.params["patient"] == "pt-1"
     assert url.params["code"].split(",") == query_codes(template)
-
-
-@pytest.fixture
-def hooks_copy(tmp_path: Path) -> Path:
-    target = tmp_path / "hooks"
-    shutil.copytree(REPO / "hooks", target)
-    return target
 
 
 def set_observations(hooks: Path, template: str) -> None:
