@@ -23,5 +23,4 @@ class Context:
 
     @property
     def windows(self) -> BodyWindows:
-        p = self.params
-        return BodyWindows(p.body_weight_max_age_days, p.body_height_max_age_days, p.bsa_divisor)
+        return self.params.body_windows

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import date
 
 from cds_service.exposure.dates import DAY
@@ -142,11 +141,11 @@ def _carve(rec: Record, spans: list[tuple[date, date]]) -> None:
         while at < len(spans) and spans[at][0] <= seg.end:
             first, last = spans[at]
             if last >= cursor and first > cursor:
-                kept.append(replace(seg, start=cursor, end=min(first - DAY, seg.end)))
+                kept.append(seg.on_days(cursor, min(first - DAY, seg.end)))
             cursor = max(cursor, last + DAY)
             at += 1
         if cursor <= seg.end:
-            kept.append(replace(seg, start=cursor, end=seg.end))
+            kept.append(seg.on_days(cursor, seg.end))
     rec.segments = kept
 
 

@@ -47,6 +47,11 @@ class Segment:
     reason: DoseReason | None = None  # why ``peq`` is None
     start_unknown: bool = False  # a current record with no date at all: placed on today only
 
+    def on_days(self, start: date, end: date) -> Segment:
+        """A copy from ``start`` to ``end``: ``dataclasses.replace`` without its per-field
+        lookups (every field is an init field)."""
+        return Segment(**{**vars(self), "start": start, "end": end})
+
 
 def dosage_segments(
     dosages: Sequence[Dosage],

@@ -6,9 +6,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 
 from cds_service.exposure.dates import DAY
 from cds_service.exposure.daymap import EPS, ROUND_DIGITS, DayMap, DaySources
+from cds_service.exposure.measurements import BodyWindows
 from cds_service.thresholds import Thresholds
 
 
@@ -36,6 +38,13 @@ class ExposureParams:
             body_weight_max_age_days=int(t.value("exposure.body_weight_max_age_days")),
             body_height_max_age_days=int(t.value("exposure.body_height_max_age_days")),
             bsa_divisor=t.value("exposure.bsa_mosteller_divisor"),
+        )
+
+    @cached_property
+    def body_windows(self) -> BodyWindows:
+        """How old a body measurement may be, and the BSA divisor (built once per params)."""
+        return BodyWindows(
+            self.body_weight_max_age_days, self.body_height_max_age_days, self.bsa_divisor
         )
 
 

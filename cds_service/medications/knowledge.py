@@ -93,7 +93,10 @@ class GlucocorticoidKnowledge:
         factor = self.peq_factor.get(ingredient)
         if mg is None or not factor:
             return None
-        return float(Fraction(mg) * factor)
+        # float(Fraction(mg) * factor) without building Fractions: the same exact product, and
+        # int / int is the same correctly rounded division Fraction.__float__ does.
+        numerator, denominator = mg.as_integer_ratio()
+        return (numerator * factor.numerator) / (denominator * factor.denominator)
 
     @cached_property
     def ingredient_names(self) -> Mapping[str, str]:
