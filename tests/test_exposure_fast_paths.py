@@ -1,6 +1,7 @@
 """The cheaper paths of the exposure step give exactly what the plain computation gives:
-PEQ mg without Fraction objects, a segment moved without ``dataclasses.replace``, and the
-parameters a loaded service keeps instead of reading them from the thresholds on every call."""
+PEQ mg without Fraction objects, a segment moved without ``dataclasses.replace``, the dose
+entry chosen in one pass, and the parameters a loaded service keeps instead of reading them
+from the thresholds on every call."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from cds_service.decide import _role_days, exposure_params
 from cds_service.exposure import ExposureParams
 from cds_service.exposure.measurements import BodyWindows
 from cds_service.exposure.segments import Segment
+from cds_service.fhir.views import Dosage
+from cds_service.medications import DrugInfo, dose_per_administration
 from cds_service.topics import KINDS
 from tests.test_exposure_support import KNOWLEDGE, PEQ
 
@@ -141,3 +144,39 @@ def test_role_days_equal_the_current_use_section(service: Service) -> None:
 
 def _never() -> Any:
     raise AssertionError("built again")
+
+
+def _reference_entry(entries: list[Any]) -> Any:
+    """The doseAndRate entry the two-pass search picked before (ordered, else not calculated,
+    else the first)."""
+
+    def type_code(entry: Any) -> str:
+        concept = entry.type
+        if concept is None:
+            return ""
+        return next((str(c.code) for c in (concept.coding or []) if c.code), "")
+
+    entry = next((e for e in entries if type_code(e) == "ordered"), None)
+    return entry or next((e for e in entries if type_code(e) != "calculated"), entries[0])
+
+
+TYPE_CODES = st.lists(
+    st.sampled_from([None, "ordered", "calculated", "other", ""]), min_size=1, max_size=4
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(codes=TYPE_CODES)
+def test_dose_entry_choice_equals_the_two_pass_search(codes: list[str | None]) -> None:
+    entries = [
+        {
+            **({"type": {"coding": [{"code": code}] if code else []}} if code is not None else {}),
+            "doseQuantity": {"value": index + 1, "code": "mg", "unit": "mg"},
+        }
+        for index, code in enumerate(codes)
+    ]
+    dosage = Dosage.model_validate({"doseAndRate": entries})
+    expected = _reference_entry(list(dosage.doseAndRate or []))
+    drug = DrugInfo("8640", "prednisone", None, None, excluded=False, oral_form=True)
+    found = dose_per_administration(dosage, drug)
+    assert found.mg == float(expected.doseQuantity.value)

@@ -21,7 +21,6 @@ from cds_service.medications import (
     BODY_MASS_TO_KG,
     LENGTH_TO_CM,
     Dose,
-    codings_of,
     normalize_unit,
 )
 from cds_service.valuesets import ValueSet
@@ -67,7 +66,8 @@ def read_measurements(
 
 
 def _coded_in(obs: Observation, valueset: ValueSet) -> bool:
-    return any(valueset.match_code(c.system, c.code) is not None for c in codings_of(obs.code))
+    codings = obs.code.coding if obs.code is not None else None
+    return any(valueset.match_code(c.system, c.code) is not None for c in codings or ())
 
 
 def _append(

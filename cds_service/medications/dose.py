@@ -159,8 +159,12 @@ def dose_per_administration(dosage: Dosage, drug: DrugInfo) -> Dose:
     entries = list(dosage.doseAndRate or [])
     if not entries:
         return NO_DOSE
-    entry = next((e for e in entries if _type_code(e.type) == "ordered"), None)
-    entry = entry or next((e for e in entries if _type_code(e.type) != "calculated"), entries[0])
+    types = [_type_code(e.type) for e in entries]
+    if "ordered" in types:
+        index = types.index("ordered")
+    else:
+        index = next((i for i, t in enumerate(types) if t != "calculated"), 0)
+    entry = entries[index]
     if entry.doseQuantity is not None and entry.doseQuantity.value is not None:
         return read_quantity(float(entry.doseQuantity.value), entry.doseQuantity, drug)
     rng = entry.doseRange
@@ -175,7 +179,10 @@ def _type_code(concept: CodeableConcept | None) -> str:
     """The first code of doseAndRate.type ("" without one)."""
     if concept is None:
         return ""
-    return next((str(c.code) for c in (concept.coding or []) if c.code), "")
+    for coding in concept.coding or ():
+        if coding.code:
+            return str(coding.code)
+    return ""
 
 
 def weakest_source(sources: list[DoseSource]) -> DoseSource:
