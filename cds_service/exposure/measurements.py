@@ -66,8 +66,8 @@ def read_measurements(
 
 
 def _coded_in(obs: Observation, valueset: ValueSet) -> bool:
-    codings = obs.code.coding if obs.code is not None else None
-    return any(valueset.match_code(c.system, c.code) is not None for c in codings or ())
+    codings = obs.code.coding or ()  # Observation.code is required
+    return any(valueset.match_code(c.system, c.code) is not None for c in codings)
 
 
 def _append(
