@@ -163,12 +163,13 @@ def _parse_request(
         to_day(disp.validityPeriod.end, ctx.tz, end=True) if disp and disp.validityPeriod else None
     )
     authored = to_day(mr.authoredOn, ctx.tz)
+    updated = _last_updated(mr.meta, ctx)
     start: Day | None
     if draft:
         start = _draft_start(bound_starts, ctx.today)
     else:
         first_bound = bound_starts[0] if bound_starts else None
-        start = _earliest([first_bound, authored, validity, _weak(_last_updated(mr.meta, ctx))])
+        start = _earliest([first_bound, authored, validity, _weak(updated)])
     record_days, fills, supply_mg = None, 1, None
     if disp is not None:
         record_days = duration_days(disp.expectedSupplyDuration)
@@ -179,7 +180,6 @@ def _parse_request(
         supply_fills=fills, record_end=validity_end.value if validity_end else None,
     )  # fmt: skip
     evidence = _latest([start, authored, validity, *bound_starts], ctx.today)
-    updated = _last_updated(mr.meta, ctx)
     return Record(
         source, "request", policy, segments, evidence,
         links=_refs(mr.basedOn), priors=_refs([mr.priorPrescription]), draft=draft,
@@ -237,7 +237,8 @@ def _parse_statement(
     eff_start = to_day(period.start if period else ms.effectiveDateTime, ctx.tz)
     eff_end = to_day(period.end, ctx.tz, end=True) if period else None
     asserted = to_day(ms.dateAsserted, ctx.tz)
-    start = _earliest([eff_start, _weak(asserted), _weak(_last_updated(ms.meta, ctx))])
+    updated = _last_updated(ms.meta, ctx)
+    start = _earliest([eff_start, _weak(asserted), _weak(updated)])
     segments = dosage_segments(
         dosages, drug, ctx, start, record_days=None, supply_mg=None, supply_fills=1
     )
@@ -245,7 +246,6 @@ def _parse_statement(
         for seg in segments:
             seg.end = eff_end.value if seg.end is None else min(seg.end, eff_end.value)
     evidence = _latest([eff_start, eff_end, asserted], ctx.today)
-    updated = _last_updated(ms.meta, ctx)
     return Record(
         source, "statement", policy, segments, evidence,
         links=_refs([*(ms.basedOn or []), *(ms.derivedFrom or []), *(ms.partOf or [])]),

@@ -132,7 +132,7 @@ def dosage_route_texts(items: Iterable[Dosage | MedicationAdministrationDosage])
     """
     out: list[str] = []
     for d in items:
-        out.extend(texts_of(d.route))
-        out.extend(texts_of(d.site))
-        out.extend(texts_of(d.method))
+        for concept in (d.route, d.site, d.method):
+            if concept is not None:  # most dosages have no site or method
+                out.extend(texts_of(concept))
     return out
