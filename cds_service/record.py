@@ -3,8 +3,8 @@
 Selection happens on the raw JSON first (resource type, then codes against the value sets the
 rules use), so a 5,000-entry record costs a dictionary walk, and only the resources the rules
 read are parsed, into read views of the fields they read (:mod:`cds_service.fhir.views`, about
-10-20 µs each; a full fhir.resources R4B model costs ten times that). Nothing is cached between
-calls: a chart never seen before costs what a reopened one does.
+10 µs each; a full fhir.resources R4B model costs ten times that or more). Nothing is cached
+between calls: a chart never seen before costs what a reopened one does.
 """
 
 from __future__ import annotations

@@ -3,10 +3,13 @@
 A full fhir.resources model costs 0.12-0.19 ms per resource to validate (fhir_core's Python
 validators on every element); a view is a plain pydantic model compiled once, with the same
 field names and the same value types (fhir_core's primitive types: a partial date stays a
-string, a date a ``date``, a decimal a ``Decimal``), so the readers work on either. Fields the
-rules never read are not parsed at all: a malformed one does not drop the entry; a malformed
-field they read does (the entry is counted as unreadable, docs/integrity.md). Required fields
-and choice types (``effective[x]``) are checked as R4B checks them, for the fields read.
+string, a date a ``date``, a decimal a ``Decimal``), so the readers work on either; the date,
+time and decimal types take a native path for their usual values
+(:mod:`cds_service.fhir.primitives`: the same values accepted, rejected and converted). Fields
+the rules never read are not parsed at all: a malformed one does not drop the entry; a
+malformed field they read does (the entry is counted as unreadable, docs/integrity.md).
+Required fields and choice types (``effective[x]``) are checked as R4B checks them, for the
+fields read.
 
 ``tests/test_fhir_views.py`` checks that views and full models agree on every field of every
 fixture resource. Full models (:mod:`cds_service.fhir.models`) stay for what we send and for
@@ -20,19 +23,16 @@ from typing import Annotated, Any, ClassVar
 
 from fhir_core.types import (
     CodeType,
-    DateTimeType,
-    DateType,
-    DecimalType,
     IdType,
-    InstantType,
     IntegerType,
     PositiveIntType,
     StringType,
-    TimeType,
     UnsignedIntType,
     UriType,
 )
 from pydantic import BaseModel, ConfigDict, Discriminator, Tag, model_validator
+
+from cds_service.fhir.primitives import DateTimeType, DateType, DecimalType, InstantType, TimeType
 
 __all__ = [
     "VIEW_BY_TYPE",
