@@ -108,31 +108,40 @@ def clinical_facts(
 
 def _facts(call: HookCall, record: PatientRecord, options: DecideOptions) -> ClinicalFacts:
     """The patient's facts from their record and the call's drafts."""
-    t = call.service.thresholds
+    service = call.service
+    t = service.thresholds
     medication_use = [r for rt in MEDICATION_USE_TYPES for r in record.by_type.get(rt, [])]
     exposure = summarize_exposure(
         medication_use,
         record.medications,
-        call.service.glucocorticoid_knowledge,
-        exposure_params(t, options.lookback_days),
+        service.glucocorticoid_knowledge,
+        service.derived(
+            ("decide.exposure-params", options.lookback_days),
+            lambda: exposure_params(t, options.lookback_days),
+        ),
         call.now,
         draft_orders=call.drafts.medication_requests,
         observations=record.by_type.get("Observation", []),
     )
     return collect_facts(
         record,
-        call.service.role_map,
+        service.role_map,
         exposure,
         call.now,
         recent_medication_days=t.value("exposure.recent_use_days"),
         drafts=call.drafts,
-        data_labels=call.service.definition.data_labels,
-        role_days={role: v.value for role, v in t.section("current_use").items()},
-        results=call.service.derived(
+        data_labels=service.definition.data_labels,
+        role_days=service.derived("facts.role-days", lambda: _role_days(t)),
+        results=service.derived(
             "facts.result-rules",
-            lambda: ResultRules.of(call.service.valuesets, t.section("result_cutoffs")),
+            lambda: ResultRules.of(service.valuesets, t.section("result_cutoffs")),
         ),
     )
+
+
+def _role_days(t: Thresholds) -> dict[str, float]:
+    """Role -> days a drug of that role counts as current after its last dose ([current_use])."""
+    return {role: v.value for role, v in t.section("current_use").items()}
 
 
 def deceased(record: PatientRecord, now: datetime) -> bool:

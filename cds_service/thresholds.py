@@ -44,7 +44,10 @@ class Thresholds(Mapping[str, Threshold]):
         return len(self._items)
 
     def value(self, path: str) -> float:
-        return self[path].value
+        try:
+            return self._items[path].value
+        except KeyError:
+            raise ContentError(f"unknown threshold {path!r}") from None
 
     def exact(self, path: str) -> Fraction:
         return self[path].exact
