@@ -64,7 +64,7 @@ def test_factors_from_the_file_hit_the_30_mg_line(code: str, mg: float, name: st
 def test_an_unknown_path_is_a_content_error() -> None:
     t = parse_thresholds({"a": {"b": {"value": 1, "unit": "mg", "source": "s"}}})
     assert t.value("a.b") == 1.0
-    with pytest.raises(ContentError, match="unknown threshold 'a.c'"):
+    with pytest.raises(ContentError, match=r"unknown threshold 'a\.c'"):
         t.value("a.c")
 
 
