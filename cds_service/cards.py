@@ -86,10 +86,31 @@ def compile_template(value: Any) -> Filler:
     if isinstance(value, str):
         return value.format_map
     if isinstance(value, Mapping):
-        parts = [(k, compile_template(v)) for k, v in value.items()]
-        return lambda fields: {k: v for k, fill in parts if (v := fill(fields)) not in _EMPTY}
+        return _compile_mapping(value)
     items = [compile_template(v) for v in value]
     return lambda fields: [fill(fields) for fill in items]
+
+
+def _compile_mapping(value: Mapping[str, Any]) -> Filler:
+    """A mapping with placeholders: each key keeps its place; a constant value is filled once
+    (and left out if empty), a templated one is filled per card and left out when empty."""
+    parts: list[tuple[str, Filler | None, Any]] = []  # (key, filler, or the constant value)
+    for k, v in value.items():
+        if _has_placeholder(v):
+            parts.append((k, compile_template(v), None))
+        elif (constant := _fill(v, {})) not in _EMPTY:
+            parts.append((k, None, constant))
+
+    def fill_mapping(fields: Mapping[str, str]) -> dict[str, Any]:
+        filled: dict[str, Any] = {}
+        for k, fill, constant in parts:
+            if fill is None:
+                filled[k] = constant
+            elif (v := fill(fields)) not in _EMPTY:
+                filled[k] = v
+        return filled
+
+    return fill_mapping
 
 
 @dataclass(frozen=True)
@@ -286,29 +307,28 @@ def render_card(
 
 
 def _has_empty(value: Any) -> bool:
-    """Fast pre-check for ``_empty_paths`` (paths are only built when something is empty)."""
+    """Fast pre-check for ``_empty_paths`` (paths are only built when something is empty):
+    whether ``value`` is or holds None, "" or an empty list or mapping."""
     stack = [value]
-    pop, push = stack.pop, stack.extend
+    pop, push = stack.pop, stack.append
     while stack:
         node = pop()
         kind = type(node)
-        if kind is dict:
-            if not node:
+        if kind is dict or (kind is not list and isinstance(node, Mapping)):
+            children = node.values()
+        elif kind is list or isinstance(node, list):
+            children = node
+        else:  # a leaf
+            if node is None or (kind is str and not node):
                 return True
-            push(node.values())
-        elif kind is list:
-            if not node:
-                return True
-            push(node)
-        elif kind is str:
-            if not node:
-                return True
-        elif node is None or (isinstance(node, Mapping | list) and not node):
+            continue
+        if not node:
             return True
-        elif isinstance(node, Mapping):
-            push(node.values())
-        elif isinstance(node, list):
-            push(node)
+        for child in children:
+            if type(child) is not str:
+                push(child)
+            elif not child:  # strings, most of a card, are checked without a push
+                return True
     return False
 
 

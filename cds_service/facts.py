@@ -91,7 +91,8 @@ class ClinicalFacts:
         return [h for h in found if h.active] if active_only else list(found)
 
     def refs(self, role: str, *, active_only: bool = False) -> tuple[str, ...]:
-        return tuple(sorted({h.ref for h in self.of(role, active_only=active_only)}))
+        found = self.hits.get(role, ())
+        return tuple(sorted({h.ref for h in found if h.active or not active_only}))
 
     def latest(self, role: str) -> Hit | None:
         dated = [h for h in self.of(role) if h.day is not None]
@@ -325,22 +326,18 @@ def read(resource: Resource, ctx: ReadContext) -> Reading:
 
 
 def _observation_hits(
-    r: Observation, roles: RoleSets, ref: str, day: date | None, ctx: ReadContext
+    r: Observation, role_map: RoleMap, ref: str, day: date | None, ctx: ReadContext
 ) -> Iterable[Hit]:
     """An Observation matches on its code and on each component's code, with the value and
     what the value says (lab_results: coded answer, interpretation, text, number)."""
-    parts: list[Any] = [r, *(r.component or ())]
-    for role, vs in roles:
-        for part in parts:
-            found, text = codings(part.code)
-            match = vs.match(found, text)
-            if match is not None:
-                props = match.concept.properties if match.concept else {}
-                value, unit, _comparator = quantity_of(part)
-                result = read_result(part, props, ctx.results, registered=r.status == "registered")
-                yield Hit(
-                    ref, role, day, True, props, value, "Observation", unit=unit, result=result
-                )
+    registered = r.status == "registered"
+    for part in (r, *(r.component or ())):
+        found, text = codings(part.code)
+        for role, match in role_map.matches("Observation", found, text):
+            props = match.concept.properties if match.concept else {}
+            value, unit, _comparator = quantity_of(part)
+            result = read_result(part, props, ctx.results, registered=registered)
+            yield Hit(ref, role, day, True, props, value, "Observation", unit=unit, result=result)
 
 
 def _active_for(role: str, reading: Reading, ctx: ReadContext) -> bool:
@@ -359,8 +356,7 @@ def _resource_hits(resource: Resource, role_map: RoleMap, ctx: ReadContext) -> I
         return
     ref = reference_of(resource)
     if isinstance(resource, Observation):
-        roles = role_map.roles("Observation")
-        yield from _observation_hits(resource, roles, ref, reading.day, ctx)
+        yield from _observation_hits(resource, role_map, ref, reading.day, ctx)
         return
     rtype = resource.get_resource_type()
     found, text = all_codings(c for c in reading.concepts if c is not None)

@@ -19,7 +19,9 @@ The memos: ``valueset-match`` (each ValueSet), ``selector-coding`` and ``selecto
 ``role-matches`` (each service's RoleMap), and the drug-identification and route memos of each
 service's GlucocorticoidKnowledge. Two other stores are not memos of content:
 ``Service.derived`` keeps values built from the service's own definition (the parts every card
-of a rule shares), one per rule, freed with the service. No request data is kept between calls
+of a rule shares, one per rule; the exposure parameters and role windows from its thresholds),
+freed with the service; ``Thresholds.derived`` keeps card text made of the threshold numbers
+alone, one per key, freed with the thresholds. No request data is kept between calls
 (record.py parses each call's resources afresh: a new chart costs what a reopened one does).
 Per-call values
 (the glucocorticoid status) are computed once per call and passed on, never cached.

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cds_service.errors import ContentError
 
@@ -25,11 +25,15 @@ class Threshold:
     exact: Fraction = Fraction(0)
 
 
+T = TypeVar("T")
+
+
 class Thresholds(Mapping[str, Threshold]):
     """Thresholds by dotted path (``infection.pjp_min_daily_mg``); a missing path is a content error."""
 
     def __init__(self, items: Mapping[str, Threshold]) -> None:
         self._items = dict(items)
+        self._derived: dict[str, Any] = {}
 
     def __getitem__(self, path: str) -> Threshold:
         try:
@@ -44,10 +48,22 @@ class Thresholds(Mapping[str, Threshold]):
         return len(self._items)
 
     def value(self, path: str) -> float:
-        return self[path].value
+        try:
+            return self._items[path].value
+        except KeyError:
+            raise ContentError(f"unknown threshold {path!r}") from None
 
     def exact(self, path: str) -> Fraction:
         return self[path].exact
+
+    def derived(self, key: str, build: Callable[[Thresholds], T]) -> T:
+        """``build(self)``, built once and kept with these thresholds (card text made of their
+        numbers alone, the same on every call): one value per key, freed with them. The value
+        is shared, so it must not be modified."""
+        if key not in self._derived:
+            self._derived[key] = build(self)
+        value: T = self._derived[key]
+        return value
 
     def section(self, name: str) -> dict[str, Threshold]:
         prefix = name + "."

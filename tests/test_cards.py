@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cds_service.cards import CardContext, _fill, check_card, compile_template
+from cds_service.cards import (
+    CardContext,
+    _empty_paths,
+    _fill,
+    _has_empty,
+    check_card,
+    compile_template,
+)
 from cds_service.catalog import load_catalog
 from cds_service.cdshooks import Card, dump
 from cds_service.topics import KINDS
@@ -59,6 +66,12 @@ def test_every_bundled_suggestion_template_compiles_to_the_same_resource() -> No
                             compiled = compile_template(action.resource)(values)
                             assert compiled == _fill(action.resource, values)
                             assert "encounter" not in compiled or encounter is not None
+
+
+@given(TEMPLATES, FIELDS)
+def test_the_empty_value_pre_check_agrees_with_the_paths(template: Any, fields: Any) -> None:
+    for value in (template, {"resource": compile_template(template)(fields)}):
+        assert _has_empty(value) == bool(_empty_paths(value))
 
 
 def card(**changes: Any) -> dict[str, Any]:

@@ -59,3 +59,24 @@ def test_factors_from_the_file_hit_the_30_mg_line(code: str, mg: float, name: st
     factor = load_thresholds(HOOKS / "thresholds.toml").exact(f"prednisone_equivalents.{code}")
     assert float(Fraction(mg) * factor) >= 30, name
     assert round(float(Fraction(mg) * factor), 6) == 30, name
+
+
+def test_an_unknown_path_is_a_content_error() -> None:
+    t = parse_thresholds({"a": {"b": {"value": 1, "unit": "mg", "source": "s"}}})
+    assert t.value("a.b") == 1.0
+    with pytest.raises(ContentError, match=r"unknown threshold 'a\.c'"):
+        t.value("a.c")
+
+
+def test_a_derived_value_is_built_once_per_thresholds() -> None:
+    t = parse_thresholds({"a": {"b": {"value": 2, "unit": "mg", "source": "s"}}})
+    built: list[int] = []
+
+    def build(thresholds: Any) -> dict[str, str]:
+        built.append(1)
+        return {"b": str(thresholds.value("a.b"))}
+
+    first = t.derived("test", build)
+    assert first == {"b": "2.0"}
+    assert t.derived("test", build) is first
+    assert built == [1]

@@ -432,8 +432,13 @@ def hbv_risk(
     return "moderate" if moderate_dose else "low"
 
 
-def default_values(t: Thresholds) -> dict[str, str]:
-    """Every placeholder the infection kinds declare, with its threshold or 'none'."""
+def default_values(t: Thresholds) -> Mapping[str, str]:
+    """Every placeholder the infection kinds declare, with its threshold or 'none' (built once
+    per loaded thresholds)."""
+    return t.derived("infection.default-values", _default_values)
+
+
+def _default_values(t: Thresholds) -> dict[str, str]:
     return {
         **dict.fromkeys((*child.SAMPLE, *child.PJP_SAMPLE), "unknown"),
         "weight_window_days": fmt_number(t.value("children.weight_max_age_days")),
