@@ -262,6 +262,7 @@ def create_app(
             store,
             app_metrics,
             max_pending=settings.card_queue_size,
+            flush_interval_s=settings.card_flush_interval_s,
             retry_max_s=settings.store_retry_max_s,
             publish=bus.publish if bus is not None else None,
         )

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     store_user_comments: bool = False  # overrideReason.userComment is free text: may hold PHI
     card_queue_size: int = Field(default=10_000, ge=1)  # issued cards held while storage is down
     store_retry_max_s: float = Field(default=30.0, gt=0)  # longest wait between storage retries
+    card_flush_interval_s: float = Field(default=0.2, gt=0)  # issued cards written this often
 
     # HTTP surface
     public_url: str | None = None  # e.g. https://cds.example.org (for JWT aud behind a proxy)

@@ -26,8 +26,12 @@ def own_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("own_logging")
-async def test_the_driver_posts_every_chart_and_each_answers_200() -> None:
-    # drive() raises on any status but 200; two new charts and the same body twice.
+async def test_the_driver_posts_every_chart_and_each_answers_200(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # drive() raises on any status but 200; two new charts and the same body twice, the issued
+    # cards written after each call.
+    monkeypatch.setattr(instructions, "FLUSH_EVERY", 1)
     await instructions.drive("seed", "different", 2)
     await instructions.drive("seed", "same", 2)
 
