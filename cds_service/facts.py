@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from cds_service.drafts import DraftEntry, DraftOrders
@@ -48,15 +49,19 @@ ORDERED_STATUS = frozenset({"active", "draft", "on-hold"})  # ordered, no result
 GIVEN_STATUS = frozenset({"completed", "in-progress"})  # administrations, dispenses
 
 
-@dataclass(frozen=True)
-class Hit:
-    """One resource that matched one value-set role."""
+NO_PROPERTIES: Mapping[str, Any] = MappingProxyType({})
+
+
+class Hit(NamedTuple):
+    """One resource that matched one value-set role. Immutable, like every fact; a NamedTuple
+    rather than a frozen dataclass because some 30 are made per hook call and a tuple is
+    built several times faster (nothing hashes Hits or needs dataclass fields of them)."""
 
     ref: str
     role: str
     day: date | None
     active: bool
-    properties: Mapping[str, Any] = field(default_factory=dict)
+    properties: Mapping[str, Any] = NO_PROPERTIES
     value: float | None = None  # Observation value (e.g. a T-score)
     resource_type: str = ""
     # Medication records: the record documents the drug as given or handed over (an

@@ -173,6 +173,15 @@ class SteroidStatus:
         return ["unconfirmed"] if self.unconfirmed is not None else []
 
     def facts(self, t: Thresholds) -> dict[str, str]:
+        """The status as card text values, a fresh dict for each caller. Several rules read
+        them in one hook call: worked out once per status (so per call) and thresholds."""
+        kept: tuple[Thresholds, dict[str, str]] | None = self.__dict__.get("_kept_facts")
+        if kept is None or kept[0] is not t:
+            kept = (t, self._build_facts(t))
+            self.__dict__["_kept_facts"] = kept  # as cached_property does on a frozen class
+        return dict(kept[1])
+
+    def _build_facts(self, t: Thresholds) -> dict[str, str]:
         stale = self.unconfirmed
         mg = stale.daily_peq_mg if stale is not None else None
         return {

@@ -69,7 +69,12 @@ SUPPLEMENT_SAMPLE = {"calcium_mg": "1000-1200", "vitamin_d_iu": "600-800"}
 
 
 def supplement_facts(t: Thresholds) -> dict[str, str]:
-    """Calcium and vitamin D ranges for the card text (ACR guideline numbers in thresholds)."""
+    """Calcium and vitamin D ranges for the card text (ACR guideline numbers in thresholds):
+    written once per loaded thresholds, a fresh dict for each caller."""
+    return dict(t.derived("bone.supplement-facts", _supplement_ranges))
+
+
+def _supplement_ranges(t: Thresholds) -> dict[str, str]:
     calcium = f"{fmt_number(t.value('bone.calcium_mg_low'))}-{fmt_number(t.value('bone.calcium_mg_high'))}"
     vitamin_d = f"{fmt_number(t.value('bone.vitamin_d_iu_low'))}-{fmt_number(t.value('bone.vitamin_d_iu_high'))}"
     return {"calcium_mg": calcium, "vitamin_d_iu": vitamin_d}

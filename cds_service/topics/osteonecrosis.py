@@ -62,6 +62,11 @@ JOINT_SAMPLE = {
 
 
 def _threshold_facts(t: Thresholds) -> dict[str, str]:
+    """The dose thresholds for the card text: written once per loaded thresholds."""
+    return t.derived("osteonecrosis.threshold-facts", _threshold_numbers)
+
+
+def _threshold_numbers(t: Thresholds) -> dict[str, str]:
     return {
         "cumulative_threshold_g": fmt_number(t.value("osteonecrosis.cumulative_mg") / 1000),
         "daily_threshold_mg": fmt_number(t.value("osteonecrosis.daily_mg")),
@@ -156,11 +161,11 @@ class JointPlan:
         self.suggest(_mri_key(joint, side))
 
 
-def _joint_plan(facts: ClinicalFacts) -> JointPlan:
+def _joint_plan(facts: ClinicalFacts, replaced: dict[str, set[str]]) -> JointPlan:
     """Located pain first (MRI of the native joint, work-up of a replaced one), then the usual
     screening prompts for the joints still native: hips, or knees when both hips are replaced
-    (knee osteonecrosis follows hip osteonecrosis: Mod Rheumatol 2020), shoulders and ankles."""
-    replaced = replaced_joints(facts)
+    (knee osteonecrosis follows hip osteonecrosis: Mod Rheumatol 2020), shoulders and ankles.
+    ``replaced``: the record's replaced joints (``replaced_joints``)."""
     plan = JointPlan()
     for site in pain_sites(facts):
         if site.joint is not None:
@@ -200,12 +205,8 @@ def _details(facts: ClinicalFacts, plan: JointPlan, pain: bool) -> list[str]:
     return [*details, "minimise"]
 
 
-def _replaced_text(facts: ClinicalFacts) -> str:
-    labels = [
-        _label(joint, side)
-        for joint, sides in replaced_joints(facts).items()
-        for side in sorted(sides)
-    ]
+def _replaced_text(replaced: dict[str, set[str]]) -> str:
+    labels = [_label(joint, side) for joint, sides in replaced.items() for side in sorted(sides)]
     return ", ".join(labels) or "none"
 
 
@@ -224,7 +225,8 @@ def evaluate_osteonecrosis(
     if not (cumulative or high_run or pulses or prior):
         return None
     pain = facts.of("joint_pain", active_only=True)
-    plan = _joint_plan(facts)
+    replaced = replaced_joints(facts)
+    plan = _joint_plan(facts, replaced)
     details = _details(facts, plan, bool(pain))
     summary = plan.summary(
         bool(pain), "both-hips-replaced" if "hips-replaced" in details else "risk"
@@ -237,7 +239,7 @@ def evaluate_osteonecrosis(
         | {
             "painful_prostheses": ", ".join(plan.painful_prostheses),
             "painful_native": ", ".join(plan.painful_native),
-            "replaced_joints": _replaced_text(facts),
+            "replaced_joints": _replaced_text(replaced),
         }
     )
     evidence = (
