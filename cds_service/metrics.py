@@ -19,7 +19,7 @@ import re
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Generic, Literal, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -72,6 +72,28 @@ def _slug(value: str, allowed: frozenset[str] | None = None) -> str:
 
 def _member(value: str, allowed: frozenset[str]) -> str:
     return value if value in allowed else OTHER
+
+
+C = TypeVar("C", Counter, Histogram)
+
+
+class LabelledChildren(Generic[C]):
+    """The children of one labelled metric, looked up once per label tuple.
+
+    ``metric.labels(...)`` checks and joins the values on every call; the hook route counts
+    several series per call. Keys are label values already reduced to their allowed sets
+    (``_id``, ``_member``), so this holds no more entries than the metric has series.
+    """
+
+    def __init__(self, metric: C) -> None:
+        self.metric: C = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *labels: str) -> C:
+        child = self._children.get(labels)
+        if child is None:
+            child = self._children[labels] = self.metric.labels(*labels)
+        return child
 
 
 def multiprocess_dir() -> Path | None:
@@ -185,6 +207,11 @@ class Metrics:
             registry=reg,
         )
 
+        self._calls = LabelledChildren(self.calls)
+        self._latency = LabelledChildren(self.latency)
+        self._cards = LabelledChildren(self.cards)
+        self._prefetch_keys = LabelledChildren(self.prefetch_keys)
+
     def restrict_ids(self, ids: Iterable[str]) -> None:
         """Allow only these content ids (services, hooks, rules, topics) as label values.
 
@@ -199,17 +226,17 @@ class Metrics:
         """Count one service call and record its latency (``status`` is the HTTP status)."""
         service, hook = self._id(service), self._id(hook)
         status_label = str(status) if 100 <= status <= 599 else OTHER
-        self.calls.labels(service, hook, status_label).inc()
-        self.latency.labels(service, hook).observe(max(seconds, 0.0))
+        self._calls(service, hook, status_label).inc()
+        self._latency(service, hook).observe(max(seconds, 0.0))
 
     def observe_card(self, topic: str, indicator: str) -> None:
         """Count one returned card (``indicator`` is info, warning or critical)."""
-        self.cards.labels(self._id(topic), _member(indicator, INDICATORS)).inc()
+        self._cards(self._id(topic), _member(indicator, INDICATORS)).inc()
 
     def observe_prefetch_key(self, source: PrefetchSource, count: int = 1) -> None:
         """Count prefetch keys by source: provided, fetched, missing or null."""
         if count > 0:
-            self.prefetch_keys.labels(_member(source, PREFETCH_SOURCES)).inc(count)
+            self._prefetch_keys(_member(source, PREFETCH_SOURCES)).inc(count)
 
     def observe_fhir_error(self, kind: str) -> None:
         """Count one failed FHIR request; ``kind`` is a slug such as ``timeout`` or ``status-5xx``."""

@@ -257,8 +257,8 @@ async def resolve(
 
     if fetcher is not None and fhir_server:
         await _fetch_missing(result, absent, to_page, fetcher, fhir_server, token)
-        remaining = budget_s - (anyio.current_time() - started)
-        await _read_medications(result, fetcher, fhir_server, token, remaining, owns)
+        deadline = started + budget_s
+        await _read_medications(result, fetcher, fhir_server, token, deadline, owns)
     else:
         result.missing.extend(absent)
         for key in to_page:
@@ -325,12 +325,16 @@ async def _read_medications(
     fetcher: Fetcher,
     fhir_server: str,
     token: str | None,
-    remaining: float,
+    deadline: float,
     owns: Owns | None = None,
 ) -> None:
-    """Read the Medications the entries reference but do not hold, within ``remaining`` s."""
+    """Read the Medications the entries reference but do not hold, by ``deadline``
+    (``anyio.current_time()``; the clock is read only when there is something to read)."""
     refs = sorted(_missing_medication_refs(result.entries, owns))
-    if not refs or remaining <= 0:
+    if not refs:
+        return
+    remaining = deadline - anyio.current_time()
+    if remaining <= 0:
         return
     with anyio.move_on_after(remaining):
         read = await fetcher.read_references(fhir_server, refs, token=token)
