@@ -15,6 +15,7 @@ import anyio
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.telemetry import TelemetryConfig
 from redis.asyncio import Redis
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
@@ -82,6 +83,13 @@ DOCS_SECURITY_HEADERS = [
 ]
 _SLASHES = re.compile(r"/{2,}")
 GC_THRESHOLDS = (20_000, 20, 20)  # gen0 allocations, gen1 and gen2 collection ratios
+NO_FRAMEWORK_TELEMETRY: TelemetryConfig = {  # tests/test_no_framework_telemetry.py
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
 
 
 class EdgeMiddleware:
@@ -350,6 +358,11 @@ def create_app(
         title="Glucocorticoid safety CDS Hooks service",
         version=__version__,
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry spans, metrics and logs switch on by themselves as soon as
+        # an operator configures OpenTelemetry for the process, and can carry request paths,
+        # parsed bodies and validation errors (patient data) out of the service. The service
+        # reports through its own PHI-safe log line and metrics only.
+        telemetry=NO_FRAMEWORK_TELEMETRY,
         openapi_url="/openapi.json" if settings.openapi else None,
         docs_url="/docs" if settings.openapi else None,
         redoc_url="/redoc" if settings.openapi else None,
