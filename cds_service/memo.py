@@ -49,29 +49,27 @@ class Memo(Generic[K, V]):
         self._items: dict[K, V] = {}
 
     def get(self, key: K, compute: Callable[[], V]) -> V:
-        items = self._items
         try:
-            return items[key]
+            return self._items[key]
         except KeyError:
             pass
         except TypeError:  # unhashable content: answer without remembering
             return compute()
-        value = compute()
-        if len(items) >= self.max_entries:
-            items.clear()
-        items[key] = value
-        return value
+        return self._remember(key, compute())  # outside the except: no chained KeyError
 
     def get_with(self, key: K, compute: Callable[[K], V]) -> V:
         """``get`` for a ``compute`` that takes the key (no closure per call on hot paths)."""
-        items = self._items
         try:
-            return items[key]
+            return self._items[key]
         except KeyError:
             pass
         except TypeError:
             return compute(key)
-        value = compute(key)
+        return self._remember(key, compute(key))
+
+    def _remember(self, key: K, value: V) -> V:
+        """Keep ``value`` for ``key``; a full memo is emptied first (a clear is rare)."""
+        items = self._items
         if len(items) >= self.max_entries:
             items.clear()
         items[key] = value
