@@ -176,18 +176,8 @@ def test_store_tables_use_plain_core_types():
 def test_the_report_table_prints_no_control_characters() -> None:
     """A stored value (a client's issuer, a reason from before the feedback check) cannot
     colour the operator's terminal or forge a row."""
-    from cds_service.store.base import StatRow
-    from cds_service.store.report import render_report
-
-    row = StatRow(
-        service_id="svc",
-        rule_id="r",
-        topic="bone-health",
-        issued=1,
-        accepted=0,
-        overridden=1,
-        no_feedback=0,
-        acceptance_rate=0.0,
+    row = replace(
+        ROWS[0],
         override_reasons={"\x1b[31mred\nforged": 1},
         client_iss="https://ehr.example/\x07",
     )
