@@ -122,6 +122,7 @@ class SteroidStatus:
     unconfirmed: Course | None
     _facts: ClinicalFacts = field(repr=False, compare=False)
     _lookback_days: int = field(repr=False, compare=False)
+    _thresholds: Thresholds = field(repr=False, compare=False)
 
     @staticmethod
     def of(
@@ -161,6 +162,7 @@ class SteroidStatus:
             ),
             _facts=facts,
             _lookback_days=lookback,
+            _thresholds=t,
         )
 
     @cached_property
@@ -172,16 +174,14 @@ class SteroidStatus:
         """The card paragraph asking to confirm an unconfirmed current course, if any."""
         return ["unconfirmed"] if self.unconfirmed is not None else []
 
-    def facts(self, t: Thresholds) -> dict[str, str]:
-        """The status as card text values, a fresh dict for each caller. Several rules read
-        them in one hook call: worked out once per status (so per call) and thresholds."""
-        kept: tuple[Thresholds, dict[str, str]] | None = self.__dict__.get("_kept_facts")
-        if kept is None or kept[0] is not t:
-            kept = (t, self._build_facts(t))
-            self.__dict__["_kept_facts"] = kept  # as cached_property does on a frozen class
-        return dict(kept[1])
+    def facts(self) -> dict[str, str]:
+        """The status as card text values, a fresh dict for each caller (several rules read
+        them in one hook call; they are worked out once per status, so once per call)."""
+        return dict(self._text)
 
-    def _build_facts(self, t: Thresholds) -> dict[str, str]:
+    @cached_property
+    def _text(self) -> dict[str, str]:
+        t = self._thresholds
         stale = self.unconfirmed
         mg = stale.daily_peq_mg if stale is not None else None
         return {

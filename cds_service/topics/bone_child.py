@@ -76,7 +76,7 @@ def child_finding(
     else:
         summary = "child-dxa" if not work.dxa_current else "child-supplements"
     values = (
-        status.facts(t)
+        status.facts()
         | child_facts(facts, t, dose_mg)
         | {
             "last_dxa": fmt_date(work.last_dxa),

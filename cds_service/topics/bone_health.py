@@ -168,7 +168,7 @@ def evaluate_bone_health(
     indicator: Indicator = "warning" if treat or lapsed or not work.last_dxa else "info"
     if status.replacement:
         indicator = "info"
-    values = status.facts(t) | {
+    values = status.facts() | {
         "age": str(facts.age) if facts.age is not None else "unknown",
         "last_dxa": fmt_date(work.last_dxa),
         "risk": risk,

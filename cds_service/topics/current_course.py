@@ -70,7 +70,7 @@ def evaluate_current_course(
         {c.ingredient_name or "glucocorticoid" for c in courses if c.start_unknown}
     )
     today_mg = max(status.current_mg, facts.exposure.planned_daily.get(facts.today, 0.0))
-    values = status.facts(t) | {
+    values = status.facts() | {
         "drug": " + ".join(drugs),
         "today_mg": fmt_number(today_mg),
         **dose_line_facts(t),

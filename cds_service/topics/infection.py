@@ -112,7 +112,7 @@ def evaluate_infection(
         plan.details.append("lung-vigilance")
     finding = plan.finding(
         t,
-        values=status.facts(t),
+        values=status.facts(),
         evidence=(*status.evidence, *second_agent, *ild, *pregnant),
         pjp_run=pjp_run,
     )

@@ -233,7 +233,7 @@ def evaluate_osteonecrosis(
     )
     indicator: Indicator = "warning" if pain else "info"
     values = (
-        status.facts(t)
+        status.facts()
         | {"pulse_count": str(len(pulses))}
         | _threshold_facts(t)
         | {
